@@ -1,0 +1,173 @@
+/*
+ * context_sys.h - the register block shared by the x86_64 assembly in
+ * src/context_sys_x86_64.S, the Rust crate `context-sys`, and C users.
+ *
+ * This header is the single source of truth for every offset the assembly
+ * uses.  The assembly includes it, the Rust build script turns each
+ * `#define CONTEXT_SYS_*` number into a Rust `const`, Rust checks the consts
+ * against `offset_of!` at compile time, and C checks them below with
+ * `_Static_assert`.  Change an offset here and all three follow or fail.
+ *
+ * Only the numeric `#define`s are visible to the assembler; the C part is
+ * guarded by `__ASSEMBLER__`.
+ */
+#ifndef CONTEXT_SYS_H
+#define CONTEXT_SYS_H
+
+/* ---- struct context_sys_regs: one execution context's saved state ------ */
+
+/* Stack pointer of the suspended context.  It points at the address to
+ * resume at (for a suspended swap, the return address its `call` pushed;
+ * for a fresh context, the start routine's address). */
+#define CONTEXT_SYS_OFF_RSP 0
+/* Callee-saved general-purpose registers (System V AMD64). */
+#define CONTEXT_SYS_OFF_RBX 8
+#define CONTEXT_SYS_OFF_RBP 16
+#define CONTEXT_SYS_OFF_R12 24
+#define CONTEXT_SYS_OFF_R13 32
+#define CONTEXT_SYS_OFF_R14 40
+#define CONTEXT_SYS_OFF_R15 48
+/* MXCSR as written by `stmxcsr` (only the control bits, 6..15, are
+ * callee-saved; the status bits travel along but are never compared). */
+#define CONTEXT_SYS_OFF_MXCSR 56
+/* x87 FPU control word as written by `fnstcw`. */
+#define CONTEXT_SYS_OFF_FPUCW 60
+/* Two bytes of padding at 62 keep the hot part at exactly one cache line. */
+/* Return registers of a finished entry function: rax, rdx, xmm0. */
+#define CONTEXT_SYS_OFF_RET_RAX 64
+#define CONTEXT_SYS_OFF_RET_RDX 72
+#define CONTEXT_SYS_OFF_RET_XMM0 80
+#define CONTEXT_SYS_REGS_SIZE 96
+#define CONTEXT_SYS_REGS_ALIGN 16
+
+/* Mask of the MXCSR control bits (DAZ, exception masks, rounding, FZ). */
+#define CONTEXT_SYS_MXCSR_CONTROL_MASK 0xffc0
+
+/* ---- struct context_sys_boot_frame: a fresh context's first frame ------ */
+
+/* The frame is plain data that whoever prepares a context (the Rust crate
+ * `context`, or a C user) writes on the new stack; no assembly builds it.
+ *
+ *     higher addresses
+ *     | spilled argument n    |
+ *     | ...                   |
+ *     | spilled argument 1    |  <- frame + BOOT_SIZE: 16-aligned, the rsp
+ *     +-----------------------+     at the `call` of the entry function
+ *     | struct boot_frame     |  <- frame: context_sys_start's rsp on entry
+ *     +-----------------------+
+ *     | &context_sys_start    |  <- regs.rsp = frame - 8 (the resume word)
+ *     lower addresses
+ *
+ * Offsets below are from the frame's base, i.e. from context_sys_start's
+ * rsp on entry.  Floating arguments are passed as the low 64 bits of each
+ * xmm register (movq zeroes the upper half). */
+#define CONTEXT_SYS_BOOT_XMM0 0
+#define CONTEXT_SYS_BOOT_XMM1 8
+#define CONTEXT_SYS_BOOT_XMM2 16
+#define CONTEXT_SYS_BOOT_XMM3 24
+#define CONTEXT_SYS_BOOT_XMM4 32
+#define CONTEXT_SYS_BOOT_XMM5 40
+#define CONTEXT_SYS_BOOT_XMM6 48
+#define CONTEXT_SYS_BOOT_XMM7 56
+#define CONTEXT_SYS_BOOT_RDI 64
+#define CONTEXT_SYS_BOOT_RSI 72
+#define CONTEXT_SYS_BOOT_RDX 80
+#define CONTEXT_SYS_BOOT_RCX 88
+#define CONTEXT_SYS_BOOT_R8 96
+#define CONTEXT_SYS_BOOT_R9 104
+#define CONTEXT_SYS_BOOT_ENTRY 112
+#define CONTEXT_SYS_BOOT_PAD 120
+/* Size of the frame, and so the offset of the first spilled argument. */
+#define CONTEXT_SYS_BOOT_SIZE 128
+#define CONTEXT_SYS_BOOT_ALIGN 16
+
+/* In a fresh context, until it first returns, rbx holds the address of its
+ * own register block and r12 the address of its parent's. */
+
+#ifndef __ASSEMBLER__
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** One execution context's saved state.  Must not move while a fresh
+ * context's stack refers to it (see context_sys_start). */
+struct context_sys_regs {
+    uint64_t rsp;
+    uint64_t rbx;
+    uint64_t rbp;
+    uint64_t r12;
+    uint64_t r13;
+    uint64_t r14;
+    uint64_t r15;
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    uint16_t pad;
+    uint64_t ret_rax;
+    uint64_t ret_rdx;
+    _Alignas(16) uint64_t ret_xmm0[2];
+};
+
+/** The first frame of a fresh context (see the diagram above).  `gp`
+ * holds rdi, rsi, rdx, rcx, r8, r9 in that order. */
+struct __attribute__((aligned(CONTEXT_SYS_BOOT_ALIGN))) context_sys_boot_frame {
+    uint64_t xmm[8];
+    uint64_t gp[6];
+    uint64_t entry;
+    uint64_t pad;
+};
+
+/** Save callee-saved state into *from and continue in *to. */
+void context_sys_swap(struct context_sys_regs *from, const struct context_sys_regs *to);
+/** Continue in *to without saving anything. */
+__attribute__((noreturn)) void context_sys_set(const struct context_sys_regs *to);
+/** Where a fresh context starts; never call it directly. */
+void context_sys_start(void);
+/** Store the calling thread's MXCSR and x87 control word into *regs. */
+void context_sys_save_fp_control(struct context_sys_regs *regs);
+/** The caller's stack pointer as it is after this call returns. */
+uint64_t context_sys_get_current_stack_pointer(void);
+
+_Static_assert(offsetof(struct context_sys_regs, rsp) == CONTEXT_SYS_OFF_RSP, "rsp");
+_Static_assert(offsetof(struct context_sys_regs, rbx) == CONTEXT_SYS_OFF_RBX, "rbx");
+_Static_assert(offsetof(struct context_sys_regs, rbp) == CONTEXT_SYS_OFF_RBP, "rbp");
+_Static_assert(offsetof(struct context_sys_regs, r12) == CONTEXT_SYS_OFF_R12, "r12");
+_Static_assert(offsetof(struct context_sys_regs, r13) == CONTEXT_SYS_OFF_R13, "r13");
+_Static_assert(offsetof(struct context_sys_regs, r14) == CONTEXT_SYS_OFF_R14, "r14");
+_Static_assert(offsetof(struct context_sys_regs, r15) == CONTEXT_SYS_OFF_R15, "r15");
+_Static_assert(offsetof(struct context_sys_regs, mxcsr) == CONTEXT_SYS_OFF_MXCSR, "mxcsr");
+_Static_assert(offsetof(struct context_sys_regs, fpucw) == CONTEXT_SYS_OFF_FPUCW, "fpucw");
+_Static_assert(offsetof(struct context_sys_regs, ret_rax) == CONTEXT_SYS_OFF_RET_RAX, "ret_rax");
+_Static_assert(offsetof(struct context_sys_regs, ret_rdx) == CONTEXT_SYS_OFF_RET_RDX, "ret_rdx");
+_Static_assert(offsetof(struct context_sys_regs, ret_xmm0) == CONTEXT_SYS_OFF_RET_XMM0, "ret_xmm0");
+_Static_assert(sizeof(struct context_sys_regs) == CONTEXT_SYS_REGS_SIZE, "regs size");
+_Static_assert(_Alignof(struct context_sys_regs) == CONTEXT_SYS_REGS_ALIGN, "regs align");
+
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[0]) == CONTEXT_SYS_BOOT_XMM0, "xmm0");
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[1]) == CONTEXT_SYS_BOOT_XMM1, "xmm1");
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[2]) == CONTEXT_SYS_BOOT_XMM2, "xmm2");
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[3]) == CONTEXT_SYS_BOOT_XMM3, "xmm3");
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[4]) == CONTEXT_SYS_BOOT_XMM4, "xmm4");
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[5]) == CONTEXT_SYS_BOOT_XMM5, "xmm5");
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[6]) == CONTEXT_SYS_BOOT_XMM6, "xmm6");
+_Static_assert(offsetof(struct context_sys_boot_frame, xmm[7]) == CONTEXT_SYS_BOOT_XMM7, "xmm7");
+_Static_assert(offsetof(struct context_sys_boot_frame, gp[0]) == CONTEXT_SYS_BOOT_RDI, "rdi");
+_Static_assert(offsetof(struct context_sys_boot_frame, gp[1]) == CONTEXT_SYS_BOOT_RSI, "rsi");
+_Static_assert(offsetof(struct context_sys_boot_frame, gp[2]) == CONTEXT_SYS_BOOT_RDX, "rdx");
+_Static_assert(offsetof(struct context_sys_boot_frame, gp[3]) == CONTEXT_SYS_BOOT_RCX, "rcx");
+_Static_assert(offsetof(struct context_sys_boot_frame, gp[4]) == CONTEXT_SYS_BOOT_R8, "r8");
+_Static_assert(offsetof(struct context_sys_boot_frame, gp[5]) == CONTEXT_SYS_BOOT_R9, "r9");
+_Static_assert(offsetof(struct context_sys_boot_frame, entry) == CONTEXT_SYS_BOOT_ENTRY, "entry");
+_Static_assert(offsetof(struct context_sys_boot_frame, pad) == CONTEXT_SYS_BOOT_PAD, "pad");
+_Static_assert(sizeof(struct context_sys_boot_frame) == CONTEXT_SYS_BOOT_SIZE, "boot size");
+_Static_assert(CONTEXT_SYS_BOOT_SIZE % 16 == 0, "spilled arguments start 16-aligned");
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* __ASSEMBLER__ */
+#endif /* CONTEXT_SYS_H */

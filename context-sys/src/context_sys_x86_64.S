@@ -1,0 +1,267 @@
+/*
+ * context_sys_x86_64.S - switching between execution contexts, x86_64
+ * System V.
+ *
+ * Every offset comes from include/context_sys.h; none is computed here.
+ * Register numbers in the hand-written CFI follow the DWARF numbering of
+ * the System V AMD64 psABI: rbx = 3, rbp = 6, rsp = 7, r12..r15 = 12..15,
+ * and the return address (rip) = 16.
+ *
+ * What a suspended context looks like: its callee-saved registers, MXCSR and
+ * x87 control word sit in its `struct context_sys_regs`; `regs.rsp` points at
+ * one word on its own stack that holds the address to continue at.  To
+ * resume it, load that word, set rsp one word above it (where a `ret` would
+ * have left it), and jump.  An indirect `jmp` is used instead of `ret`
+ * because a `ret` onto another stack always misses in the return-stack
+ * predictor, which costs more than the rest of the switch.
+ */
+
+#include "context_sys.h"
+
+/* DWARF expression opcodes and CFA instructions used below. */
+#define DW_CFA_def_cfa_expression 0x0f
+#define DW_CFA_expression 0x10
+#define DW_OP_deref 0x06
+#define DW_OP_plus_uconst 0x23
+#define DW_OP_breg4 0x74   /* rsi + sleb128 offset */
+#define DW_OP_breg5 0x75   /* rdi + sleb128 offset */
+#define DW_OP_breg12 0x7c  /* r12 + sleb128 offset */
+
+/*
+ * cfi_saved_at dwarf_reg, dw_op_breg, offset
+ *
+ * Tells the unwinder that the caller's value of `dwarf_reg` is stored in
+ * memory at (base register + offset), i.e. in a context_sys_regs block.
+ * Bytes: DW_CFA_expression, the register, the expression's length (2), then
+ * the expression DW_OP_bregN <offset>.  The offset is encoded as a one-byte
+ * SLEB128, which holds 0..63; the .error below keeps that true.
+ */
+.macro cfi_saved_at dwarf_reg, dw_op_breg, offset
+    .if (\offset) > 63
+    .error "cfi_saved_at: offset does not fit a one-byte SLEB128"
+    .endif
+    .cfi_escape DW_CFA_expression, \dwarf_reg, 2, \dw_op_breg, \offset
+.endm
+
+/*
+ * load_context_and_jump base
+ *
+ * Continue in the context whose register block is at %\base (rdi or rsi),
+ * with the MXCSR and x87 control word already dealt with by the caller.
+ * Clobbers rax and rcx.
+ *
+ * The stack is switched first, so that from then on the CFA is simply the
+ * resumed context's rsp (the resume address lies just below it, at CFA - 8)
+ * and each callee-saved register is described as "still in the block" until
+ * it is loaded, then as "same value".  An unwinder interrupted anywhere in
+ * here sees one consistent caller: the context being resumed.
+ */
+.macro load_context_and_jump base, dw_op_breg
+    mov CONTEXT_SYS_OFF_RSP(%\base), %rax   /* regs.rsp -> resume word */
+    mov (%rax), %rcx                        /* the address to continue at */
+    lea 8(%rax), %rsp                       /* pop it, as `ret` would */
+    .cfi_def_cfa %rsp, 0
+    .cfi_offset %rip, -8
+    cfi_saved_at 3, \dw_op_breg, CONTEXT_SYS_OFF_RBX
+    cfi_saved_at 6, \dw_op_breg, CONTEXT_SYS_OFF_RBP
+    cfi_saved_at 12, \dw_op_breg, CONTEXT_SYS_OFF_R12
+    cfi_saved_at 13, \dw_op_breg, CONTEXT_SYS_OFF_R13
+    cfi_saved_at 14, \dw_op_breg, CONTEXT_SYS_OFF_R14
+    cfi_saved_at 15, \dw_op_breg, CONTEXT_SYS_OFF_R15
+    mov CONTEXT_SYS_OFF_RBX(%\base), %rbx
+    .cfi_same_value %rbx
+    mov CONTEXT_SYS_OFF_RBP(%\base), %rbp
+    .cfi_same_value %rbp
+    mov CONTEXT_SYS_OFF_R13(%\base), %r13
+    .cfi_same_value %r13
+    mov CONTEXT_SYS_OFF_R14(%\base), %r14
+    .cfi_same_value %r14
+    mov CONTEXT_SYS_OFF_R15(%\base), %r15
+    .cfi_same_value %r15
+    /* r12 last: while the block is addressed through r12 (in
+     * context_sys_start the base is a copy of it) nothing is lost. */
+    mov CONTEXT_SYS_OFF_R12(%\base), %r12
+    .cfi_same_value %r12
+    jmp *%rcx
+.endm
+
+    .text
+
+/*
+ * void context_sys_swap(struct context_sys_regs *from,      // rdi
+ *                       const struct context_sys_regs *to)  // rsi
+ *
+ * Saves the caller's callee-saved state into *from and continues in *to.
+ * When someone later resumes *from, this call returns.
+ *
+ *     from's stack on entry          after the save, from->rsp points here
+ *     | caller's frame     |
+ *     | return address     |  <- rsp  == from->rsp
+ *
+ * MXCSR and the x87 control word are stored every time (cheap) but loaded
+ * only when *to's control bits differ from ours (ldmxcsr and fldcw are
+ * microcoded and would cost more than the rest of the switch).
+ */
+    .p2align 4
+    .globl context_sys_swap
+    .type context_sys_swap, @function
+context_sys_swap:
+    .cfi_startproc
+    mov %rsp, CONTEXT_SYS_OFF_RSP(%rdi)
+    mov %rbx, CONTEXT_SYS_OFF_RBX(%rdi)
+    mov %rbp, CONTEXT_SYS_OFF_RBP(%rdi)
+    mov %r12, CONTEXT_SYS_OFF_R12(%rdi)
+    mov %r13, CONTEXT_SYS_OFF_R13(%rdi)
+    mov %r14, CONTEXT_SYS_OFF_R14(%rdi)
+    mov %r15, CONTEXT_SYS_OFF_R15(%rdi)
+    stmxcsr CONTEXT_SYS_OFF_MXCSR(%rdi)
+    fnstcw CONTEXT_SYS_OFF_FPUCW(%rdi)
+
+    /* MXCSR: compare control bits only; the status bits are caller-saved. */
+    mov CONTEXT_SYS_OFF_MXCSR(%rsi), %eax
+    xor CONTEXT_SYS_OFF_MXCSR(%rdi), %eax
+    test $CONTEXT_SYS_MXCSR_CONTROL_MASK, %eax
+    jnz .Lswap_load_mxcsr
+.Lswap_mxcsr_done:
+    movzwl CONTEXT_SYS_OFF_FPUCW(%rsi), %eax
+    cmp CONTEXT_SYS_OFF_FPUCW(%rdi), %ax
+    jne .Lswap_load_fpucw
+.Lswap_fpucw_done:
+    .cfi_remember_state
+    load_context_and_jump rsi, DW_OP_breg4
+
+.Lswap_load_mxcsr:
+    /* CFI here is that of the body above: CFA = rsp + 8, nothing moved. */
+    .cfi_restore_state
+    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rsi)
+    jmp .Lswap_mxcsr_done
+.Lswap_load_fpucw:
+    fldcw CONTEXT_SYS_OFF_FPUCW(%rsi)
+    jmp .Lswap_fpucw_done
+    .cfi_endproc
+    .size context_sys_swap, .-context_sys_swap
+
+/*
+ * void context_sys_set(const struct context_sys_regs *to)  // rdi
+ *
+ * Continues in *to without saving anything; never returns.  Unlike swap it
+ * always loads MXCSR and the x87 control word: it has no saved copy of the
+ * current ones to compare with, and it is not the hot path.
+ */
+    .p2align 4
+    .globl context_sys_set
+    .type context_sys_set, @function
+context_sys_set:
+    .cfi_startproc
+    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rdi)
+    fldcw CONTEXT_SYS_OFF_FPUCW(%rdi)
+    load_context_and_jump rdi, DW_OP_breg5
+    .cfi_endproc
+    .size context_sys_set, .-context_sys_set
+
+/*
+ * context_sys_start - where every fresh context begins.  Never called: the
+ * first switch into a fresh context pops the resume word that points here.
+ *
+ * On entry:
+ *   rsp  -> struct context_sys_boot_frame (16-aligned)
+ *   rbx  =  this context's own register block (return values go there)
+ *   r12  =  the parent's register block (where to go when the entry returns)
+ *
+ *     | spilled argument n    |
+ *     | ...                   |
+ *     | spilled argument 1    |  <- rsp + CONTEXT_SYS_BOOT_SIZE (16-aligned)
+ *     | pad                   |
+ *     | entry                 |
+ *     | rdi .. r9             |
+ *     | xmm0 .. xmm7          |  <- rsp
+ *
+ * Loads the argument registers, calls the entry with rsp 16-aligned (so it
+ * sees rsp + 8 aligned, as the ABI promises), stores rax, rdx and xmm0 into
+ * its own block, and continues in the parent.
+ *
+ * Unwinding: the frame that "called" the entry is the parent as it was when
+ * it last switched away, so a backtrace taken inside the child continues
+ * into the host.  CFA = parent->rsp + 8 (the parent's resume word is at
+ * parent->rsp, so the return address rule stays CFA - 8), and the parent's
+ * callee-saved registers live in its block at r12 + offset.
+ */
+    .p2align 4
+    .globl context_sys_start
+    .type context_sys_start, @function
+context_sys_start:
+    .cfi_startproc
+    /* DW_CFA_def_cfa_expression, length 5:
+     *   DW_OP_breg12 CONTEXT_SYS_OFF_RSP   push r12 + offsetof(rsp)
+     *   DW_OP_deref                        load parent->rsp
+     *   DW_OP_plus_uconst 8                step over the resume word */
+    .cfi_escape DW_CFA_def_cfa_expression, 5, DW_OP_breg12, CONTEXT_SYS_OFF_RSP, DW_OP_deref, DW_OP_plus_uconst, 8
+    cfi_saved_at 3, DW_OP_breg12, CONTEXT_SYS_OFF_RBX
+    cfi_saved_at 6, DW_OP_breg12, CONTEXT_SYS_OFF_RBP
+    cfi_saved_at 12, DW_OP_breg12, CONTEXT_SYS_OFF_R12
+    cfi_saved_at 13, DW_OP_breg12, CONTEXT_SYS_OFF_R13
+    cfi_saved_at 14, DW_OP_breg12, CONTEXT_SYS_OFF_R14
+    cfi_saved_at 15, DW_OP_breg12, CONTEXT_SYS_OFF_R15
+    movq CONTEXT_SYS_BOOT_XMM0(%rsp), %xmm0
+    movq CONTEXT_SYS_BOOT_XMM1(%rsp), %xmm1
+    movq CONTEXT_SYS_BOOT_XMM2(%rsp), %xmm2
+    movq CONTEXT_SYS_BOOT_XMM3(%rsp), %xmm3
+    movq CONTEXT_SYS_BOOT_XMM4(%rsp), %xmm4
+    movq CONTEXT_SYS_BOOT_XMM5(%rsp), %xmm5
+    movq CONTEXT_SYS_BOOT_XMM6(%rsp), %xmm6
+    movq CONTEXT_SYS_BOOT_XMM7(%rsp), %xmm7
+    mov CONTEXT_SYS_BOOT_RDI(%rsp), %rdi
+    mov CONTEXT_SYS_BOOT_RSI(%rsp), %rsi
+    mov CONTEXT_SYS_BOOT_RDX(%rsp), %rdx
+    mov CONTEXT_SYS_BOOT_RCX(%rsp), %rcx
+    mov CONTEXT_SYS_BOOT_R8(%rsp), %r8
+    mov CONTEXT_SYS_BOOT_R9(%rsp), %r9
+    mov CONTEXT_SYS_BOOT_ENTRY(%rsp), %r11
+    /* al bounds the vector registers a variadic callee must spill. */
+    mov $8, %eax
+    lea CONTEXT_SYS_BOOT_SIZE(%rsp), %rsp
+    call *%r11
+    /* The entry returned: keep its return registers, then go to the parent. */
+    mov %rax, CONTEXT_SYS_OFF_RET_RAX(%rbx)
+    mov %rdx, CONTEXT_SYS_OFF_RET_RDX(%rbx)
+    movups %xmm0, CONTEXT_SYS_OFF_RET_XMM0(%rbx)
+    mov %r12, %rdi
+    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rdi)
+    fldcw CONTEXT_SYS_OFF_FPUCW(%rdi)
+    load_context_and_jump rdi, DW_OP_breg5
+    .cfi_endproc
+    .size context_sys_start, .-context_sys_start
+
+/*
+ * void context_sys_save_fp_control(struct context_sys_regs *regs)  // rdi
+ *
+ * Stores the calling thread's MXCSR and x87 control word into *regs, so a
+ * fresh context can start with the control state of the thread that made it.
+ */
+    .p2align 4
+    .globl context_sys_save_fp_control
+    .type context_sys_save_fp_control, @function
+context_sys_save_fp_control:
+    .cfi_startproc
+    stmxcsr CONTEXT_SYS_OFF_MXCSR(%rdi)
+    fnstcw CONTEXT_SYS_OFF_FPUCW(%rdi)
+    ret
+    .cfi_endproc
+    .size context_sys_save_fp_control, .-context_sys_save_fp_control
+
+/*
+ * uint64_t context_sys_get_current_stack_pointer(void)
+ *
+ * The caller's rsp as it will be once this call has returned.
+ */
+    .p2align 4
+    .globl context_sys_get_current_stack_pointer
+    .type context_sys_get_current_stack_pointer, @function
+context_sys_get_current_stack_pointer:
+    .cfi_startproc
+    lea 8(%rsp), %rax
+    ret
+    .cfi_endproc
+    .size context_sys_get_current_stack_pointer, .-context_sys_get_current_stack_pointer
+
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,220 @@
+//! Raw x86_64 System V context switching: the assembly, the register block
+//! it reads and writes, and the layout of a fresh context's first frame.
+//!
+//! This crate is the bottom layer of the workspace. It holds machine code and
+//! declarations only: no allocation, no signals, no validation. The safe
+//! layer is the `context` crate; use that unless you are writing another
+//! safe layer or calling from C (see `include/context_sys.h`, whose path
+//! dependents receive as `DEP_CONTEXT_SYS_INCLUDE`).
+//!
+//! # What the assembly does
+//!
+//! * [`swap`] saves rbx, rbp, r12–r15, rsp, MXCSR and the x87 control word
+//!   into one [`ContextRegs`] and continues in another. MXCSR and the x87
+//!   control word are reloaded only when the target's control bits differ.
+//! * [`set`] continues in a [`ContextRegs`] without saving anything.
+//! * [`start`] is where a fresh context begins: it loads the argument
+//!   registers from a [`BootFrame`], calls the entry function with the stack
+//!   16-byte aligned, stores rax, rdx and xmm0 into the context's own block
+//!   (`rbx`) and continues in the parent's (`r12`).
+//!
+//! # Layout
+//!
+//! Every offset is defined once, in `include/context_sys.h`; the build
+//! script turns those `#define`s into the constants of [`layout`], and this
+//! crate checks them against `offset_of!` at compile time.
+//!
+//! ```
+//! use context_sys::{layout, ContextRegs};
+//! assert_eq!(core::mem::offset_of!(ContextRegs, rsp), layout::OFF_RSP);
+//! assert_eq!(core::mem::size_of::<ContextRegs>(), layout::REGS_SIZE);
+//! ```
+//!
+//! # What it deliberately does not do
+//!
+//! It does not build initial frames (the caller writes a [`BootFrame`]), save
+//! caller-saved or vector registers on a switch (the ABI does not ask a
+//! callee to keep them), or support any target but x86_64 Linux.
+
+#![no_std]
+#![warn(missing_docs)]
+
+/// Layout constants generated from `include/context_sys.h`.
+///
+/// `OFF_*` are byte offsets in [`ContextRegs`]; `BOOT_*` are byte offsets
+/// in [`BootFrame`]; `*_SIZE` and `*_ALIGN` are sizes and alignments.
+pub mod layout {
+    include!(concat!(env!("OUT_DIR"), "/layout.rs"));
+}
+
+/// The saved state of one execution context, as the assembly reads and
+/// writes it (`struct context_sys_regs` in the C header).
+///
+/// # Layout
+///
+/// Callee-saved registers, MXCSR and the x87 control word fill exactly one
+/// 64-byte cache line; the return registers of a finished entry follow.
+/// Offsets are the `layout::OFF_*` constants.
+///
+/// # Movement
+///
+/// A fresh context's `rbx` and `r12` hold the addresses of its own block and
+/// of its parent's, so neither block may move between preparing the context
+/// and the entry function's return.
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContextRegs {
+    /// Stack pointer of the suspended context; points at the resume address.
+    pub rsp: u64,
+    /// Callee-saved `rbx`.
+    pub rbx: u64,
+    /// Callee-saved `rbp`.
+    pub rbp: u64,
+    /// Callee-saved `r12`.
+    pub r12: u64,
+    /// Callee-saved `r13`.
+    pub r13: u64,
+    /// Callee-saved `r14`.
+    pub r14: u64,
+    /// Callee-saved `r15`.
+    pub r15: u64,
+    /// MXCSR as stored by `stmxcsr`.
+    pub mxcsr: u32,
+    /// x87 control word as stored by `fnstcw`.
+    pub fpucw: u16,
+    /// Padding; keeps the hot part at one cache line.
+    pub pad: u16,
+    /// `rax` of the entry function's return.
+    pub ret_rax: u64,
+    /// `rdx` of the entry function's return.
+    pub ret_rdx: u64,
+    /// `xmm0` of the entry function's return, low 64 bits first.
+    pub ret_xmm0: [u64; 2],
+}
+
+/// The first frame of a fresh context, read by [`start`]
+/// (`struct context_sys_boot_frame` in the C header).
+///
+/// The preparer writes it 16-byte aligned on the new stack, puts the address
+/// of [`start`] in the word just below it, sets [`ContextRegs::rsp`] to that
+/// word, `rbx` to the context's own block and `r12` to the parent's. Spilled
+/// arguments follow the frame, first argument lowest.
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BootFrame {
+    /// Bits of the floating arguments, loaded with `movq` into xmm0–xmm7.
+    pub xmm: [u64; 8],
+    /// Integer arguments for rdi, rsi, rdx, rcx, r8, r9.
+    pub gp: [u64; 6],
+    /// Address of the entry function.
+    pub entry: u64,
+    /// Unused; keeps the spilled arguments 16-byte aligned.
+    pub pad: u64,
+}
+
+/// Compile-time proof that the Rust structs and the header agree.
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(offset_of!(ContextRegs, rsp) == layout::OFF_RSP);
+    assert!(offset_of!(ContextRegs, rbx) == layout::OFF_RBX);
+    assert!(offset_of!(ContextRegs, rbp) == layout::OFF_RBP);
+    assert!(offset_of!(ContextRegs, r12) == layout::OFF_R12);
+    assert!(offset_of!(ContextRegs, r13) == layout::OFF_R13);
+    assert!(offset_of!(ContextRegs, r14) == layout::OFF_R14);
+    assert!(offset_of!(ContextRegs, r15) == layout::OFF_R15);
+    assert!(offset_of!(ContextRegs, mxcsr) == layout::OFF_MXCSR);
+    assert!(offset_of!(ContextRegs, fpucw) == layout::OFF_FPUCW);
+    assert!(offset_of!(ContextRegs, ret_rax) == layout::OFF_RET_RAX);
+    assert!(offset_of!(ContextRegs, ret_rdx) == layout::OFF_RET_RDX);
+    assert!(offset_of!(ContextRegs, ret_xmm0) == layout::OFF_RET_XMM0);
+    assert!(size_of::<ContextRegs>() == layout::REGS_SIZE);
+    assert!(align_of::<ContextRegs>() == layout::REGS_ALIGN);
+
+    let xmm = [
+        layout::BOOT_XMM0,
+        layout::BOOT_XMM1,
+        layout::BOOT_XMM2,
+        layout::BOOT_XMM3,
+        layout::BOOT_XMM4,
+        layout::BOOT_XMM5,
+        layout::BOOT_XMM6,
+        layout::BOOT_XMM7,
+    ];
+    let mut i = 0;
+    while i < xmm.len() {
+        assert!(offset_of!(BootFrame, xmm) + i * size_of::<u64>() == xmm[i]);
+        i += 1;
+    }
+    let gp = [
+        layout::BOOT_RDI,
+        layout::BOOT_RSI,
+        layout::BOOT_RDX,
+        layout::BOOT_RCX,
+        layout::BOOT_R8,
+        layout::BOOT_R9,
+    ];
+    let mut i = 0;
+    while i < gp.len() {
+        assert!(offset_of!(BootFrame, gp) + i * size_of::<u64>() == gp[i]);
+        i += 1;
+    }
+    assert!(offset_of!(BootFrame, entry) == layout::BOOT_ENTRY);
+    assert!(offset_of!(BootFrame, pad) == layout::BOOT_PAD);
+    assert!(size_of::<BootFrame>() == layout::BOOT_SIZE);
+    assert!(align_of::<BootFrame>() == layout::BOOT_ALIGN);
+};
+
+unsafe extern "C" {
+    /// Saves the caller's callee-saved registers, stack pointer, MXCSR and
+    /// x87 control word into `*from` and continues in `*to`. Returns when
+    /// something later continues in `*from`.
+    ///
+    /// # Safety
+    ///
+    /// * `from` must be valid for writes of a [`ContextRegs`].
+    /// * `to` must hold a context saved by `swap` whose stack is still live
+    ///   and not running, or a fresh context prepared as [`BootFrame`]
+    ///   describes, with both register blocks still at their addresses.
+    /// * The code that continues must eventually resume `*from` (or never
+    ///   need the frames above this call again): for instance, swapping to a
+    ///   context whose stack has been freed jumps into freed memory.
+    #[link_name = "context_sys_swap"]
+    pub fn swap(from: *mut ContextRegs, to: *const ContextRegs);
+
+    /// Continues in `*to` without saving anything. Never returns.
+    ///
+    /// # Safety
+    ///
+    /// The same duties as [`swap`]'s `to`; in addition, everything on the
+    /// current stack above this call is abandoned without running
+    /// destructors.
+    #[link_name = "context_sys_set"]
+    pub fn set(to: *const ContextRegs) -> !;
+
+    /// Where a fresh context begins. Its address goes in the resume word
+    /// below a [`BootFrame`]; it must never be called directly.
+    ///
+    /// # Safety
+    ///
+    /// Not callable: it expects the stack and registers that a switch into a
+    /// prepared context leaves, and does not return.
+    #[link_name = "context_sys_start"]
+    pub fn start();
+
+    /// Stores the calling thread's MXCSR and x87 control word into
+    /// `regs.mxcsr` and `regs.fpucw`, leaving other fields alone.
+    ///
+    /// # Safety
+    ///
+    /// `regs` must be valid for writes of a [`ContextRegs`].
+    #[link_name = "context_sys_save_fp_control"]
+    pub fn save_fp_control(regs: *mut ContextRegs);
+
+    /// The caller's stack pointer as it is once this call has returned.
+    ///
+    /// # Safety
+    ///
+    /// Always safe to call; declared `unsafe` only because it is foreign.
+    #[link_name = "context_sys_get_current_stack_pointer"]
+    pub fn get_current_stack_pointer() -> u64;
+}

@@ -1,0 +1,413 @@
+//! `Context` and `ContextHandle`: the saved state of one execution context
+//! and the operations that switch between them.
+//!
+//! This module needs `unsafe` because it is the boundary with the assembly in
+//! `context-sys`: it writes a start-up frame onto a caller-provided stack,
+//! hands raw addresses of register blocks to code that keeps them, and calls
+//! routines that continue on another stack. Each such place says why it
+//! holds; the rest of the crate is safe code.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::__m128;
+use core::cell::UnsafeCell;
+use core::convert::Infallible;
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use context_sys::{BootFrame, ContextRegs};
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+
+use crate::bits::m128_from_bits;
+use crate::error::Error;
+use crate::plan::ArgPlan;
+use crate::retval::UntypedRetVal;
+use crate::val::Val;
+
+/// The registers, return values and signal mask of one execution context.
+///
+/// A `Context` becomes a valid target for [`Context::swap`] or
+/// [`Context::set`] in one of two ways: [`Context::init`] prepares it to call
+/// a function on a fresh stack, or a `swap` *from* it saves the running
+/// context into it.
+///
+/// # Layout
+///
+/// `#[repr(C, align(64))]`: the register block the assembly reads
+/// ([`context_sys::ContextRegs`]) comes first, so rsp, the callee-saved
+/// registers, MXCSR and the x87 control word share one cache line; the return
+/// registers follow, then the signal mask recorded by `init`.
+///
+/// # Movement
+///
+/// After [`Context::init`], the child's stack and registers hold the
+/// addresses of both the child and the parent `Context`: neither may move
+/// (or be dropped) until the child's entry function has returned. Keep
+/// contexts that are switched between in a [`ContextHandle`], which
+/// allocates them on the heap where they never move.
+#[repr(C, align(64))]
+pub struct Context {
+    /// Written by the assembly through raw pointers (the child's return path
+    /// stores its return registers here while Rust may hold `&Context`), so
+    /// it lives in an `UnsafeCell`.
+    regs: UnsafeCell<ContextRegs>,
+    sigset: SigSet,
+}
+
+// SAFETY: `Context` is plain data. The only mutation behind a shared
+// reference is done by the assembly during `swap`/`set`, which are `unsafe`
+// and require the caller to own the contexts involved for the switch.
+unsafe impl Sync for Context {}
+
+impl Default for Context {
+    fn default() -> Context {
+        Context::new()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("regs", &self.regs())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context with nothing saved yet. It is not a valid target for a
+    /// switch until [`Context::init`] prepares it or a [`Context::swap`] from
+    /// it saves into it.
+    pub fn new() -> Context {
+        Context {
+            regs: UnsafeCell::new(ContextRegs::default()),
+            sigset: SigSet::empty(),
+        }
+    }
+
+    /// A copy of the saved register block, for inspection.
+    pub fn regs(&self) -> ContextRegs {
+        // SAFETY: reading plain data; the assembly only writes it during a
+        // switch, which cannot run concurrently with this `&self` borrow on
+        // the same thread, and a cross-thread switch requires the (unsafe)
+        // caller of `swap` to have exclusive use of the context.
+        unsafe { *self.regs.get() }
+    }
+
+    /// The signal mask recorded by the last [`Context::init`] involving this
+    /// context (as child or parent); empty before that.
+    pub fn sigset(&self) -> SigSet {
+        self.sigset
+    }
+
+    /// Prepares `child` so that the first switch to it calls
+    /// `fptr(args...)` on `stack`, and when that function returns, stores its
+    /// return registers (rax, rdx, xmm0) in `child` and continues in
+    /// `parent`.
+    ///
+    /// Arguments follow the System V AMD64 rules: the first six integer-class
+    /// values in rdi, rsi, rdx, rcx, r8, r9, the first eight floating values
+    /// in xmm0–xmm7, the rest on the stack in order, with the stack 16-byte
+    /// aligned at the call. The stack's top (one past its last word) must be
+    /// 16-byte aligned. The child starts with the calling thread's MXCSR and
+    /// x87 control word; the calling thread's signal mask is recorded in both
+    /// `child` and `parent` (see [`Context::set_from_signal`]).
+    ///
+    /// Everything is validated before anything is written, and nothing is
+    /// written outside `stack`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyStack`], [`Error::UnalignedStack`],
+    /// [`Error::NullEntryPoint`], [`Error::StackTooSmall`] (with the bytes
+    /// needed for the start-up frame and spilled arguments), or
+    /// [`Error::SignalMask`] if the mask cannot be read.
+    ///
+    /// # Movement
+    ///
+    /// `child` and `parent` must stay where they are until the entry
+    /// function returns (see [`Context`]'s "Movement").
+    ///
+    /// ```
+    /// use context::{Context, ContextHandle, Val};
+    ///
+    /// extern "C" fn add(a: u64, b: f64) -> f64 {
+    ///     a as f64 + b
+    /// }
+    ///
+    /// #[repr(align(16))]
+    /// struct Stack([u64; 1024]);
+    /// let mut stack = Box::new(Stack([0; 1024]));
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    /// Context::init(&mut stack.0, &mut parent, &mut child, add as usize, &[Val::U64(2), Val::F64(0.5)])?;
+    /// // SAFETY: both contexts are heap-pinned and the stack outlives the run.
+    /// unsafe { Context::swap(&mut parent, &child) };
+    /// assert_eq!(child.get_untyped_retval().as_f64(), 2.5);
+    /// # Ok::<(), context::Error>(())
+    /// ```
+    pub fn init(
+        stack: &mut [u64],
+        parent: &mut Context,
+        child: &mut Context,
+        fptr: usize,
+        args: &[Val],
+    ) -> Result<(), Error> {
+        let words = stack.len();
+        let top = stack.as_ptr() as usize + words * core::mem::size_of::<u64>();
+        let plan = ArgPlan::new(args);
+        plan.check(words, top)?;
+        if fptr == 0 {
+            return Err(Error::NullEntryPoint);
+        }
+        let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
+
+        // Spilled arguments, first one lowest, then zeroed padding up to the top.
+        let call = plan.call_index(words);
+        for (slot, value) in stack[call..].iter_mut().zip(ArgPlan::spilled_values(args)) {
+            *slot = value;
+        }
+        stack[call + plan.spilled..].fill(0);
+
+        let frame = BootFrame {
+            xmm: plan.fp,
+            gp: plan.gp,
+            entry: fptr as u64,
+            pad: 0,
+        };
+        let boot_words = core::mem::size_of::<BootFrame>() / core::mem::size_of::<u64>();
+        let resume = plan.resume_index(words);
+        let boot = &mut stack[resume + 1..resume + 1 + boot_words];
+        debug_assert_eq!(resume + 1 + boot_words, call);
+        debug_assert_eq!(
+            boot.as_ptr() as usize % core::mem::align_of::<BootFrame>(),
+            0
+        );
+        // SAFETY: `boot` is an in-bounds subslice of exactly
+        // size_of::<BootFrame>() bytes, and 16-byte aligned because the top
+        // is (checked above) and the plan keeps `call` 16-aligned and the
+        // frame a multiple of 16 bytes; BootFrame is plain `u64`s.
+        unsafe { boot.as_mut_ptr().cast::<BootFrame>().write(frame) };
+        stack[resume] = context_sys::start as unsafe extern "C" fn() as usize as u64;
+
+        let parent_regs = parent.regs.get_mut() as *mut ContextRegs;
+        let child_ptr = child.regs.get();
+        let regs = child.regs.get_mut();
+        *regs = ContextRegs {
+            rsp: &stack[resume] as *const u64 as u64,
+            rbx: child_ptr as u64,
+            r12: parent_regs as u64,
+            ..ContextRegs::default()
+        };
+        // SAFETY: `regs` is a valid, exclusively borrowed register block.
+        unsafe { context_sys::save_fp_control(regs) };
+        child.sigset = mask;
+        parent.sigset = mask;
+        Ok(())
+    }
+
+    /// Saves the current context into `from` and continues in `to`. Returns
+    /// when something later switches back to `from`.
+    ///
+    /// Saved and restored: rbx, rbp, r12–r15, rsp, the MXCSR control bits and
+    /// the x87 control word, as the ABI promises a caller across a call.
+    ///
+    /// # Safety
+    ///
+    /// * `to` must be a valid target: prepared by [`Context::init`] (and its
+    ///   entry not yet returned), or saved into by a `swap` from a context
+    ///   that is not running now.
+    /// * The stack `to` runs on must still be allocated, and every context
+    ///   it may continue in (its parent) must still be at its address.
+    /// * If nothing ever switches back to `from`, the frames above this call
+    ///   are abandoned without running destructors.
+    ///
+    /// Misuse: swapping to a context whose stack was freed, or to one that is
+    /// already running on another thread, jumps into memory that is not
+    /// what the saved registers describe.
+    #[inline]
+    pub unsafe fn swap(from: &mut Context, to: &Context) {
+        // SAFETY: the caller promises `to` is a valid target (see above);
+        // `from` is exclusively borrowed and valid for the save.
+        unsafe { context_sys::swap(from.regs.get(), to.regs.get()) }
+    }
+
+    /// Continues in `to` without saving the current context.
+    ///
+    /// # Safety
+    ///
+    /// The duties of [`Context::swap`]'s `to`. Everything on the current
+    /// stack is abandoned: no destructors run and no frame above this call
+    /// is returned to.
+    #[inline]
+    pub unsafe fn set(to: &Context) -> ! {
+        // SAFETY: the caller promises `to` is a valid target.
+        unsafe { context_sys::set(to.regs.get()) }
+    }
+
+    /// Restores the signal mask recorded in `to` by [`Context::init`], then
+    /// continues in `to` like [`Context::set`]. Meant for leaving a signal
+    /// handler: the mask the kernel installed for the handler is replaced by
+    /// the one the thread had when the context was prepared.
+    ///
+    /// Returns only if the mask cannot be set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SignalMask`] if `pthread_sigmask` fails (the context is not
+    /// switched).
+    ///
+    /// # Safety
+    ///
+    /// The duties of [`Context::set`]. Also, leaving a handler this way skips
+    /// the kernel's sigreturn: the alternate-signal-stack state and the FPU
+    /// state saved in the signal frame are not restored.
+    pub unsafe fn set_from_signal(to: &Context) -> Result<Infallible, Error> {
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&to.sigset), None)
+            .map_err(Error::SignalMask)?;
+        // SAFETY: forwarded to the caller.
+        unsafe { Context::set(to) }
+    }
+
+    /// The caller's current stack pointer.
+    ///
+    /// # Safety
+    ///
+    /// No duty; it is `unsafe` only to keep the original runtime's
+    /// signature.
+    #[inline(always)]
+    pub unsafe fn get_current_stack_pointer() -> u64 {
+        // SAFETY: the routine only reads rsp.
+        unsafe { context_sys::get_current_stack_pointer() }
+    }
+
+    /// Zeroes the stored return registers.
+    pub fn clear_retvals(&mut self) {
+        let regs = self.regs.get_mut();
+        regs.ret_rax = 0;
+        regs.ret_rdx = 0;
+        regs.ret_xmm0 = [0; 2];
+    }
+
+    /// The stored integer return register: 0 is rax, 1 is rdx (the high half
+    /// of a 128-bit or two-word struct return). Any other index reads 0; use
+    /// [`Context::retval_gp`] to have it reported as an error.
+    pub fn get_retval_gp(&self, idx: usize) -> u64 {
+        self.retval_gp(idx).unwrap_or(0)
+    }
+
+    /// The stored integer return register, checked: 0 is rax, 1 is rdx.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RetvalIndex`] for any other index.
+    pub fn retval_gp(&self, idx: usize) -> Result<u64, Error> {
+        let regs = self.regs();
+        match idx {
+            0 => Ok(regs.ret_rax),
+            1 => Ok(regs.ret_rdx),
+            index => Err(Error::RetvalIndex { index }),
+        }
+    }
+
+    /// The stored xmm0 return register.
+    pub fn get_retval_fp(&self) -> __m128 {
+        let [lo, hi] = self.regs().ret_xmm0;
+        m128_from_bits(lo, hi)
+    }
+
+    /// The stored return registers, to be read as the entry's return type.
+    pub fn get_untyped_retval(&self) -> UntypedRetVal {
+        UntypedRetVal::new(self.get_retval_gp(0), self.get_retval_fp())
+    }
+}
+
+/// The caller's current stack pointer (the same as
+/// [`Context::get_current_stack_pointer`]).
+///
+/// # Safety
+///
+/// No duty; it is `unsafe` only to keep the original runtime's signature.
+#[inline(always)]
+pub unsafe fn get_current_stack_pointer() -> u64 {
+    // SAFETY: the routine only reads rsp.
+    unsafe { context_sys::get_current_stack_pointer() }
+}
+
+/// A heap-allocated [`Context`] that never moves: the way to hold contexts
+/// whose addresses a child's stack refers to.
+///
+/// Dereferences to `Context`; frees it on drop.
+///
+/// # Movement
+///
+/// Moving the handle moves only the pointer; the `Context` stays put.
+pub struct ContextHandle {
+    ctx: NonNull<Context>,
+}
+
+// SAFETY: a ContextHandle owns its Context like a Box does, and Context is
+// Send and Sync.
+unsafe impl Send for ContextHandle {}
+// SAFETY: as above; shared access only gives `&Context`.
+unsafe impl Sync for ContextHandle {}
+
+impl ContextHandle {
+    /// A fresh heap-allocated [`Context::new`].
+    pub fn new() -> ContextHandle {
+        ContextHandle {
+            ctx: NonNull::from(Box::leak(Box::new(Context::new()))),
+        }
+    }
+
+    /// A new context prepared by [`Context::init`] with `parent` as its
+    /// parent.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Context::init`].
+    pub fn create_and_init(
+        stack: &mut [u64],
+        parent: &mut ContextHandle,
+        fptr: usize,
+        args: &[Val],
+    ) -> Result<ContextHandle, Error> {
+        let mut child = ContextHandle::new();
+        Context::init(stack, parent, &mut child, fptr, args)?;
+        Ok(child)
+    }
+}
+
+impl Default for ContextHandle {
+    fn default() -> ContextHandle {
+        ContextHandle::new()
+    }
+}
+
+impl fmt::Debug for ContextHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ContextHandle").field(&**self).finish()
+    }
+}
+
+impl Deref for ContextHandle {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        // SAFETY: `ctx` came from Box::leak, is freed only in Drop, and
+        // `&self` ties the borrow to the handle.
+        unsafe { self.ctx.as_ref() }
+    }
+}
+
+impl DerefMut for ContextHandle {
+    fn deref_mut(&mut self) -> &mut Context {
+        // SAFETY: as in `deref`; `&mut self` makes the borrow exclusive.
+        unsafe { self.ctx.as_mut() }
+    }
+}
+
+impl Drop for ContextHandle {
+    fn drop(&mut self) {
+        // SAFETY: `ctx` came from Box::leak in `new` and is dropped once.
+        drop(unsafe { Box::from_raw(self.ctx.as_ptr()) });
+    }
+}

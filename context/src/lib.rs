@@ -1,0 +1,82 @@
+//! Stackful execution contexts for x86_64 Linux (System V ABI): start a
+//! function on a stack of your own with its arguments exactly where the ABI
+//! puts them, switch back and forth, and collect its return values.
+//!
+//! This is the safe layer over the assembly in `context-sys`. It is the
+//! context core of a sandboxing runtime, and compatible with the original
+//! runtime's context module: [`Context`], [`ContextHandle`], [`Val`],
+//! [`RegVal`], [`UntypedRetVal`], [`val_to_reg`], [`val_to_stack`] and
+//! [`Error`] all live at the crate root.
+//!
+//! # Example
+//!
+//! A child that takes nine arguments (two of them spill onto its stack),
+//! yields back to its parent once, and returns a `double`:
+//!
+//! ```
+//! use context::{Context, ContextHandle, Val};
+//! use std::cell::Cell;
+//!
+//! thread_local! {
+//!     static CONTEXTS: Cell<(*mut Context, *const Context)> =
+//!         const { Cell::new((std::ptr::null_mut(), std::ptr::null())) };
+//! }
+//!
+//! extern "C" fn child(a: i8, b: u16, c: i32, d: u64, e: f32, f: bool, g: i64, h: f64, i: u8) -> f64 {
+//!     // Switch back to the parent in the middle of the call.
+//!     let (me, parent) = CONTEXTS.get();
+//!     // SAFETY: both contexts are heap-pinned and alive for the whole run.
+//!     unsafe { Context::swap(&mut *me, &*parent) };
+//!     a as f64 + b as f64 + c as f64 + d as f64 + e as f64 + f as u8 as f64 + g as f64 + h + i as f64
+//! }
+//!
+//! #[repr(align(16))]
+//! struct Stack([u64; 4096]);
+//! let mut stack = Box::new(Stack([0; 4096]));
+//! let mut parent = ContextHandle::new();
+//! let args = [
+//!     Val::I8(-1), Val::U16(2), Val::I32(-3), Val::U64(4), Val::F32(0.5),
+//!     Val::Bool(true), Val::I64(-6), Val::F64(0.25), Val::U8(9),
+//! ];
+//! let mut kid = ContextHandle::create_and_init(&mut stack.0, &mut parent, child as usize, &args)?;
+//! CONTEXTS.set((&mut *kid as *mut Context, &*parent as *const Context));
+//!
+//! // SAFETY: the stack and both contexts outlive the child's run.
+//! unsafe { Context::swap(&mut parent, &kid) }; // runs until the child swaps back
+//! unsafe { Context::swap(&mut parent, &kid) }; // runs until the child returns
+//! assert_eq!(kid.get_untyped_retval().as_f64(), -1.0 + 2.0 - 3.0 + 4.0 + 0.5 + 1.0 - 6.0 + 0.25 + 9.0);
+//! # Ok::<(), context::Error>(())
+//! ```
+//!
+//! # What it deliberately does not do
+//!
+//! It does not allocate or guard stacks (the caller provides a `&mut [u64]`
+//! whose top is 16-byte aligned), install signal handlers, or catch panics:
+//! a Rust panic must never unwind out of an entry function, because there is
+//! no Rust frame above it to unwind into. Those belong to the `instance`
+//! crate, which builds guarded stacks, fault recovery, yield and termination
+//! on top of this one.
+//!
+//! # Safety model
+//!
+//! Preparing a context ([`Context::init`]) is safe: every input is checked
+//! and nothing is written outside the given stack. Switching
+//! ([`Context::swap`], [`Context::set`], [`Context::set_from_signal`]) is
+//! `unsafe`, because only the caller knows that the target's stack is still
+//! alive and not running elsewhere.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bits;
+mod context;
+mod error;
+mod plan;
+mod retval;
+mod val;
+
+pub use crate::context::{Context, ContextHandle, get_current_stack_pointer};
+pub use crate::error::Error;
+pub use crate::plan::{ArgPlan, FP_ARG_REGS, GP_ARG_REGS};
+pub use crate::retval::UntypedRetVal;
+pub use crate::val::{RegVal, Val, val_to_reg, val_to_stack};
