@@ -145,14 +145,7 @@ const _: () = {
         assert!(offset_of!(BootFrame, xmm) + i * size_of::<u64>() == xmm[i]);
         i += 1;
     }
-    let gp = [
-        layout::BOOT_RDI,
-        layout::BOOT_RSI,
-        layout::BOOT_RDX,
-        layout::BOOT_RCX,
-        layout::BOOT_R8,
-        layout::BOOT_R9,
-    ];
+    let gp = [layout::BOOT_RDI, layout::BOOT_RSI, layout::BOOT_RDX, layout::BOOT_RCX, layout::BOOT_R8, layout::BOOT_R9];
     let mut i = 0;
     while i < gp.len() {
         assert!(offset_of!(BootFrame, gp) + i * size_of::<u64>() == gp[i]);

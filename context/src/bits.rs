@@ -27,9 +27,6 @@ mod tests {
 
     #[test]
     fn halves_round_trip_in_order() {
-        assert_eq!(
-            m128_bits(m128_from_bits(1, 0x8000_0000_0000_0000)),
-            (1, 0x8000_0000_0000_0000)
-        );
+        assert_eq!(m128_bits(m128_from_bits(1, 0x8000_0000_0000_0000)), (1, 0x8000_0000_0000_0000));
     }
 }

@@ -67,9 +67,7 @@ impl Default for Context {
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("regs", &self.regs())
-            .finish_non_exhaustive()
+        f.debug_struct("Context").field("regs", &self.regs()).finish_non_exhaustive()
     }
 }
 
@@ -78,10 +76,7 @@ impl Context {
     /// switch until [`Context::init`] prepares it or a [`Context::swap`] from
     /// it saves into it.
     pub fn new() -> Context {
-        Context {
-            regs: UnsafeCell::new(ContextRegs::default()),
-            sigset: SigSet::empty(),
-        }
+        Context { regs: UnsafeCell::new(ContextRegs::default()), sigset: SigSet::empty() }
     }
 
     /// A copy of the saved register block, for inspection.
@@ -153,7 +148,7 @@ impl Context {
         args: &[Val],
     ) -> Result<(), Error> {
         let words = stack.len();
-        let top = stack.as_ptr() as usize + words * core::mem::size_of::<u64>();
+        let top = stack.as_ptr() as usize + core::mem::size_of_val(stack);
         let plan = ArgPlan::new(args);
         plan.check(words, top)?;
         if fptr == 0 {
@@ -168,20 +163,12 @@ impl Context {
         }
         stack[call + plan.spilled..].fill(0);
 
-        let frame = BootFrame {
-            xmm: plan.fp,
-            gp: plan.gp,
-            entry: fptr as u64,
-            pad: 0,
-        };
+        let frame = BootFrame { xmm: plan.fp, gp: plan.gp, entry: fptr as u64, pad: 0 };
         let boot_words = core::mem::size_of::<BootFrame>() / core::mem::size_of::<u64>();
         let resume = plan.resume_index(words);
         let boot = &mut stack[resume + 1..resume + 1 + boot_words];
         debug_assert_eq!(resume + 1 + boot_words, call);
-        debug_assert_eq!(
-            boot.as_ptr() as usize % core::mem::align_of::<BootFrame>(),
-            0
-        );
+        debug_assert_eq!(boot.as_ptr() as usize % core::mem::align_of::<BootFrame>(), 0);
         // SAFETY: `boot` is an in-bounds subslice of exactly
         // size_of::<BootFrame>() bytes, and 16-byte aligned because the top
         // is (checked above) and the plan keeps `call` 16-aligned and the
@@ -262,8 +249,7 @@ impl Context {
     /// the kernel's sigreturn: the alternate-signal-stack state and the FPU
     /// state saved in the signal frame are not restored.
     pub unsafe fn set_from_signal(to: &Context) -> Result<Infallible, Error> {
-        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&to.sigset), None)
-            .map_err(Error::SignalMask)?;
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&to.sigset), None).map_err(Error::SignalMask)?;
         // SAFETY: forwarded to the caller.
         unsafe { Context::set(to) }
     }
@@ -354,9 +340,7 @@ unsafe impl Sync for ContextHandle {}
 impl ContextHandle {
     /// A fresh heap-allocated [`Context::new`].
     pub fn new() -> ContextHandle {
-        ContextHandle {
-            ctx: NonNull::from(Box::leak(Box::new(Context::new()))),
-        }
+        ContextHandle { ctx: NonNull::from(Box::leak(Box::new(Context::new()))) }
     }
 
     /// A new context prepared by [`Context::init`] with `parent` as its

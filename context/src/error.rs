@@ -16,9 +16,7 @@ pub enum Error {
     #[error("the stack is empty")]
     EmptyStack,
     /// The stack cannot hold the start-up frame and the spilled arguments.
-    #[error(
-        "stack too small: the start-up frame and spilled arguments need {needed} bytes, the stack has {available}"
-    )]
+    #[error("stack too small: the start-up frame and spilled arguments need {needed} bytes, the stack has {available}")]
     StackTooSmall {
         /// Bytes the frame, its alignment padding and the spilled arguments take.
         needed: usize,

@@ -110,15 +110,12 @@ impl ArgPlan {
         if stack_words == 0 {
             return Err(Error::EmptyStack);
         }
-        if top % 16 != 0 {
+        if !top.is_multiple_of(16) {
             return Err(Error::UnalignedStack);
         }
         let available = stack_words.saturating_mul(WORD);
         if self.frame_bytes > available {
-            return Err(Error::StackTooSmall {
-                needed: self.frame_bytes,
-                available,
-            });
+            return Err(Error::StackTooSmall { needed: self.frame_bytes, available });
         }
         Ok(())
     }

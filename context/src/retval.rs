@@ -140,9 +140,6 @@ mod tests {
     #[test]
     fn display_shows_both_registers() {
         let r = UntypedRetVal::new(42, fp(1, 2));
-        assert_eq!(
-            r.to_string(),
-            "rax = 0x2a, xmm0 = 0x00000000000000020000000000000001"
-        );
+        assert_eq!(r.to_string(), "rax = 0x2a, xmm0 = 0x00000000000000020000000000000001");
     }
 }

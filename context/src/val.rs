@@ -131,11 +131,7 @@ pub fn val_to_stack(v: &Val) -> u64 {
 /// ```
 pub fn val_to_reg(v: &Val) -> RegVal {
     let word = val_to_stack(v);
-    if v.is_float() {
-        RegVal::FpReg(m128_from_bits(word, 0))
-    } else {
-        RegVal::GpReg(word)
-    }
+    if v.is_float() { RegVal::FpReg(m128_from_bits(word, 0)) } else { RegVal::GpReg(word) }
 }
 
 #[cfg(test)]
@@ -173,20 +169,14 @@ mod tests {
         let nan = f32::from_bits(0x7fc0_1234);
         assert_eq!(fp_words(val_to_reg(&Val::F32(nan))), (0x7fc0_1234, 0));
         let d = f64::from_bits(0xfff8_0000_dead_beef);
-        assert_eq!(
-            fp_words(val_to_reg(&Val::F64(d))),
-            (0xfff8_0000_dead_beef, 0)
-        );
+        assert_eq!(fp_words(val_to_reg(&Val::F64(d))), (0xfff8_0000_dead_beef, 0));
         assert_eq!(val_to_stack(&Val::F32(-0.0)), 0x8000_0000);
     }
 
     #[test]
     fn from_impls_pick_the_matching_variant() {
         let x = 5u32;
-        assert_eq!(
-            Val::from(&x as *const u32),
-            Val::CPtr((&x as *const u32).cast())
-        );
+        assert_eq!(Val::from(&x as *const u32), Val::CPtr((&x as *const u32).cast()));
         assert_eq!(Val::from(-1i64), Val::I64(-1));
         assert_eq!(Val::from(true), Val::Bool(true));
         assert!(Val::from(1.0f64).is_float());

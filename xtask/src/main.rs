@@ -1,1 +1,36 @@
-fn main() {}
+//! Workspace automation. `cargo xtask ci` runs every check CI runs; if it
+//! passes locally, CI passes.
+//!
+//! Std only: the checks it runs are ordinary commands (`cargo`, `cc`,
+//! `readelf`, ...), each named with its time as it goes.
+
+mod ci;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci        every check CI runs: fmt, clippy, tests (debug and release), docs, ...
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

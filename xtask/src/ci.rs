@@ -1,0 +1,14 @@
+//! `cargo xtask ci`: every check, in order, each named and timed.
+
+use crate::util::{self, Steps, cargo};
+
+pub fn run() -> Result<(), String> {
+    let mut s = Steps::new();
+    s.step("fmt", || util::run(cargo().args(["fmt", "--all", "--", "--check"])))?;
+    s.step("clippy", || util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])))?;
+    s.step("test (debug)", || util::run(cargo().args(["test", "--workspace"])))?;
+    s.step("test (release)", || util::run(cargo().args(["test", "--workspace", "--release"])))?;
+    s.step("doc", || util::run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings")))?;
+    s.summary();
+    Ok(())
+}
