@@ -134,7 +134,7 @@ impl Context {
     /// let mut stack = Box::new(Stack([0; 1024]));
     /// let mut parent = ContextHandle::new();
     /// let mut child = ContextHandle::new();
-    /// Context::init(&mut stack.0, &mut parent, &mut child, add as usize, &[Val::U64(2), Val::F64(0.5)])?;
+    /// Context::init(&mut stack.0, &mut parent, &mut child, add as *const () as usize, &[Val::U64(2), Val::F64(0.5)])?;
     /// // SAFETY: both contexts are heap-pinned and the stack outlives the run.
     /// unsafe { Context::swap(&mut parent, &child) };
     /// assert_eq!(child.get_untyped_retval().as_f64(), 2.5);

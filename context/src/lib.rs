@@ -38,7 +38,7 @@
 //!     Val::I8(-1), Val::U16(2), Val::I32(-3), Val::U64(4), Val::F32(0.5),
 //!     Val::Bool(true), Val::I64(-6), Val::F64(0.25), Val::U8(9),
 //! ];
-//! let mut kid = ContextHandle::create_and_init(&mut stack.0, &mut parent, child as usize, &args)?;
+//! let mut kid = ContextHandle::create_and_init(&mut stack.0, &mut parent, child as *const () as usize, &args)?;
 //! CONTEXTS.set((&mut *kid as *mut Context, &*parent as *const Context));
 //!
 //! // SAFETY: the stack and both contexts outlive the child's run.
