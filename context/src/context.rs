@@ -45,6 +45,15 @@ use crate::val::Val;
 /// (or be dropped) until the child's entry function has returned. Keep
 /// contexts that are switched between in a [`ContextHandle`], which
 /// allocates them on the heap where they never move.
+///
+/// # Threads
+///
+/// A suspended context may be resumed on another thread. Code running in it
+/// must then not rely on thread-locals it touched before the switch in the
+/// same function: the compiler may keep a thread-local's address in a
+/// register or stack slot across the call to `swap`, and after the move that
+/// address is the old thread's. Re-read such state through a function that
+/// is not inlined into the migrating frame, or pass it by pointer.
 #[repr(C, align(64))]
 pub struct Context {
     /// Written by the assembly through raw pointers (the child's return path

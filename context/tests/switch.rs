@@ -7,6 +7,8 @@ mod common;
 use common::{TestStack, link, yield_to_parent};
 use context::{Context, ContextHandle, Val};
 use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 thread_local! {
     static COUNTER: Cell<u64> = const { Cell::new(0) };
@@ -181,32 +183,54 @@ fn contexts_run_on_several_threads_at_once() {
     }
 }
 
+/// Where a migrating child finds the contexts to switch between. Atomics,
+/// not thread-locals: the compiler may keep a thread-local's address in a
+/// register across the swap, which would be the old thread's after a move.
+struct Migration {
+    me: AtomicPtr<Context>,
+    parent: AtomicPtr<Context>,
+    threads: Mutex<Vec<std::thread::ThreadId>>,
+}
+
+extern "C" fn migrating_child(m: *const Migration, steps: u64) -> u64 {
+    // SAFETY: the test keeps `Migration` alive until the child has finished.
+    let m = unsafe { &*m };
+    for _ in 0..steps {
+        m.threads.lock().unwrap().push(std::thread::current().id());
+        let (me, parent) = (m.me.load(Ordering::SeqCst), m.parent.load(Ordering::SeqCst));
+        // SAFETY: both point at pinned contexts the test keeps alive.
+        unsafe { Context::swap(&mut *me, &*parent) };
+    }
+    steps
+}
+
 #[test]
 fn a_suspended_context_resumes_on_another_thread() {
-    // Init and the first half of the run on this thread, the rest elsewhere.
     let mut stack = TestStack::new(16 * 1024);
     let mut parent = ContextHandle::new();
+    let migration =
+        Box::new(Migration { me: AtomicPtr::default(), parent: AtomicPtr::default(), threads: Mutex::default() });
     let mut child = ContextHandle::create_and_init(
         stack.slice(),
         &mut parent,
-        fnaddr(tracing_child as *const ()),
-        &[Val::U64(0), Val::U64(2)],
+        fnaddr(migrating_child as *const ()),
+        &[Val::from(&*migration as *const Migration), Val::U64(2)],
     )
     .unwrap();
-    LINKS.set([(&mut *child as *mut Context, &*parent as *const Context); 2]);
+    migration.me.store(&mut *child, Ordering::SeqCst);
+    migration.parent.store(&mut *parent, Ordering::SeqCst);
     // SAFETY: pinned contexts, live stack.
     unsafe { Context::swap(&mut parent, &child) };
-    let moved = std::thread::spawn(move || {
-        // The child reads LINKS from the thread it runs on: set it here too.
+    let main_thread = std::thread::current().id();
+    let (migration, other_thread) = std::thread::spawn(move || {
         let mut parent2 = ContextHandle::new();
-        LINKS.set([(&mut *child as *mut Context, &*parent2 as *const Context); 2]);
-        // The child's saved r12 still names the first parent, where it goes
-        // when it returns; only swap it until it yields, then check.
-        // SAFETY: `child` is suspended; its stack (moved with `stack`) lives.
+        migration.parent.store(&mut *parent2, Ordering::SeqCst);
+        // SAFETY: `child` is suspended, its stack (moved in `stack`) is alive.
         unsafe { Context::swap(&mut parent2, &child) };
-        let steps = TRACE.with_borrow(|t| t.clone());
-        (steps, stack, child, parent2)
-    });
-    let (steps, _stack, _child, _parent2) = moved.join().expect("thread");
-    assert_eq!(steps, vec![(0, 1)], "the second step ran on the other thread");
+        drop((child, stack, parent2));
+        (migration, std::thread::current().id())
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(*migration.threads.lock().unwrap(), vec![main_thread, other_thread]);
 }
