@@ -14,6 +14,15 @@
 //! is not its parent, whose register block was never saved into: the
 //! backtrace then ends cleanly at `context_sys_start`.
 //!
+//! Without a debugger: `print` makes the child print
+//! `std::backtrace::Backtrace::force_capture()`, and `panic` makes it panic
+//! inside `catch_unwind` (run it with `RUST_BACKTRACE=1`):
+//!
+//! ```text
+//! cargo run -p context --example gdb_backtrace -- print
+//! RUST_BACKTRACE=1 cargo run -p context --example gdb_backtrace -- panic
+//! ```
+//!
 //! `cargo xtask gdb` runs both under gdb and checks the backtraces. The
 //! stack is registered with valgrind, so the example also runs clean under
 //! `valgrind` (`cargo xtask valgrind` does that too).
@@ -50,6 +59,28 @@ extern "C" fn child_entry(x: u64) -> u64 {
     black_box(doubled) + 1
 }
 
+#[inline(never)]
+fn child_prints_backtrace() {
+    println!("{}", std::backtrace::Backtrace::force_capture());
+}
+
+extern "C" fn printing_child_entry(_: u64) -> u64 {
+    child_prints_backtrace();
+    0
+}
+
+#[inline(never)]
+fn child_panics() {
+    panic!("a panic inside a child context");
+}
+
+extern "C" fn panicking_child_entry(_: u64) -> u64 {
+    // A panic must never unwind out of an entry function (there is no Rust
+    // frame above it): catch it on the child's own stack.
+    let caught = std::panic::catch_unwind(child_panics).is_err();
+    u64::from(caught)
+}
+
 /// An entry whose parent was never saved into: it cannot return there, so
 /// it switches back to the context that entered it.
 extern "C" fn unlinked_child_entry(x: u64) -> u64 {
@@ -62,13 +93,12 @@ extern "C" fn unlinked_child_entry(x: u64) -> u64 {
 }
 
 #[inline(never)]
-fn host_enters_child() -> u64 {
+fn host_enters_child(entry: extern "C" fn(u64) -> u64) -> u64 {
     let mut stack = Box::new(Stack([0; STACK_WORDS]));
     let _registration = StackRegistration::for_stack(&stack.0).expect("the stack is not empty");
     let mut parent = ContextHandle::new();
-    let entry = child_entry as extern "C" fn(u64) -> u64 as usize;
-    let child =
-        ContextHandle::create_and_init(&mut stack.0, &mut parent, entry, &[Val::U64(20)]).expect("a valid start-up");
+    let child = ContextHandle::create_and_init(&mut stack.0, &mut parent, entry as usize, &[Val::U64(20)])
+        .expect("a valid start-up");
     // SAFETY: both contexts are heap-pinned and the stack outlives the run,
     // which ends by returning into `parent`.
     unsafe { Context::swap(&mut parent, &child) };
@@ -96,6 +126,13 @@ fn main() {
             host_enters_unlinked_child();
             println!("the unlinked child came back");
         }
-        _ => println!("the child returned {}", host_enters_child()),
+        Some("print") => {
+            host_enters_child(printing_child_entry);
+        }
+        Some("panic") => {
+            let caught = host_enters_child(panicking_child_entry);
+            println!("the child caught its panic: {}", caught == 1);
+        }
+        _ => println!("the child returned {}", host_enters_child(child_entry)),
     }
 }

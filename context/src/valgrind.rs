@@ -216,7 +216,7 @@ mod tests {
             InvalidStackRange { start: 0x2000, end: 0x2000 }
         );
         assert_eq!(
-            StackRegistration::new(0x3000..0x2000).unwrap_err(),
+            StackRegistration::new(core::ops::Range { start: 0x3000, end: 0x2000 }).unwrap_err(),
             InvalidStackRange { start: 0x3000, end: 0x2000 }
         );
         assert!(matches!(StackRegistration::for_stack(&[]), Err(InvalidStackRange { start, end }) if start == end));
