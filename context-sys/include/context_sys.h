@@ -84,6 +84,21 @@
 /* In a fresh context, until it first returns, rbx holds the address of its
  * own register block and r12 the address of its parent's. */
 
+/* ---- valgrind client requests (context_sys_valgrind_client_request) ---- */
+
+/* A request block is this many 64-bit words: the request code, then up to
+ * five arguments.  The codes are valgrind's own (valgrind.h), reproduced so
+ * that neither Rust nor C users need valgrind's headers. */
+#define CONTEXT_SYS_VALGRIND_REQUEST_WORDS 6
+/* Answers 0 on a real CPU, else how many valgrinds deep we run (1 usually). */
+#define CONTEXT_SYS_VALGRIND_RUNNING_ON_VALGRIND 0x1001
+/* (lowest byte, highest byte) of a stack -> a stack id. */
+#define CONTEXT_SYS_VALGRIND_STACK_REGISTER 0x1501
+/* (stack id) -> forget that stack. */
+#define CONTEXT_SYS_VALGRIND_STACK_DEREGISTER 0x1502
+/* (stack id, lowest byte, highest byte) -> move that stack. */
+#define CONTEXT_SYS_VALGRIND_STACK_CHANGE 0x1503
+
 #ifndef __ASSEMBLER__
 
 #include <stddef.h>
@@ -130,6 +145,11 @@ void context_sys_start(void);
 void context_sys_save_fp_control(struct context_sys_regs *regs);
 /** The caller's stack pointer as it is after this call returns. */
 uint64_t context_sys_get_current_stack_pointer(void);
+/** Make one valgrind client request: request[0] is the code
+ * (CONTEXT_SYS_VALGRIND_*), request[1..5] its arguments.  Returns valgrind's
+ * answer, or default_value when not running under valgrind. */
+uint64_t context_sys_valgrind_client_request(const uint64_t request[CONTEXT_SYS_VALGRIND_REQUEST_WORDS],
+                                             uint64_t default_value);
 
 _Static_assert(offsetof(struct context_sys_regs, rsp) == CONTEXT_SYS_OFF_RSP, "rsp");
 _Static_assert(offsetof(struct context_sys_regs, rbx) == CONTEXT_SYS_OFF_RBX, "rbx");

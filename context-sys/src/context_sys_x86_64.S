@@ -21,8 +21,13 @@
 /* DWARF expression opcodes and CFA instructions used below. */
 #define DW_CFA_def_cfa_expression 0x0f
 #define DW_CFA_expression 0x10
+#define DW_CFA_val_expression 0x16
 #define DW_OP_deref 0x06
 #define DW_OP_plus_uconst 0x23
+#define DW_OP_mul 0x1e     /* pop two, push their product */
+#define DW_OP_plus 0x22    /* pop two, push their sum */
+#define DW_OP_eq 0x29      /* pop two, push 1 if equal, else 0 */
+#define DW_OP_lit0 0x30
 #define DW_OP_breg4 0x74   /* rsi + sleb128 offset */
 #define DW_OP_breg5 0x75   /* rdi + sleb128 offset */
 #define DW_OP_breg12 0x7c  /* r12 + sleb128 offset */
@@ -180,11 +185,40 @@ context_sys_set:
  * sees rsp + 8 aligned, as the ABI promises), stores rax, rdx and xmm0 into
  * its own block, and continues in the parent.
  *
- * Unwinding: the frame that "called" the entry is the parent as it was when
- * it last switched away, so a backtrace taken inside the child continues
- * into the host.  CFA = parent->rsp + 8 (the parent's resume word is at
- * parent->rsp, so the return address rule stays CFA - 8), and the parent's
- * callee-saved registers live in its block at r12 + offset.
+ * Unwinding (what a backtrace taken inside the child sees above the entry):
+ *
+ * Linked - the parent's block has been saved into (parent->rsp != 0), which
+ * is the case when the child was entered by a swap from its parent.  The
+ * frame that "called" the entry is then the parent as it was when it last
+ * switched away, so the backtrace continues into the host:
+ *
+ *     child's stack                      parent's stack
+ *     | entry's frames ... |             | host frames ...          |
+ *     | ret into start     | --CFI-->    | resume word (ret addr)   | <- parent->rsp
+ *                                        CFA = parent->rsp + 8
+ *
+ * CFA = parent->rsp + 8 (the parent's resume word is at parent->rsp, where a
+ * return address sits at CFA - 8), the return address is that word, and the
+ * parent's callee-saved registers live in its block at r12 + offset.
+ *
+ * Unlinked - parent->rsp == 0: nothing was ever saved into the parent (a
+ * `Context::new()` parent, the child entered by `set` or by a swap from some
+ * other context).  Following the link would read address 0, so the entry is
+ * called from a second call site whose CFI marks the return address
+ * undefined: libgcc, gdb and every DWARF unwinder treat that as the
+ * outermost frame, exactly like `_start` or a thread's `clone`, and the
+ * backtrace ends at context_sys_start without garbage or error.  Which call
+ * site is used is decided once, when the child starts.
+ *
+ * As a second line of defence, the linked site's return-address rule is
+ * itself conditional: should parent->rsp read 0 (the parent's block zeroed
+ * after the child started), it yields return address 0, which libgcc takes
+ * as the end of the stack instead of dereferencing address 0.
+ *
+ * Limit: the link is only as fresh as the parent's block.  If the parent has
+ * been resumed since it last saved (it runs elsewhere, on another thread, or
+ * returned past that frame), the words at parent->rsp are stale and a
+ * backtrace through the link may show wrong host frames.
  */
     .p2align 4
     .globl context_sys_start
@@ -196,6 +230,21 @@ context_sys_start:
      *   DW_OP_deref                        load parent->rsp
      *   DW_OP_plus_uconst 8                step over the resume word */
     .cfi_escape DW_CFA_def_cfa_expression, 5, DW_OP_breg12, CONTEXT_SYS_OFF_RSP, DW_OP_deref, DW_OP_plus_uconst, 8
+    /* DW_CFA_val_expression, rip (16), length 13: the return address is
+     * *(parent->rsp), or 0 when parent->rsp is 0.  Written without branches
+     * (valgrind's CFI reader knows no DW_OP_bra or DW_OP_dup): when
+     * parent->rsp is 0 it dereferences &parent->rsp instead, which holds 0.
+     *   DW_OP_breg12 CONTEXT_SYS_OFF_RSP   push &parent->rsp
+     *   DW_OP_deref                        parent->rsp
+     *   DW_OP_breg12 CONTEXT_SYS_OFF_RSP   push &parent->rsp
+     *   DW_OP_deref                        parent->rsp
+     *   DW_OP_lit0                         push 0
+     *   DW_OP_eq                           1 if parent->rsp == 0, else 0
+     *   DW_OP_breg12 CONTEXT_SYS_OFF_RSP   push &parent->rsp
+     *   DW_OP_mul                          &parent->rsp if it holds 0, else 0
+     *   DW_OP_plus                         parent->rsp, or &parent->rsp
+     *   DW_OP_deref                        the resume word, or 0 */
+    .cfi_escape DW_CFA_val_expression, 16, 13, DW_OP_breg12, CONTEXT_SYS_OFF_RSP, DW_OP_deref, DW_OP_breg12, CONTEXT_SYS_OFF_RSP, DW_OP_deref, DW_OP_lit0, DW_OP_eq, DW_OP_breg12, CONTEXT_SYS_OFF_RSP, DW_OP_mul, DW_OP_plus, DW_OP_deref
     cfi_saved_at 3, DW_OP_breg12, CONTEXT_SYS_OFF_RBX
     cfi_saved_at 6, DW_OP_breg12, CONTEXT_SYS_OFF_RBP
     cfi_saved_at 12, DW_OP_breg12, CONTEXT_SYS_OFF_R12
@@ -220,7 +269,12 @@ context_sys_start:
     /* al bounds the vector registers a variadic callee must spill. */
     mov $8, %eax
     lea CONTEXT_SYS_BOOT_SIZE(%rsp), %rsp
+    /* Linked or not (see above): has the parent's block been saved into? */
+    cmpq $0, CONTEXT_SYS_OFF_RSP(%r12)
+    je .Lstart_unlinked
+    .cfi_remember_state
     call *%r11
+.Lstart_returned:
     /* The entry returned: keep its return registers, then go to the parent. */
     mov %rax, CONTEXT_SYS_OFF_RET_RAX(%rbx)
     mov %rdx, CONTEXT_SYS_OFF_RET_RDX(%rbx)
@@ -229,6 +283,18 @@ context_sys_start:
     ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rdi)
     fldcw CONTEXT_SYS_OFF_FPUCW(%rdi)
     load_context_and_jump rdi, DW_OP_breg5
+
+.Lstart_unlinked:
+    /* The same call, from a site whose unwind row says "outermost frame":
+     * no return address, CFA = rsp (nothing above belongs to a caller).  The
+     * callee-saved rules are never used once rip is undefined. */
+    .cfi_restore_state
+    .cfi_def_cfa %rsp, 0
+    .cfi_undefined %rip
+    call *%r11
+    /* By now the parent must have been saved into, or returning to it is the
+     * caller's bug (as it would be without this path). */
+    jmp .Lstart_returned
     .cfi_endproc
     .size context_sys_start, .-context_sys_start
 
@@ -263,5 +329,45 @@ context_sys_get_current_stack_pointer:
     ret
     .cfi_endproc
     .size context_sys_get_current_stack_pointer, .-context_sys_get_current_stack_pointer
+
+/*
+ * uint64_t context_sys_valgrind_client_request(
+ *         const uint64_t request[CONTEXT_SYS_VALGRIND_REQUEST_WORDS],  // rdi
+ *         uint64_t default_value)                                      // rsi
+ *
+ * Makes one valgrind client request and returns valgrind's answer, or
+ * default_value when the process is not running under valgrind.
+ * request[0] is the request code (CONTEXT_SYS_VALGRIND_*), request[1..5]
+ * its arguments.
+ *
+ * Valgrind's JIT recognises the instruction sequence below and replaces it
+ * with the request; on a real CPU it changes nothing but the flags:
+ *   - rax carries the address of the request block,
+ *   - rdx carries the default in and valgrind's answer out,
+ *   - the four rotates of rdi add up to 3 + 13 + 61 + 51 = 128 bits, two
+ *     full turns, so rdi ends as it began; they are the marker valgrind
+ *     looks for and must be encoded exactly as rolq $imm8, %rdi,
+ *   - `xchgq %rbx, %rbx` right after the marker selects "client request";
+ *     it swaps rbx with itself, a no-op.
+ * The sequence is the amd64 protocol that valgrind.h documents; it cannot
+ * be emitted from Rust reliably (the exact bytes and registers matter), so
+ * it lives here.  No stack is used: the CFA stays rsp + 8 throughout.
+ */
+    .p2align 4
+    .globl context_sys_valgrind_client_request
+    .type context_sys_valgrind_client_request, @function
+context_sys_valgrind_client_request:
+    .cfi_startproc
+    mov %rdi, %rax          /* rax -> request block */
+    mov %rsi, %rdx          /* rdx = default, valgrind's answer replaces it */
+    rolq $3, %rdi           /* marker: four rotates of rdi, 128 bits in all */
+    rolq $13, %rdi
+    rolq $61, %rdi
+    rolq $51, %rdi
+    xchgq %rbx, %rbx        /* the request: rdx = request(rax) */
+    mov %rdx, %rax
+    ret
+    .cfi_endproc
+    .size context_sys_valgrind_client_request, .-context_sys_valgrind_client_request
 
     .section .note.GNU-stack, "", @progbits

@@ -16,7 +16,11 @@
 //! * [`start`] is where a fresh context begins: it loads the argument
 //!   registers from a [`BootFrame`], calls the entry function with the stack
 //!   16-byte aligned, stores rax, rdx and xmm0 into the context's own block
-//!   (`rbx`) and continues in the parent's (`r12`).
+//!   (`rbx`) and continues in the parent's (`r12`). Its unwind information
+//!   links a backtrace taken inside the child to the parent's saved frames,
+//!   and ends it cleanly when the parent was never saved into.
+//! * [`valgrind_client_request`] makes a valgrind client request (stack
+//!   registration, "am I running under valgrind?"); a no-op natively.
 //!
 //! # Layout
 //!
@@ -42,7 +46,9 @@
 /// Layout constants generated from `include/context_sys.h`.
 ///
 /// `OFF_*` are byte offsets in [`ContextRegs`]; `BOOT_*` are byte offsets
-/// in [`BootFrame`]; `*_SIZE` and `*_ALIGN` are sizes and alignments.
+/// in [`BootFrame`]; `*_SIZE` and `*_ALIGN` are sizes and alignments;
+/// `VALGRIND_*` are the request codes and block size of
+/// [`valgrind_client_request`].
 pub mod layout {
     include!(concat!(env!("OUT_DIR"), "/layout.rs"));
 }
@@ -210,4 +216,22 @@ unsafe extern "C" {
     /// Always safe to call; declared `unsafe` only because it is foreign.
     #[link_name = "context_sys_get_current_stack_pointer"]
     pub fn get_current_stack_pointer() -> u64;
+
+    /// Makes one valgrind client request and returns valgrind's answer, or
+    /// `default` when the process is not running under valgrind (then it
+    /// does nothing at all).
+    ///
+    /// `request[0]` is the request code (`layout::VALGRIND_*`, or any code
+    /// from valgrind's headers), `request[1..]` its arguments.
+    ///
+    /// # Safety
+    ///
+    /// * `request` must be valid for reads of
+    ///   `layout::VALGRIND_REQUEST_WORDS` words.
+    /// * Under valgrind the request takes effect: its arguments must be what
+    ///   the request expects. Registering a stack range the caller does not
+    ///   own, or deregistering an id twice, misleads valgrind's checks of
+    ///   the whole process (natively it is harmless).
+    #[link_name = "context_sys_valgrind_client_request"]
+    pub fn valgrind_client_request(request: *const [u64; layout::VALGRIND_REQUEST_WORDS], default: u64) -> u64;
 }

@@ -57,6 +57,13 @@
 //! crate, which builds guarded stacks, fault recovery, yield and termination
 //! on top of this one.
 //!
+//! # Debugging
+//!
+//! A backtrace taken inside a child (`std::backtrace`, a panic message
+//! with `RUST_BACKTRACE=1`, gdb's `bt`) continues into the host frames that
+//! last switched into it. The [`valgrind`] module registers stacks with
+//! valgrind, at no cost when not running under it.
+//!
 //! # Safety model
 //!
 //! Preparing a context ([`Context::init`]) is safe: every input is checked
@@ -74,6 +81,7 @@ mod error;
 mod plan;
 mod retval;
 mod val;
+pub mod valgrind;
 
 pub use crate::context::{Context, ContextHandle, get_current_stack_pointer};
 pub use crate::error::Error;

@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: every check, in order, each named and timed.
 
+use crate::debug;
 use crate::util::{self, Steps, cargo};
 
 pub fn run() -> Result<(), String> {
@@ -8,6 +9,8 @@ pub fn run() -> Result<(), String> {
     s.step("clippy", || util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])))?;
     s.step("test (debug)", || util::run(cargo().args(["test", "--workspace"])))?;
     s.step("test (release)", || util::run(cargo().args(["test", "--workspace", "--release"])))?;
+    s.step("gdb backtrace", debug::gdb)?;
+    s.step("valgrind", debug::valgrind)?;
     s.step("doc", || util::run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings")))?;
     s.summary();
     Ok(())

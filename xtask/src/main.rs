@@ -5,6 +5,7 @@
 //! `readelf`, ...), each named with its time as it goes.
 
 mod ci;
+mod debug;
 mod util;
 
 use std::process::ExitCode;
@@ -14,12 +15,16 @@ usage: cargo xtask <command>
 
 commands:
   ci        every check CI runs: fmt, clippy, tests (debug and release), docs, ...
+  gdb       a breakpoint inside a child context: gdb's `bt` reaches the host
+  valgrind  the context tests (and instance's stack_*/run_* tests) under memcheck
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("gdb") => debug::gdb(),
+        Some("valgrind") => debug::valgrind(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())

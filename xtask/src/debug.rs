@@ -1,0 +1,541 @@
+//! Debugger checks: `cargo xtask gdb` (a child's backtrace in gdb) and
+//! `cargo xtask valgrind` (the tests under memcheck).
+//!
+//! Both need a system tool. Where it is missing they say so and pass, so a
+//! laptop without gdb can still run `cargo xtask ci`; with `CI` set in the
+//! environment (as CI services do) a missing tool is an error instead, so
+//! the check cannot silently vanish there. `.ci/run` installs both.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::util::{cargo, root};
+
+/// The example that `gdb` drives (context/examples/gdb_backtrace.rs).
+const GDB_EXAMPLE: &str = "gdb_backtrace";
+
+/// Integration tests of `instance` that run under valgrind: those whose file
+/// names start with one of these (the fault tests do not, on purpose:
+/// memcheck reports a deliberate fault as an error).
+const INSTANCE_VALGRIND_PREFIXES: [&str; 2] = ["stack_", "run_"];
+
+/// Proptest cases per property under valgrind (the native runs keep their
+/// own counts); memcheck is 20-50 times slower than the CPU.
+const PROPTEST_CASES_UNDER_VALGRIND: &str = "32";
+
+/// Whether `tool --version` runs; if not, either a skip (Ok(false), with a
+/// message) or, under CI, an error.
+fn tool_available(tool: &str, why: &str) -> Result<bool, String> {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Ok(true);
+    }
+    if std::env::var_os("CI").is_some() {
+        return Err(format!(
+            "`{tool}` is not installed and CI is set; {why} cannot be skipped here (.ci/run installs it)"
+        ));
+    }
+    println!("SKIPPED: `{tool}` not found, so {why} was not checked; install {tool} (.ci/run does) to run it");
+    Ok(false)
+}
+
+// ---- gdb ------------------------------------------------------------------
+
+/// One frame line of gdb's `bt`, reduced to its function name.
+fn gdb_frame_function(line: &str) -> Option<String> {
+    let rest = line.strip_prefix('#')?;
+    let (index, rest) = rest.split_once(' ')?;
+    index.parse::<usize>().ok()?;
+    let mut rest = rest.trim_start();
+    // "#1  0x000055555556e6ae in child_entry (x=20) at ..." has an address;
+    // the innermost frame and inlined frames do not.
+    if rest.starts_with("0x") {
+        rest = rest.split_once(" in ")?.1;
+    }
+    let name = rest.split_once(" (").map_or(rest, |(name, _)| name);
+    Some(name.trim().to_string())
+}
+
+/// Runs the example under gdb, stopped at `child_breakpoint_here`, and
+/// returns gdb's whole output and the functions `bt` listed.
+fn gdb_backtrace(exe: &Path, arg: &str) -> Result<(String, Vec<String>), String> {
+    let out = Command::new("gdb")
+        .args(["-nx", "-batch"])
+        .args(["-ex", "set pagination off", "-ex", "break child_breakpoint_here"])
+        .args(["-ex", &format!("run {arg}"), "-ex", "bt", "-ex", "kill"])
+        .arg(exe)
+        .env("DEBUGINFOD_URLS", "")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not start gdb: {e}"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !text.contains("Breakpoint 1, ") {
+        return Err(format!("gdb never stopped at child_breakpoint_here:\n{text}"));
+    }
+    let frames = text.lines().filter_map(gdb_frame_function).collect();
+    Ok((text, frames))
+}
+
+/// Checks that `frames` holds `expected` in this order, starting at frame 0,
+/// and that gdb did not complain or list unknown frames. With `last`, the
+/// final expected function must also be the last frame.
+fn check_gdb_frames(text: &str, frames: &[String], expected: &[&str], last: bool) -> Result<(), String> {
+    let fail = |why: &str| Err(format!("{why}\nexpected frames in order: {expected:?}\ngdb said:\n{text}"));
+    if text.contains("Backtrace stopped") || text.contains("corrupt stack") {
+        return fail("gdb stopped the backtrace with an error");
+    }
+    if frames.iter().any(|f| f == "??") {
+        return fail("gdb listed an unknown (garbage) frame");
+    }
+    let matches = |frame: &String, name: &str| frame == name || frame.ends_with(&format!("::{name}"));
+    if frames.first().is_none_or(|f| !matches(f, expected[0])) {
+        return fail("frame 0 is not the breakpoint");
+    }
+    let mut at = 0;
+    for name in expected {
+        match frames[at..].iter().position(|f| matches(f, name)) {
+            Some(offset) => at += offset + 1,
+            None => return fail(&format!("`{name}` is missing or out of order")),
+        }
+    }
+    if last && at != frames.len() {
+        return fail("frames follow the last expected one");
+    }
+    Ok(())
+}
+
+/// Builds the example in one profile and returns its path.
+fn build_example(release: bool) -> Result<PathBuf, String> {
+    let mut cmd = cargo();
+    cmd.args(["build", "-p", "context", "--example", GDB_EXAMPLE, "--message-format=json"]);
+    if release {
+        cmd.arg("--release");
+    }
+    artifacts(&mut cmd)?
+        .into_iter()
+        .find(|a| a.kind.iter().any(|k| k == "example") && a.target == GDB_EXAMPLE)
+        .map(|a| a.executable)
+        .ok_or_else(|| format!("cargo built no `{GDB_EXAMPLE}` example"))
+}
+
+/// `cargo xtask gdb`: in a debug and a release build of the example, a
+/// breakpoint inside a child shows the child's frames, `context_sys_start`
+/// and the host frames; an unlinked child's backtrace ends at
+/// `context_sys_start` without an error.
+pub fn gdb() -> Result<(), String> {
+    if !tool_available("gdb", "the gdb backtrace through a child context")? {
+        return Ok(());
+    }
+    for release in [false, true] {
+        let profile = if release { "release" } else { "debug" };
+        let exe = build_example(release)?;
+
+        let (text, frames) = gdb_backtrace(&exe, "")?;
+        let linked = ["child_breakpoint_here", "child_entry", "context_sys_start", "host_enters_child", "main"];
+        check_gdb_frames(&text, &frames, &linked, false).map_err(|e| format!("{profile}, linked child: {e}"))?;
+        println!("gdb ({profile}), linked child: {} <- ...", frames[..linked.len().min(frames.len())].join(" <- "));
+
+        let (text, frames) = gdb_backtrace(&exe, "unlinked")?;
+        let unlinked = ["child_breakpoint_here", "unlinked_child_entry", "context_sys_start"];
+        check_gdb_frames(&text, &frames, &unlinked, true).map_err(|e| format!("{profile}, unlinked child: {e}"))?;
+        println!("gdb ({profile}), unlinked child: {}", frames.join(" <- "));
+    }
+    Ok(())
+}
+
+// ---- valgrind -------------------------------------------------------------
+
+/// memcheck, failing on any error; definite leaks count as errors.
+fn valgrind_command(exe: &Path) -> Command {
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "--tool=memcheck",
+        "--error-exitcode=1",
+        "--track-origins=no",
+        "--leak-check=full",
+        "--show-leak-kinds=definite",
+        "--errors-for-leak-kinds=definite",
+        "--quiet",
+    ])
+    .arg(exe)
+    .current_dir(root())
+    .env("PROPTEST_CASES", PROPTEST_CASES_UNDER_VALGRIND);
+    cmd
+}
+
+fn run_under_valgrind(label: &str, exe: &Path, args: &[&str]) -> Result<(), String> {
+    println!("valgrind: {label}");
+    let t = Instant::now();
+    let status = valgrind_command(exe)
+        .args(args)
+        .status()
+        .map_err(|e| format!("could not start valgrind on {}: {e}", exe.display()))?;
+    println!(
+        "valgrind: {label}: {} in {:.1} s",
+        if status.success() { "clean" } else { "FAILED" },
+        t.elapsed().as_secs_f64()
+    );
+    if status.success() { Ok(()) } else { Err(format!("memcheck failed on {label} ({status})")) }
+}
+
+/// Names of `instance`'s integration tests that run under valgrind.
+fn instance_valgrind_tests() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(root().join("instance").join("tests")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".rs")).map(str::to_string))
+        .filter(|n| INSTANCE_VALGRIND_PREFIXES.iter().any(|p| n.starts_with(p)))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `cargo xtask valgrind`: every test binary of `context` (unit and
+/// integration tests), `instance`'s `stack_*`/`run_*` integration tests when
+/// they exist, and the gdb example (linked and unlinked), each under
+/// memcheck with one test thread. Release builds, for speed.
+pub fn valgrind() -> Result<(), String> {
+    if !tool_available("valgrind", "memcheck over the context tests")? {
+        return Ok(());
+    }
+    let mut binaries = Vec::new();
+    let context = artifacts(cargo().args(["test", "--release", "--no-run", "--message-format=json", "-p", "context"]))?;
+    for a in &context {
+        if a.profile_test {
+            binaries.push((format!("context {} ({})", a.target, a.kind.join(",")), a.executable.clone()));
+        }
+    }
+    let example = context
+        .iter()
+        .find(|a| a.target == GDB_EXAMPLE && a.kind.iter().any(|k| k == "example"))
+        .map(|a| a.executable.clone())
+        .ok_or_else(|| format!("cargo test built no `{GDB_EXAMPLE}` example"))?;
+
+    let instance_tests = instance_valgrind_tests();
+    if instance_tests.is_empty() {
+        println!("valgrind: instance has no stack_*/run_* integration tests yet; skipping it");
+    } else {
+        let mut cmd = cargo();
+        cmd.args(["test", "--release", "--no-run", "--message-format=json", "-p", "instance"]);
+        for name in &instance_tests {
+            cmd.args(["--test", name]);
+        }
+        for a in artifacts(&mut cmd)? {
+            if a.profile_test && instance_tests.contains(&a.target) {
+                binaries.push((format!("instance {} (test)", a.target), a.executable));
+            }
+        }
+    }
+    if binaries.is_empty() {
+        return Err("no test binaries were built".to_string());
+    }
+
+    let mut failed = Vec::new();
+    for (label, exe) in &binaries {
+        if let Err(e) = run_under_valgrind(label, exe, &["--test-threads=1"]) {
+            failed.push(e);
+        }
+    }
+    for arg in ["linked", "unlinked"] {
+        if let Err(e) = run_under_valgrind(&format!("example {GDB_EXAMPLE} {arg}"), &example, &[arg]) {
+            failed.push(e);
+        }
+    }
+    if failed.is_empty() {
+        println!("valgrind: {} programs, zero errors", binaries.len() + 2);
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
+    }
+}
+
+// ---- cargo's JSON messages ----------------------------------------------
+
+/// An executable cargo built, from a `compiler-artifact` message.
+struct Artifact {
+    target: String,
+    kind: Vec<String>,
+    /// Built with the test harness (`profile.test`).
+    profile_test: bool,
+    executable: PathBuf,
+}
+
+/// Runs a cargo command with `--message-format=json` and returns the
+/// executables it built. Cargo's progress still goes to the terminal.
+fn artifacts(cmd: &mut Command) -> Result<Vec<Artifact>, String> {
+    let out = cmd.stderr(Stdio::inherit()).output().map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed with {}", out.status));
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = json::parse(line) else { continue };
+        if msg.get("reason").and_then(json::Value::as_str) != Some("compiler-artifact") {
+            continue;
+        }
+        let Some(executable) = msg.get("executable").and_then(json::Value::as_str) else { continue };
+        let target = msg.get("target");
+        found.push(Artifact {
+            target: target.and_then(|t| t.get("name")).and_then(json::Value::as_str).unwrap_or_default().to_string(),
+            kind: target
+                .and_then(|t| t.get("kind"))
+                .and_then(json::Value::as_array)
+                .map(|ks| ks.iter().filter_map(json::Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
+            profile_test: msg.get("profile").and_then(|p| p.get("test")).and_then(json::Value::as_bool) == Some(true),
+            executable: PathBuf::from(executable),
+        });
+    }
+    Ok(found)
+}
+
+/// Just enough JSON to read cargo's messages (std only, like the rest of
+/// xtask).
+mod json {
+    #[derive(Debug, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Number(f64),
+        String(String),
+        Array(Vec<Value>),
+        Object(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        pub fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+        pub fn as_str(&self) -> Option<&str> {
+            match self {
+                Value::String(s) => Some(s),
+                _ => None,
+            }
+        }
+        pub fn as_bool(&self) -> Option<bool> {
+            match self {
+                Value::Bool(b) => Some(*b),
+                _ => None,
+            }
+        }
+        pub fn as_array(&self) -> Option<&[Value]> {
+            match self {
+                Value::Array(items) => Some(items),
+                _ => None,
+            }
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Value, String> {
+        let mut p = Parser { s: text.as_bytes(), at: 0 };
+        let v = p.value()?;
+        p.ws();
+        if p.at == p.s.len() { Ok(v) } else { Err(format!("trailing text at byte {}", p.at)) }
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        at: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.s.get(self.at).is_some_and(|c| c.is_ascii_whitespace()) {
+                self.at += 1;
+            }
+        }
+        fn eat(&mut self, c: u8) -> Result<(), String> {
+            self.ws();
+            if self.s.get(self.at) == Some(&c) {
+                self.at += 1;
+                Ok(())
+            } else {
+                Err(format!("expected `{}` at byte {}", c as char, self.at))
+            }
+        }
+        fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
+            if self.s[self.at..].starts_with(word.as_bytes()) {
+                self.at += word.len();
+                Ok(v)
+            } else {
+                Err(format!("bad literal at byte {}", self.at))
+            }
+        }
+        fn value(&mut self) -> Result<Value, String> {
+            self.ws();
+            match self.s.get(self.at) {
+                Some(b'{') => {
+                    self.at += 1;
+                    let mut fields = Vec::new();
+                    self.ws();
+                    if self.s.get(self.at) == Some(&b'}') {
+                        self.at += 1;
+                        return Ok(Value::Object(fields));
+                    }
+                    loop {
+                        self.ws();
+                        let key = self.string()?;
+                        self.eat(b':')?;
+                        fields.push((key, self.value()?));
+                        self.ws();
+                        match self.s.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            Some(b'}') => {
+                                self.at += 1;
+                                return Ok(Value::Object(fields));
+                            }
+                            _ => return Err(format!("expected `,` or `}}` at byte {}", self.at)),
+                        }
+                    }
+                }
+                Some(b'[') => {
+                    self.at += 1;
+                    let mut items = Vec::new();
+                    self.ws();
+                    if self.s.get(self.at) == Some(&b']') {
+                        self.at += 1;
+                        return Ok(Value::Array(items));
+                    }
+                    loop {
+                        items.push(self.value()?);
+                        self.ws();
+                        match self.s.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            Some(b']') => {
+                                self.at += 1;
+                                return Ok(Value::Array(items));
+                            }
+                            _ => return Err(format!("expected `,` or `]` at byte {}", self.at)),
+                        }
+                    }
+                }
+                Some(b'"') => Ok(Value::String(self.string()?)),
+                Some(b't') => self.literal("true", Value::Bool(true)),
+                Some(b'f') => self.literal("false", Value::Bool(false)),
+                Some(b'n') => self.literal("null", Value::Null),
+                Some(_) => {
+                    let start = self.at;
+                    while self.s.get(self.at).is_some_and(|c| b"+-.eE0123456789".contains(c)) {
+                        self.at += 1;
+                    }
+                    let text = std::str::from_utf8(&self.s[start..self.at]).map_err(|e| e.to_string())?;
+                    text.parse().map(Value::Number).map_err(|_| format!("bad number at byte {start}"))
+                }
+                None => Err("unexpected end of JSON".to_string()),
+            }
+        }
+        fn string(&mut self) -> Result<String, String> {
+            if self.s.get(self.at) != Some(&b'"') {
+                return Err(format!("expected a string at byte {}", self.at));
+            }
+            self.at += 1;
+            let mut out = Vec::new();
+            loop {
+                let c = *self.s.get(self.at).ok_or("unterminated string")?;
+                self.at += 1;
+                match c {
+                    b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                    b'\\' => {
+                        let e = *self.s.get(self.at).ok_or("unterminated escape")?;
+                        self.at += 1;
+                        let ch = match e {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let hex = self.s.get(self.at..self.at + 4).ok_or("short \\u escape")?;
+                                self.at += 4;
+                                let hex = std::str::from_utf8(hex).map_err(|e| e.to_string())?;
+                                let unit = u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+                                // Surrogate pairs do not occur in paths and
+                                // target names we read; keep them visible.
+                                char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER)
+                            }
+                            other => return Err(format!("bad escape `\\{}`", other as char)),
+                        };
+                        let mut buf = [0; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    }
+                    _ => out.push(c),
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn parses_a_cargo_artifact_message() {
+            let line = r#"{"reason":"compiler-artifact","target":{"kind":["test"],"name":"backtrace","test":true},"profile":{"opt_level":"3","debuginfo":1,"test":true},"executable":"/t/a \"b\"\\c","fresh":false,"n":-1.5e2,"x":null,"e":{},"a":[]}"#;
+            let v = parse(line).unwrap();
+            assert_eq!(v.get("reason").and_then(Value::as_str), Some("compiler-artifact"));
+            assert_eq!(v.get("executable").and_then(Value::as_str), Some("/t/a \"b\"\\c"));
+            assert_eq!(v.get("profile").and_then(|p| p.get("test")).and_then(Value::as_bool), Some(true));
+            assert_eq!(v.get("n"), Some(&Value::Number(-150.0)));
+            assert_eq!(v.get("x"), Some(&Value::Null));
+            let kinds = v.get("target").and_then(|t| t.get("kind")).and_then(Value::as_array).unwrap();
+            assert_eq!(kinds, &[Value::String("test".into())]);
+        }
+
+        #[test]
+        fn rejects_broken_json() {
+            for bad in ["{", r#"{"a" 1}"#, r#"{"a":tru}"#, r#""abc"#, "[1,]x", "{} {}"] {
+                assert!(parse(bad).is_err(), "{bad} parsed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdb_frame_lines_reduce_to_function_names() {
+        assert_eq!(
+            gdb_frame_function("#0  child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:44").as_deref(),
+            Some("child_breakpoint_here")
+        );
+        assert_eq!(
+            gdb_frame_function("#2  0x0000555555574629 in context_sys_start () at context_sys_x86_64.S:276").as_deref(),
+            Some("context_sys_start")
+        );
+        assert_eq!(
+            gdb_frame_function("#4  gdb_backtrace::host_enters_child () at x.rs:74").as_deref(),
+            Some("gdb_backtrace::host_enters_child")
+        );
+        assert_eq!(gdb_frame_function("#3  0x0000000000000000 in ?? ()").as_deref(), Some("??"));
+        assert_eq!(gdb_frame_function("Breakpoint 1, child_breakpoint_here (x=20)"), None);
+    }
+
+    #[test]
+    fn gdb_checks_demand_order_and_a_clean_end() {
+        let frames: Vec<String> = ["f", "m::g", "h"].iter().map(|s| s.to_string()).collect();
+        assert!(check_gdb_frames("", &frames, &["f", "g", "h"], true).is_ok());
+        assert!(check_gdb_frames("", &frames, &["f", "h"], false).is_ok());
+        assert!(check_gdb_frames("", &frames, &["f", "g"], true).is_err(), "h follows the last expected frame");
+        assert!(check_gdb_frames("", &frames, &["f", "h", "g"], false).is_err(), "out of order");
+        assert!(check_gdb_frames("", &frames, &["g", "h"], false).is_err(), "frame 0 must be the first expected");
+        assert!(check_gdb_frames("Backtrace stopped: previous frame inner", &frames, &["f"], false).is_err());
+        let garbage: Vec<String> = ["f", "??"].iter().map(|s| s.to_string()).collect();
+        assert!(check_gdb_frames("", &garbage, &["f"], false).is_err());
+    }
+}
