@@ -98,6 +98,9 @@
 #define CONTEXT_SYS_VALGRIND_STACK_DEREGISTER 0x1502
 /* (stack id, lowest byte, highest byte) -> move that stack. */
 #define CONTEXT_SYS_VALGRIND_STACK_CHANGE 0x1503
+/* (address, length) -> memcheck: the bytes are addressable but undefined.
+ * VG_USERREQ_TOOL_BASE('M','C') + 1. */
+#define CONTEXT_SYS_VALGRIND_MAKE_MEM_UNDEFINED 0x4d430001
 
 #ifndef __ASSEMBLER__
 

@@ -165,6 +165,9 @@ impl Context {
         }
         let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
 
+        // A stack that was run on before may be marked dead below its old
+        // stack pointer by memcheck; it is ours to write again.
+        crate::valgrind::make_stack_writable(stack);
         // Spilled arguments, first one lowest, then zeroed padding up to the top.
         let call = plan.call_index(words);
         for (slot, value) in stack[call..].iter_mut().zip(ArgPlan::spilled_values(args)) {

@@ -39,7 +39,8 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use context_sys::layout::{
-    VALGRIND_REQUEST_WORDS, VALGRIND_RUNNING_ON_VALGRIND, VALGRIND_STACK_DEREGISTER, VALGRIND_STACK_REGISTER,
+    VALGRIND_MAKE_MEM_UNDEFINED, VALGRIND_REQUEST_WORDS, VALGRIND_RUNNING_ON_VALGRIND, VALGRIND_STACK_DEREGISTER,
+    VALGRIND_STACK_REGISTER,
 };
 
 /// `running_on_valgrind` has not asked yet.
@@ -63,8 +64,9 @@ fn client_request(code: usize, args: [u64; 5], default: u64) -> u64 {
     // SAFETY: `block` is a live array of exactly VALGRIND_REQUEST_WORDS
     // words. The requests made through this function are the ones this
     // module documents, with arguments its callers validated: asking
-    // whether valgrind runs, and registering/deregistering a stack range
-    // that a `StackRegistration` owns the id of.
+    // whether valgrind runs, registering/deregistering a stack range that a
+    // `StackRegistration` owns the id of, and marking a stack slice that the
+    // caller borrows mutably as addressable.
     unsafe { context_sys::valgrind_client_request(&block, default) }
 }
 
@@ -88,6 +90,24 @@ fn ask_valgrind() -> bool {
     let under = depth != 0;
     STATE.store(if under { VALGRIND } else { NATIVE }, Ordering::Relaxed);
     under
+}
+
+/// Tells memcheck that all of `stack` is addressable (its contents
+/// undefined), if running under valgrind; natively it does nothing.
+///
+/// Memcheck marks the part of a stack below the lowest stack pointer it has
+/// seen leave as inaccessible. [`Context::init`](crate::Context::init)
+/// writes a fresh frame into a stack that may have been run on before, so it
+/// calls this first.
+pub fn make_stack_writable(stack: &mut [u64]) {
+    if running_on_valgrind() {
+        let range = stack.as_ptr_range();
+        client_request(
+            VALGRIND_MAKE_MEM_UNDEFINED,
+            [range.start as u64, (range.end as usize - range.start as usize) as u64, 0, 0, 0],
+            0,
+        );
+    }
 }
 
 /// A stack range that is empty or reversed, so it cannot be registered.

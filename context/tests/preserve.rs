@@ -206,8 +206,14 @@ fn swap_preserves_callee_saved_registers_and_control_words_in_both_directions() 
     // Rounding modes, flush-to-zero, denormals-are-zero, unmasked
     // exceptions (no float math runs while they are loaded); x87 rounding
     // and precision control.
-    let mxcsrs = [default_mxcsr, 0x7f80, 0x3f80, 0x9fc0, 0x1d80 | 0x3f];
-    let cws = [default_cw, 0x0f7f, 0x027f, 0x077f];
+    let mut mxcsrs = vec![default_mxcsr, 0x7f80, 0x3f80, 0x9fc0, 0x1d80 | 0x3f];
+    let mut cws = vec![default_cw, 0x0f7f, 0x027f, 0x077f];
+    if context::valgrind::running_on_valgrind() {
+        // Valgrind's CPU keeps MXCSR and the x87 control word at their
+        // defaults whatever is loaded; only the registers can be checked.
+        mxcsrs.truncate(1);
+        cws.truncate(1);
+    }
     let mut seed = 1;
     for &m1 in &mxcsrs {
         for &m2 in &mxcsrs {
@@ -228,6 +234,10 @@ extern "C" fn report_fp_control() -> u64 {
 
 #[test]
 fn fresh_child_starts_with_the_control_words_of_the_thread_at_init() {
+    if context::valgrind::running_on_valgrind() {
+        eprintln!("skipped under valgrind: it does not model non-default MXCSR or x87 control words");
+        return;
+    }
     for (mxcsr, cw) in [(0x7f80u32, 0x0f7fu16), (0x9f80, 0x027f), (0x1f80, 0x037f)] {
         let mut stack = TestStack::new(4 * 1024);
         let mut parent = ContextHandle::new();

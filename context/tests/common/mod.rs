@@ -1,13 +1,16 @@
 //! Helpers shared by the context crate's integration tests.
 #![allow(dead_code)]
 
+use context::valgrind::StackRegistration;
 use context::{Context, ContextHandle};
 use std::cell::Cell;
 
-/// A heap stack whose top is 16-byte aligned, as `Context::init` requires.
+/// A heap stack whose top is 16-byte aligned, as `Context::init` requires,
+/// registered with valgrind when the tests run under it.
 pub struct TestStack {
     words: Vec<u64>,
     len: usize,
+    _valgrind: StackRegistration,
 }
 
 impl TestStack {
@@ -15,7 +18,8 @@ impl TestStack {
         let v = vec![0u64; words + 1];
         let top_if_full = v.as_ptr() as usize + 8 * (words + 1);
         let len = if top_if_full.is_multiple_of(16) { words + 1 } else { words };
-        TestStack { words: v, len }
+        let registration = StackRegistration::for_stack(&v[..len]).expect("a non-empty stack");
+        TestStack { words: v, len, _valgrind: registration }
     }
 
     pub fn slice(&mut self) -> &mut [u64] {
