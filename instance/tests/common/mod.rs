@@ -40,25 +40,15 @@ pub fn perms_at(addr: usize) -> Option<String> {
     })
 }
 
-/// The "Rss:" of the mapping starting at `start`, in bytes, from
-/// /proc/self/smaps.
-pub fn mapping_rss(start: usize) -> Option<usize> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let mut in_it = false;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if let Some((lo, _)) = first.split_once('-') {
-            if let Ok(lo) = usize::from_str_radix(lo, 16) {
-                in_it = lo == start;
-                continue;
-            }
-        }
-        if in_it && line.starts_with("Rss:") {
-            let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-            return Some(kb * 1024);
-        }
-    }
-    None
+/// How many pages of `[addr, addr + len)` are resident (mincore(2); nix
+/// has no wrapper).
+pub fn resident_pages(addr: usize, len: usize) -> usize {
+    let page = instance::page_size();
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `vec` has one byte per page of the range, which is mapped.
+    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore failed");
+    vec.iter().filter(|&&b| b & 1 != 0).count()
 }
 
 /// The environment variable that selects a child case.
