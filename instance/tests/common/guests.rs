@@ -131,3 +131,14 @@ pub fn rust_recursion(depth: u64) -> u64 {
 pub extern "C" fn add(a: u64, b: u64) -> u64 {
     a + b
 }
+
+/// Loads from address 0 with a plain `mov` (no Rust null check in the
+/// way): a true null dereference.
+pub extern "C" fn null_deref() -> u64 {
+    let v: u64;
+    // SAFETY: the point is to fault.
+    unsafe {
+        core::arch::asm!("mov {v}, qword ptr [{p}]", v = out(reg) v, p = in(reg) 0usize, options(nostack, readonly))
+    };
+    v
+}
