@@ -183,12 +183,11 @@ fn nested_instances_keep_their_own_outcomes() {
 
     // The outer guest panics after its inner one returned: the outer's.
     let err = outer
-        .run_closure(|| {
+        .run_closure(|| -> () {
             let mut inner = Instance::new(STACK).unwrap();
             assert_eq!(inner.run_closure(|| 1).unwrap(), 1);
             panic!("outer")
         })
-        .map(|()| ())
         .unwrap_err();
     assert_eq!(err.into_panic().unwrap().message(), Some("outer"));
     assert_eq!(outer.state(), State::Panicked);
