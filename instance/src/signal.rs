@@ -52,7 +52,8 @@ use crate::fault::{FaultKind, FaultReport};
 use crate::run::{RunRecord, current};
 use crate::stack::{Stack, page_size};
 
-/// The signals the CPU raises for faults, in the order of [`PREVIOUS`].
+/// The signals the CPU raises for faults, which [`install_handlers`] takes
+/// over (in the order of the saved previous handlers).
 pub const FAULT_SIGNALS: [Signal; 5] =
     [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGTRAP];
 
