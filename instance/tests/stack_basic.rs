@@ -43,8 +43,9 @@ fn memory_is_committed_lazily_and_given_back() {
 
 #[test]
 fn huge_stacks_cost_address_space_only() {
-    let stack = Stack::new(1 << 36).unwrap(); // 64 GiB, MAP_NORESERVE
-    assert_eq!(stack.size(), 1 << 36);
+    // 4 GiB (valgrind's address space is too small for much more).
+    let stack = Stack::new(1 << 32).unwrap();
+    assert_eq!(stack.size(), 1 << 32);
     assert_eq!(common::resident_pages(stack.base(), 1 << 30), 0);
     assert_eq!(common::resident_pages(stack.top() - (1 << 30), 1 << 30), 0);
 }
@@ -64,7 +65,8 @@ fn bad_sizes_are_typed_errors() {
     match Stack::new(1 << 62).unwrap_err() {
         StackError::Map { len, errno } => {
             assert_eq!(len, (1 << 62) + page_size());
-            assert_eq!(errno, nix::errno::Errno::ENOMEM);
+            // ENOMEM from Linux; valgrind's own mmap says EINVAL.
+            assert!(matches!(errno, nix::errno::Errno::ENOMEM | nix::errno::Errno::EINVAL), "{errno}");
         }
         other => panic!("expected a mapping error, got {other:?}"),
     }

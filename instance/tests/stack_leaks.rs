@@ -13,7 +13,12 @@ fn hundred_thousand_stacks_leave_no_mappings_and_no_memory() {
     // allocator's arenas) before taking the baseline.
     drop(Stack::new(64 * 1024).unwrap());
     let pool = StackPool::new(64 * 1024, 4096, 16).unwrap();
-    drop(pool.take().unwrap());
+    let mut held: Vec<Stack> = Vec::with_capacity(64);
+    held.extend((0..32).map(|_| pool.take().unwrap()));
+    for s in held.drain(..) {
+        pool.put(s).unwrap();
+    }
+    pool.shrink_to(0);
     let (maps0, rss0) = (common::maps_lines(), common::rss_bytes());
 
     for i in 0..100_000usize {
@@ -23,7 +28,6 @@ fn hundred_thousand_stacks_leave_no_mappings_and_no_memory() {
     }
     assert_eq!(common::maps_lines(), maps0, "mappings leaked");
 
-    let mut held = Vec::new();
     for i in 0..100_000usize {
         let mut stack = pool.take().unwrap();
         *stack.as_words_mut().last_mut().unwrap() = i as u64;
