@@ -186,9 +186,8 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
     let record: &RunRecord = unsafe { &*record };
     // SAFETY: the caller passes the kernel's ucontext.
     let uc = unsafe { &mut *uc };
-    let gregs = &mut uc.uc_mcontext.gregs;
-    let sp = gregs[libc::REG_RSP as usize] as usize;
-    let pc = gregs[libc::REG_RIP as usize] as usize;
+    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
+    let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
     if !record.in_mapping(sp) || record.in_host_region() {
         return false;
     }
@@ -208,14 +207,32 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
         kind
     };
     record.set_fault(FaultReport { kind, signal, code: info.si_code, addr, pc, sp });
+    // SAFETY: `uc` is the kernel's, and the guest it interrupted is
+    // abandoned now that its fault is recorded.
+    unsafe { redirect_to_host(uc, record) };
+    true
+}
 
+/// Rewrites the interrupted register state `uc` so that returning from the
+/// handler continues in [`fault_return`]`(record)` on the top of the
+/// instance's stack, with the host's signal mask. Any handler that ends a
+/// guest run from a signal (a fault here; a termination signal later) goes
+/// back this way, so the kernel's sigreturn restores what it saved.
+///
+/// # Safety
+///
+/// * `uc` must be the ucontext the kernel passed to the running handler,
+///   which interrupted the guest of `record`'s run on this thread.
+/// * Nothing may need the guest's frames any more: they are abandoned.
+unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRecord) {
+    let gregs = &mut uc.uc_mcontext.gregs;
     // Continue in `fault_return(record)` on the instance's stack, as if it
     // had been called: rsp + 8 is 16-aligned at entry, and the return
     // address slot holds 0 so that unwinders stop there.
     let entry_sp = (record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15).wrapping_sub(8);
     // SAFETY: entry_sp lies in the usable part of the instance's stack (the
     // stack is at least a page, far more than the headroom), which is
-    // mapped read/write and no longer in use by the faulted guest.
+    // mapped read/write and no longer in use by the abandoned guest.
     unsafe { (entry_sp as *mut u64).write(0) };
     gregs[libc::REG_RIP as usize] = fault_return as extern "C" fn(*const RunRecord) -> ! as usize as i64;
     gregs[libc::REG_RSP as usize] = entry_sp as i64;
@@ -230,7 +247,6 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
     // The host's mask, as recorded when the run started, whatever the guest
     // did to its own.
     uc.uc_sigmask = *record.host().sigset().as_ref();
-    true
 }
 
 /// Where a faulted guest continues after the handler returns: switches to
