@@ -125,6 +125,7 @@ fn install_before_ours(signal: Signal, handler: SigHandler, flags: SaFlags) {
 /// The child side: runs the case named in the environment, if any.
 #[test]
 fn child() {
+    common::deadline();
     let Some(case) = common::child_case() else { return };
     match case.as_str() {
         "null_no_instances" => {
@@ -245,16 +246,19 @@ fn child() {
 
 #[test]
 fn host_null_deref_dies_of_sigsegv_without_instances() {
+    common::deadline();
     assert_died_of("null_no_instances", Signal::SIGSEGV);
 }
 
 #[test]
 fn host_null_deref_dies_of_sigsegv_after_instances_ran() {
+    common::deadline();
     assert_died_of("null_after_instances", Signal::SIGSEGV);
 }
 
 #[test]
 fn host_faults_of_every_signal_die_of_that_signal() {
+    common::deadline();
     assert_died_of("host_ud2", Signal::SIGILL);
     assert_died_of("host_div0", Signal::SIGFPE);
     assert_died_of("host_int3", Signal::SIGTRAP);
@@ -263,6 +267,7 @@ fn host_faults_of_every_signal_die_of_that_signal() {
 
 #[test]
 fn host_stack_overflow_still_gets_rusts_message() {
+    common::deadline();
     let out = assert_died_of("host_overflow", Signal::SIGABRT);
     assert!(out.stderr.contains("thread 'overflowing-host'"), "{}", out.stderr);
     assert!(out.stderr.contains("has overflowed its stack"), "{}", out.stderr);
@@ -270,17 +275,20 @@ fn host_stack_overflow_still_gets_rusts_message() {
 
 #[test]
 fn fault_inside_a_host_region_is_the_hosts() {
+    common::deadline();
     assert_died_of("region_fault", Signal::SIGSEGV);
     assert_died_of("region_overflow", Signal::SIGSEGV);
 }
 
 #[test]
 fn earlier_siginfo_handler_gets_host_faults_while_guests_fault_on_another_thread() {
+    common::deadline();
     assert_survived("prev_siginfo_mprotect");
 }
 
 #[test]
 fn earlier_plain_handler_gets_host_faults() {
+    common::deadline();
     let out = child_outcome("prev_plain_exit");
     assert_eq!(out.code(), Some(42), "{out:?}");
     assert_survived("prev_plain_trap_counts");
@@ -288,16 +296,19 @@ fn earlier_plain_handler_gets_host_faults() {
 
 #[test]
 fn earlier_ignore_still_lets_cpu_traps_kill() {
+    common::deadline();
     assert_died_of("prev_ignored_trap", Signal::SIGTRAP);
 }
 
 #[test]
 fn earlier_one_shot_handler_fires_once() {
+    common::deadline();
     assert_died_of("prev_resethand", Signal::SIGSEGV);
 }
 
 #[test]
 fn raised_signal_in_a_guest_is_not_a_guest_fault() {
+    common::deadline();
     assert_survived("raise_in_guest_goes_to_host_handler");
     assert_died_of("raise_in_guest_with_default_action", Signal::SIGSEGV);
 }

@@ -46,6 +46,7 @@ fn in_stack(inst: &Instance, sp: usize) -> bool {
 
 #[test]
 fn write_to_prot_none_page_is_a_memory_fault() {
+    common::deadline();
     let page = NoAccessPage::new();
     let mut inst = Instance::new(STACK).unwrap();
     let r = raw_fault(&mut inst, write_to as *const () as usize, &[Val::USize(page.0)]);
@@ -59,6 +60,7 @@ fn write_to_prot_none_page_is_a_memory_fault() {
 
 #[test]
 fn read_of_unmapped_address_is_a_memory_fault() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let r = raw_fault(&mut inst, read_from as *const () as usize, &[Val::USize(UNMAPPED)]);
     assert_eq!((r.kind, r.signal, r.code, r.addr), (FaultKind::MemoryFault, Signal::SIGSEGV, SEGV_MAPERR, UNMAPPED));
@@ -68,6 +70,7 @@ fn read_of_unmapped_address_is_a_memory_fault() {
 
 #[test]
 fn ud2_is_an_illegal_instruction() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let r = raw_fault(&mut inst, ud2 as *const () as usize, &[]);
     assert_eq!((r.kind, r.signal, r.code), (FaultKind::IllegalInstruction, Signal::SIGILL, ILL_ILLOPN));
@@ -81,6 +84,7 @@ fn ud2_is_an_illegal_instruction() {
 
 #[test]
 fn integer_division_by_zero_is_arithmetic() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let r = raw_fault(&mut inst, divide as *const () as usize, &[Val::U64(10), Val::U64(0)]);
     assert_eq!((r.kind, r.signal, r.code), (FaultKind::Arithmetic, Signal::SIGFPE, FPE_INTDIV));
@@ -94,6 +98,7 @@ fn integer_division_by_zero_is_arithmetic() {
 
 #[test]
 fn int3_is_a_breakpoint() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let r = raw_fault(&mut inst, int3 as *const () as usize, &[]);
     assert_eq!((r.kind, r.signal, r.code), (FaultKind::Breakpoint, Signal::SIGTRAP, SI_KERNEL));
@@ -106,6 +111,7 @@ fn int3_is_a_breakpoint() {
 
 #[test]
 fn c_recursion_overflows_into_the_guard() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let r = raw_fault(&mut inst, c_recursion as *const () as usize, &[Val::U64(0)]);
     assert_eq!((r.kind, r.signal), (FaultKind::StackOverflow, Signal::SIGSEGV));
@@ -115,6 +121,7 @@ fn c_recursion_overflows_into_the_guard() {
 
 #[test]
 fn rust_recursion_overflows_into_the_guard() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let r = closure_fault(&mut inst, || rust_recursion(0));
     assert_eq!((r.kind, r.signal), (FaultKind::StackOverflow, Signal::SIGSEGV));
@@ -128,6 +135,7 @@ fn rust_recursion_overflows_into_the_guard() {
 
 #[test]
 fn truncated_file_mapping_is_a_bus_error() {
+    common::deadline();
     let map = TruncatedMapping::new();
     let mut inst = Instance::new(STACK).unwrap();
     let r = raw_fault(&mut inst, read_from as *const () as usize, &[Val::USize(map.addr)]);
@@ -143,6 +151,7 @@ fn truncated_file_mapping_is_a_bus_error() {
 
 #[test]
 fn error_display_names_the_fault() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let err = inst.run_closure(|| ud2()).unwrap_err();
     let text = err.to_string();
@@ -224,6 +233,7 @@ fn host_state_survives(name: &'static str, outcome: impl FnOnce(&mut Instance) +
 
 #[test]
 fn host_mask_mxcsr_and_x87_survive_every_outcome() {
+    common::deadline();
     host_state_survives("return", |inst| {
         let v = inst
             .run_closure(|| {
@@ -306,6 +316,7 @@ fn host_mask_mxcsr_and_x87_survive_every_outcome() {
 
 #[test]
 fn nested_fault_belongs_to_the_inner_instance() {
+    common::deadline();
     let mut outer = Instance::new(STACK).unwrap();
     let inner_stack = instance::Stack::new(STACK).unwrap();
     let (inner_result, inner_state, after) = outer
@@ -326,6 +337,7 @@ fn nested_fault_belongs_to_the_inner_instance() {
 
 #[test]
 fn outer_fault_after_inner_run_belongs_to_the_outer_instance() {
+    common::deadline();
     let mut outer = Instance::new(STACK).unwrap();
     let err = outer
         .run_closure(|| {
@@ -344,6 +356,7 @@ fn outer_fault_after_inner_run_belongs_to_the_outer_instance() {
 
 #[test]
 fn three_levels_of_nesting_each_overflow_their_own_stack() {
+    common::deadline();
     let mut a = Instance::new(STACK).unwrap();
     let got = a
         .run_closure(|| {
@@ -367,6 +380,7 @@ fn three_levels_of_nesting_each_overflow_their_own_stack() {
 
 #[test]
 fn faults_on_many_threads_stay_on_their_own_thread() {
+    common::deadline();
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             std::thread::spawn(move || {

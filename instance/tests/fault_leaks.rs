@@ -11,6 +11,7 @@ use instance::{FaultKind, Instance};
 
 #[test]
 fn ten_thousand_faults_and_reruns_leak_nothing() {
+    common::deadline();
     let page = NoAccessPage::new();
     let bus = TruncatedMapping::new();
     let mut inst = Instance::new(64 * 1024).unwrap();

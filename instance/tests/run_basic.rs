@@ -1,6 +1,8 @@
 //! Plain runs without faults: raw entry points with arguments and return
 //! values, closures, panics, misuse, nesting, host regions.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use context::Val;
@@ -22,6 +24,7 @@ extern "C" fn negate(x: i32) -> i32 {
 
 #[test]
 fn raw_entry_gets_its_arguments_and_returns_its_value() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let args = [
         Val::I8(-1),
@@ -49,6 +52,7 @@ fn raw_entry_gets_its_arguments_and_returns_its_value() {
 
 #[test]
 fn bad_input_is_a_typed_error() {
+    common::deadline();
     assert!(matches!(Instance::new(0), Err(Error::Stack(StackError::ZeroSize))));
     let mut inst = Instance::new(4096).unwrap();
     // SAFETY: the entry point is rejected before anything runs.
@@ -65,6 +69,7 @@ fn bad_input_is_a_typed_error() {
 
 #[test]
 fn closure_returns_an_owned_value_and_runs_again() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let name = String::from("guest");
     let got = inst.run_closure(move || format!("hello, {name}")).unwrap();
@@ -80,6 +85,7 @@ fn closure_returns_an_owned_value_and_runs_again() {
 
 #[test]
 fn guest_runs_on_the_instance_stack() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let (lo, hi) = (inst.stack().base(), inst.stack().top());
     let sp = inst
@@ -105,6 +111,7 @@ impl Drop for CountsDrops {
 
 #[test]
 fn panic_is_caught_with_its_payload_and_destructors_run_once() {
+    common::deadline();
     #[derive(Debug, PartialEq)]
     struct Payload(u32, &'static str);
 
@@ -140,6 +147,7 @@ fn panic_is_caught_with_its_payload_and_destructors_run_once() {
 
 #[test]
 fn panic_message_is_kept() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let err = inst.run_closure(|| -> () { panic!("lost {} marbles", 3) }).unwrap_err();
     assert_eq!(err.to_string(), "the guest panicked: lost 3 marbles");
@@ -152,6 +160,7 @@ fn panic_message_is_kept() {
 
 #[test]
 fn reset_is_allowed_from_every_resting_state() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     inst.reset().unwrap();
     assert_eq!(inst.state(), State::Ready);
@@ -163,6 +172,7 @@ fn reset_is_allowed_from_every_resting_state() {
 
 #[test]
 fn nested_instances_keep_their_own_outcomes() {
+    common::deadline();
     let mut outer = Instance::new(STACK).unwrap();
     let (inner_value, inner_panic, inner_state, inner_again) = outer
         .run_closure(|| {
@@ -195,6 +205,7 @@ fn nested_instances_keep_their_own_outcomes() {
 
 #[test]
 fn host_region_runs_host_code_and_nests() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     let seen = inst
         .run_closure(|| {
@@ -220,6 +231,7 @@ fn host_region_runs_host_code_and_nests() {
 
 #[test]
 fn instances_move_between_threads_between_runs() {
+    common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
     assert_eq!(inst.run_closure(|| 1).unwrap(), 1);
     let mut inst = std::thread::spawn(move || {
@@ -233,6 +245,7 @@ fn instances_move_between_threads_between_runs() {
 
 #[test]
 fn stack_comes_back_for_reuse() {
+    common::deadline();
     let pool = instance::StackPool::new(STACK, 4096, 4).unwrap();
     let stack = pool.take().unwrap();
     let top = stack.top();

@@ -71,6 +71,7 @@ fn every_outcome(inst: &mut Instance) {
 
 #[test]
 fn handlers_are_installed_once_with_siginfo_and_onstack() {
+    common::deadline();
     let _s = serial();
     let threads: Vec<_> = (0..8).map(|_| std::thread::spawn(instance::install_handlers)).collect();
     for t in threads {
@@ -93,6 +94,7 @@ fn handlers_are_installed_once_with_siginfo_and_onstack() {
 
 #[test]
 fn alt_stack_is_large_enough_for_the_kernel() {
+    common::deadline();
     // SAFETY: getauxval only reads the auxiliary vector.
     let min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
     let size = instance::alt_stack_size();
@@ -102,6 +104,7 @@ fn alt_stack_is_large_enough_for_the_kernel() {
 
 #[test]
 fn threads_own_alt_stack_comes_back_after_every_outcome() {
+    common::deadline();
     let _s = serial();
     std::thread::spawn(|| {
         // The thread's own alternate stack, in memory of its own.
@@ -125,6 +128,7 @@ fn threads_own_alt_stack_comes_back_after_every_outcome() {
 
 #[test]
 fn thread_without_alt_stack_has_none_after_runs() {
+    common::deadline();
     let _s = serial();
     std::thread::spawn(|| {
         let disable = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
@@ -140,6 +144,7 @@ fn thread_without_alt_stack_has_none_after_runs() {
 
 #[test]
 fn run_from_a_handler_on_the_alt_stack_is_an_error_not_a_crash() {
+    common::deadline();
     // A handler running on the thread's alternate stack starts a run: the
     // alternate stack cannot be switched while in use, so the run says so.
     let _s = serial();

@@ -6,6 +6,7 @@ use instance::{Stack, StackError, StackPool, page_size};
 
 #[test]
 fn guard_is_prot_none_and_usable_part_is_read_write() {
+    common::deadline();
     let page = page_size();
     let mut stack = Stack::with_guard(3 * page + 1, 2 * page).unwrap();
     assert_eq!(stack.size(), 4 * page);
@@ -27,6 +28,7 @@ fn guard_is_prot_none_and_usable_part_is_read_write() {
 
 #[test]
 fn memory_is_committed_lazily_and_given_back() {
+    common::deadline();
     let mut stack = Stack::new(1 << 20).unwrap();
     let (start, len) = (stack.base(), stack.size());
     assert_eq!(common::resident_pages(start, len), 0);
@@ -43,6 +45,7 @@ fn memory_is_committed_lazily_and_given_back() {
 
 #[test]
 fn huge_stacks_cost_address_space_only() {
+    common::deadline();
     // 4 GiB (valgrind's address space is too small for much more).
     let stack = Stack::new(1 << 32).unwrap();
     assert_eq!(stack.size(), 1 << 32);
@@ -52,6 +55,7 @@ fn huge_stacks_cost_address_space_only() {
 
 #[test]
 fn bad_sizes_are_typed_errors() {
+    common::deadline();
     assert_eq!(Stack::new(0).unwrap_err(), StackError::ZeroSize);
     assert_eq!(Stack::with_guard(1, 0).unwrap_err(), StackError::ZeroGuard);
     assert_eq!(
@@ -76,6 +80,7 @@ fn bad_sizes_are_typed_errors() {
 
 #[test]
 fn pool_gives_the_same_mapping_back() {
+    common::deadline();
     let pool = StackPool::new(64 * 1024, 1, 2).unwrap();
     assert_eq!((pool.stack_size(), pool.guard_size()), (64 * 1024, page_size()));
     let a = pool.take().unwrap();
@@ -93,6 +98,7 @@ fn pool_gives_the_same_mapping_back() {
 
 #[test]
 fn pool_keeps_at_most_max_idle_and_rejects_foreign_stacks() {
+    common::deadline();
     let pool = StackPool::new(8192, 4096, 1).unwrap();
     let a = pool.take().unwrap();
     let b = pool.take().unwrap();
@@ -112,6 +118,7 @@ fn pool_keeps_at_most_max_idle_and_rejects_foreign_stacks() {
 
 #[test]
 fn pool_trim_gives_memory_back_and_keeps_mappings() {
+    common::deadline();
     let pool = StackPool::new(256 * 1024, 4096, 4).unwrap();
     let mut stack = pool.take().unwrap();
     let base = stack.base();
@@ -127,6 +134,7 @@ fn pool_trim_gives_memory_back_and_keeps_mappings() {
 
 #[test]
 fn stacks_and_pools_are_send_and_sync() {
+    common::deadline();
     fn check<T: Send + Sync>() {}
     check::<Stack>();
     check::<StackPool>();

@@ -9,6 +9,7 @@ use instance::{Stack, StackPool};
 
 #[test]
 fn hundred_thousand_stacks_leave_no_mappings_and_no_memory() {
+    common::deadline();
     // Warm up whatever the first calls allocate (the page size, the
     // allocator's arenas) before taking the baseline.
     drop(Stack::new(64 * 1024).unwrap());

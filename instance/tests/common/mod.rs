@@ -9,6 +9,26 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// Bounds the whole test binary in time: the first call starts a thread
+/// that aborts the process (failing the run) if it is still alive after
+/// five minutes, so a hung guest or handler cannot stall CI.
+pub fn deadline() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let (started, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Let the thread finish setting itself up (alternate signal
+            // stack, malloc arena) before the caller measures mappings.
+            std::hint::black_box(Box::new([0u8; 64]));
+            started.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(300));
+            eprintln!("test binary still running after 300 s: aborting");
+            std::process::abort();
+        });
+        wait.recv().unwrap();
+    });
+}
+
 /// Lines in /proc/self/maps: one per mapping.
 pub fn maps_lines() -> usize {
     std::fs::read_to_string("/proc/self/maps").unwrap().lines().count()
