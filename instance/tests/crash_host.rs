@@ -104,6 +104,19 @@ extern "C" fn mprotect_and_continue(_sig: i32, info: *mut libc::siginfo_t, _uc: 
     HOST_FAULTS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// What `record_mask` saw blocked while it ran: bit 0 SIGUSR1, bit 1
+/// SIGSEGV.
+static SEEN_BLOCKED: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Like `mprotect_and_continue`, and records which signals were blocked
+/// while it ran.
+extern "C" fn record_mask(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let mask = nix::sys::signal::SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
+    let seen = usize::from(mask.contains(Signal::SIGUSR1)) | (usize::from(mask.contains(Signal::SIGSEGV)) << 1);
+    SEEN_BLOCKED.store(seen, Ordering::SeqCst);
+    mprotect_and_continue(sig, info, uc);
+}
+
 /// Plain (one-argument) handler that ends the process with exit code 42.
 extern "C" fn exit_42(_sig: i32) {
     // SAFETY: _exit is async-signal-safe.
@@ -155,7 +168,16 @@ fn child() {
         "host_overflow" => {
             run_faulting_guests();
             let t = std::thread::Builder::new().name("overflowing-host".into()).stack_size(256 * 1024);
-            t.spawn(|| rust_recursion(0)).unwrap().join().unwrap();
+            // The overflowing thread has run guests itself: its own
+            // alternate stack (Rust's) must be back in place for Rust's
+            // handler to report the overflow.
+            t.spawn(|| {
+                run_faulting_guests();
+                rust_recursion(0)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
         }
         "region_fault" => {
             let mut inst = Instance::new(64 * 1024).unwrap();
@@ -182,6 +204,25 @@ fn child() {
             assert!(guests.join().unwrap() >= 100);
             run_faulting_guests();
             assert_eq!(HOST_FAULTS.load(Ordering::SeqCst), 200);
+        }
+        "prev_handler_mask" | "prev_handler_nodefer" => {
+            let nodefer = case == "prev_handler_nodefer";
+            let flags = if nodefer { SaFlags::SA_NODEFER } else { SaFlags::empty() };
+            let act = SigAction::new(SigHandler::SigAction(record_mask), flags, SigSet::from(Signal::SIGUSR1));
+            // SAFETY: record_mask only reads the mask, mprotects and stores.
+            unsafe { sigaction(Signal::SIGSEGV, &act) }.unwrap();
+            instance::install_handlers().unwrap();
+            run_faulting_guests();
+            let before = SigSet::thread_get_mask().unwrap();
+            let page = NoAccessPage::new();
+            write_to(page.0);
+            // The earlier handler ran with its own mask (plus the signal
+            // itself unless SA_NODEFER), as the kernel would have set it...
+            let want = if nodefer { 0b01 } else { 0b11 };
+            assert_eq!(SEEN_BLOCKED.load(Ordering::SeqCst), want);
+            // ...and the host's mask is back afterwards.
+            assert_eq!(SigSet::thread_get_mask().unwrap(), before);
+            assert!(!before.contains(Signal::SIGUSR1));
         }
         "prev_plain_exit" => {
             install_before_ours(Signal::SIGSEGV, SigHandler::Handler(exit_42), SaFlags::empty());
@@ -284,6 +325,13 @@ fn fault_inside_a_host_region_is_the_hosts() {
 fn earlier_siginfo_handler_gets_host_faults_while_guests_fault_on_another_thread() {
     common::deadline();
     assert_survived("prev_siginfo_mprotect");
+}
+
+#[test]
+fn earlier_handler_runs_with_its_own_mask() {
+    common::deadline();
+    assert_survived("prev_handler_mask");
+    assert_survived("prev_handler_nodefer");
 }
 
 #[test]
