@@ -1,5 +1,87 @@
-//! Guard-page stacks, fault recovery, yield/resume and termination for
-//! contexts from the `context` crate. (Being built; see the workspace README.)
+//! Run native code on a guard-page stack of its own and get back to the
+//! host safely when it returns, panics, faults or overflows its stack
+//! (x86_64 Linux).
+//!
+//! This is the instance layer of a sandboxing runtime, built on the
+//! `context` crate:
+//!
+//! * [`Stack`] and [`StackPool`]: `mmap`'d, lazily committed stacks with a
+//!   `PROT_NONE` guard region, and a pool that reuses them.
+//! * [`Instance`]: runs a raw entry point with [`Val`](context::Val)
+//!   arguments ([`Instance::run`]) or a Rust closure
+//!   ([`Instance::run_closure`]) on its stack.
+//! * Fault recovery: SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGTRAP raised by
+//!   the CPU while a guest runs its own code come back as
+//!   [`Error::Fault`] with a [`FaultReport`]; a fault in the guard region is
+//!   a [`FaultKind::StackOverflow`]. Every other signal goes to the handler
+//!   installed before ours, so the host behaves as if this crate were not
+//!   there (see [`install_handlers`]).
+//! * [`host_region`]: host code called by a guest, whose faults are the
+//!   host's.
+//!
+//! # Example
+//!
+//! ```
+//! use instance::{FaultKind, Instance};
+//!
+//! let mut inst = Instance::new(256 * 1024)?;
+//!
+//! // A guest that returns.
+//! assert_eq!(inst.run_closure(|| (1..=10).sum::<u32>())?, 55);
+//!
+//! // A guest that writes to an unmapped address.
+//! let err = inst
+//!     .run_closure(|| unsafe { (8 as *mut u64).write_volatile(1) })
+//!     .unwrap_err();
+//! let fault = err.fault().expect("a fault report");
+//! assert_eq!((fault.kind, fault.addr), (FaultKind::MemoryFault, 8));
+//!
+//! // A guest that panics: the payload comes back.
+//! inst.reset()?;
+//! let panic = inst.run_closure(|| -> u32 { panic!("no") }).unwrap_err().into_panic().unwrap();
+//! assert_eq!(panic.message(), Some("no"));
+//!
+//! inst.reset()?;
+//! assert_eq!(inst.run_closure(|| 7)?, 7);
+//! # Ok::<(), instance::Error>(())
+//! ```
+//!
+//! # What it deliberately does not do
+//!
+//! It does not isolate memory (a guest can read and write anything the
+//! process can; the sandbox's compiler is expected to confine it), it does
+//! not unwind a faulted guest's frames (they are abandoned, see
+//! [`Instance::run_closure`]), and it supports only x86_64 Linux. Yield and
+//! resume, termination and timeouts are planned but not here yet.
+//!
+//! # Signals, in one place
+//!
+//! The first run (or [`install_handlers`]) installs one process-wide
+//! handler for the five fault signals with `SA_SIGINFO | SA_ONSTACK`. Each
+//! run installs this thread's own alternate signal stack (sized from
+//! `getauxval(AT_MINSIGSTKSZ)`, with a guard page) and puts the thread's
+//! previous one back afterwards. A recovered fault returns from the handler
+//! through the kernel's sigreturn, so the signal mask, the alternate stack
+//! and the FPU state are restored by the kernel; the host's signal mask,
+//! MXCSR and x87 control word are the same after a run as before it.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+mod error;
+mod fault;
+mod instance;
+mod region;
+mod run;
+mod signal;
+mod stack;
+mod state;
+
+pub use crate::error::{Error, Panic};
+pub use crate::fault::{FaultKind, FaultReport};
+pub use crate::instance::Instance;
+pub use crate::region::{host_region, in_host_region};
+pub use crate::run::in_guest;
+pub use crate::signal::{FAULT_SIGNALS, alt_stack_size, install_handlers};
+pub use crate::stack::{DEFAULT_GUARD_PAGES, Stack, StackError, StackPool, page_size};
+pub use crate::state::State;

@@ -1,0 +1,241 @@
+//! The sandbox demonstration: guests that return, fault every way, overflow
+//! their stack and panic, each run many times on one instance that is reset
+//! after every failure. Prints one table row per case and exits 0 when
+//! every case ended the way it should (1 otherwise).
+//!
+//! ```text
+//! cargo run --release -p instance --example sandbox
+//! ```
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use context::Val;
+use instance::{Error, FaultKind, Instance};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous};
+
+const RUNS: u32 = 1000;
+const STACK: usize = 64 * 1024;
+
+// ---- guests -------------------------------------------------------------
+
+extern "C" fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+extern "C" fn write_to(addr: usize) -> u64 {
+    // SAFETY: faults on purpose; the address is a PROT_NONE page.
+    unsafe { (addr as *mut u64).write_volatile(1) };
+    0
+}
+
+extern "C" fn read_from(addr: usize) -> u64 {
+    // SAFETY: faults on purpose; the address is unmapped or past a file.
+    unsafe { (addr as *const u64).read_volatile() }
+}
+
+extern "C" fn ud2() -> u64 {
+    // SAFETY: raises SIGILL on purpose.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    0
+}
+
+extern "C" fn int3() -> u64 {
+    // SAFETY: raises SIGTRAP on purpose.
+    unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+    0
+}
+
+extern "C" fn divide(n: u64, d: u64) -> u64 {
+    let q: u64;
+    // SAFETY: `div` by zero raises SIGFPE on purpose.
+    unsafe {
+        core::arch::asm!("div {d}", d = in(reg) d, inout("rax") n => q, inout("rdx") 0u64 => _, options(nomem, nostack))
+    };
+    q
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+extern "C" fn c_recursion(n: u64) -> u64 {
+    let frame = black_box([n; 128]);
+    c_recursion(frame[5] + 1).wrapping_add(frame[9])
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn rust_recursion(depth: u64) -> u64 {
+    let mut v = black_box([depth; 32]);
+    v[1] = rust_recursion(v[0] + 1);
+    v.iter().sum()
+}
+
+// ---- cases --------------------------------------------------------------
+
+/// What a case should end in.
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    Value(u64),
+    Fault(FaultKind),
+    Panic,
+}
+
+/// Runs one guest on the instance and gives its result as a number.
+type Runner = Box<dyn FnMut(&mut Instance) -> Result<u64, Error>>;
+
+struct Case {
+    name: &'static str,
+    expect: Expect,
+    run: Runner,
+}
+
+fn raw(entry: usize, args: Vec<Val>) -> Runner {
+    // SAFETY: every entry below is an extern "C" fn whose parameters match
+    // its arguments and which does not unwind.
+    Box::new(move |inst| unsafe { inst.run(entry, &args) }.map(|r| r.as_u64()))
+}
+
+fn closure(f: fn() -> u64) -> Runner {
+    Box::new(move |inst| inst.run_closure(f))
+}
+
+fn main() {
+    let page = instance::page_size();
+    // SAFETY: fresh mappings that alias nothing; they live until exit.
+    let no_access =
+        unsafe { mmap_anonymous(None, NonZeroUsize::new(page).unwrap(), ProtFlags::PROT_NONE, MapFlags::MAP_PRIVATE) }
+            .expect("mmap")
+            .as_ptr() as usize;
+    let file = tempfile_of_one_page(page);
+    // SAFETY: as above; two pages of a one-page file.
+    let truncated = unsafe {
+        mmap(None, NonZeroUsize::new(2 * page).unwrap(), ProtFlags::PROT_READ, MapFlags::MAP_SHARED, file.as_fd(), 0)
+    }
+    .expect("mmap of the file")
+    .as_ptr() as usize
+        + page;
+
+    let mut cases = vec![
+        Case {
+            name: "return (raw entry, 2 args)",
+            expect: Expect::Value(42),
+            run: raw(add as *const () as usize, vec![Val::U64(40), Val::U64(2)]),
+        },
+        Case { name: "return (closure)", expect: Expect::Value(55), run: closure(|| (1..=10).sum()) },
+        Case {
+            name: "write to PROT_NONE page",
+            expect: Expect::Fault(FaultKind::MemoryFault),
+            run: raw(write_to as *const () as usize, vec![Val::USize(no_access)]),
+        },
+        Case {
+            name: "read of unmapped address",
+            expect: Expect::Fault(FaultKind::MemoryFault),
+            run: raw(read_from as *const () as usize, vec![Val::USize(0x10)]),
+        },
+        Case {
+            name: "ud2",
+            expect: Expect::Fault(FaultKind::IllegalInstruction),
+            run: raw(ud2 as *const () as usize, vec![]),
+        },
+        Case {
+            name: "integer division by zero",
+            expect: Expect::Fault(FaultKind::Arithmetic),
+            run: raw(divide as *const () as usize, vec![Val::U64(7), Val::U64(0)]),
+        },
+        Case {
+            name: "int3",
+            expect: Expect::Fault(FaultKind::Breakpoint),
+            run: raw(int3 as *const () as usize, vec![]),
+        },
+        Case {
+            name: "C-style recursion",
+            expect: Expect::Fault(FaultKind::StackOverflow),
+            run: raw(c_recursion as *const () as usize, vec![Val::U64(0)]),
+        },
+        Case {
+            name: "Rust recursion (closure)",
+            expect: Expect::Fault(FaultKind::StackOverflow),
+            run: closure(|| rust_recursion(0)),
+        },
+        Case {
+            name: "read past end of file mapping",
+            expect: Expect::Fault(FaultKind::BusError),
+            run: raw(read_from as *const () as usize, vec![Val::USize(truncated)]),
+        },
+        Case { name: "panic (closure)", expect: Expect::Panic, run: closure(|| panic!("guest gave up")) },
+        Case {
+            name: "nested instance faults inside",
+            expect: Expect::Value(1),
+            run: closure(|| {
+                let mut inner = Instance::new(STACK).unwrap();
+                u64::from(inner.run_closure(|| ud2()).is_err_and(|e| e.fault().is_some()))
+            }),
+        },
+        Case {
+            name: "host region inside a guest",
+            expect: Expect::Value(3),
+            run: closure(|| instance::host_region(|| vec![1, 2, 3].len() as u64)),
+        },
+    ];
+
+    // Guest panics are expected here; keep the table readable.
+    std::panic::set_hook(Box::new(|_| {}));
+
+    let mut inst = Instance::new(STACK).expect("an instance");
+    println!("{} runs per case, {} KiB guest stacks, one instance reset after each failure\n", RUNS, STACK / 1024);
+    println!("{:<32} {:<26} {:<20} {:<16} {:>10}", "case", "outcome", "kind", "address", "time/run");
+    println!("{}", "-".repeat(108));
+    let mut all_ok = true;
+    for case in &mut cases {
+        let mut last = None;
+        let mut ok = true;
+        let start = Instant::now();
+        for _ in 0..RUNS {
+            let r = (case.run)(&mut inst);
+            let got = match &r {
+                Ok(v) => Expect::Value(*v),
+                Err(Error::Fault(f)) => Expect::Fault(f.kind),
+                Err(Error::Panic(_)) => Expect::Panic,
+                Err(_) => {
+                    ok = false;
+                    Expect::Panic
+                }
+            };
+            ok &= got == case.expect;
+            if r.is_err() {
+                inst.reset().expect("reset");
+            }
+            last = Some(r);
+        }
+        let per_run = start.elapsed() / RUNS;
+        all_ok &= ok;
+        let (outcome, kind, addr) = match last.expect("at least one run") {
+            Ok(v) => (format!("returned {v}"), "-".to_string(), "-".to_string()),
+            Err(Error::Fault(f)) => {
+                (format!("faulted ({} {})", f.signal.as_str(), f.code), f.kind.to_string(), format!("{:#x}", f.addr))
+            }
+            Err(Error::Panic(p)) => (format!("panicked: {}", p.message().unwrap_or("?")), "-".into(), "-".into()),
+            Err(e) => (format!("error: {e}"), "-".into(), "-".into()),
+        };
+        let mark = if ok { "" } else { "  <-- unexpected" };
+        println!("{:<32} {:<26} {:<20} {:<16} {:>10.2?}{mark}", case.name, outcome, kind, addr, per_run);
+    }
+    let _ = std::panic::take_hook();
+    if !all_ok {
+        eprintln!("\nsome cases did not end as expected");
+        std::process::exit(1);
+    }
+    println!("\nevery case ended as expected; the host is still here.");
+}
+
+/// An unlinked temporary file of one page.
+fn tempfile_of_one_page(page: usize) -> std::fs::File {
+    let path = std::env::temp_dir().join(format!("instance-sandbox-{}", std::process::id()));
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).expect("temp file");
+    let _ = std::fs::remove_file(&path);
+    file.set_len(page as u64).expect("set_len");
+    file
+}

@@ -1,0 +1,125 @@
+//! Errors of the `instance` crate, and the caught-panic payload.
+
+use core::any::Any;
+use core::fmt;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+
+use crate::fault::FaultReport;
+use crate::stack::StackError;
+use crate::state::State;
+
+/// Why a run did not return a value, or what was wrong with a call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input to the context layer (arguments that do not fit the stack,
+    /// a null entry point, ...).
+    #[error(transparent)]
+    Context(#[from] context::Error),
+    /// A stack could not be made or handled.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// The guest faulted; the instance is now [`State::Faulted`].
+    #[error("the guest faulted: {0}")]
+    Fault(FaultReport),
+    /// A closure guest panicked; the instance is now [`State::Panicked`].
+    /// [`Panic::resume`] re-raises it in the host.
+    #[error("the guest panicked: {0}")]
+    Panic(Panic),
+    /// The operation is not allowed in the instance's current state.
+    #[error("cannot {op} an instance that is {state}")]
+    InvalidState {
+        /// What was attempted (`"run"`, `"reset"`, ...).
+        op: &'static str,
+        /// The state the instance was in.
+        state: State,
+    },
+    /// Installing the process-wide handler for `signal` failed.
+    #[error("could not install the handler for {signal}: {errno}")]
+    SignalHandler {
+        /// The signal whose handler could not be installed.
+        signal: Signal,
+        /// The error `sigaction` returned.
+        #[source]
+        errno: Errno,
+    },
+    /// Switching the thread's alternate signal stack failed (for example
+    /// because a run was started from a handler running on it).
+    #[error("could not switch the alternate signal stack: {0}")]
+    AltStack(#[source] Errno),
+    /// Reading the thread's signal mask failed.
+    #[error("could not read the signal mask: {0}")]
+    SignalMask(#[source] Errno),
+    /// The thread is exiting and its thread-local state is gone.
+    #[error("the thread is exiting; its thread-local instance state is gone")]
+    ThreadExiting,
+}
+
+impl Error {
+    /// The fault report, if this is [`Error::Fault`].
+    pub fn fault(&self) -> Option<&FaultReport> {
+        match self {
+            Error::Fault(report) => Some(report),
+            _ => None,
+        }
+    }
+
+    /// The caught panic, if this is [`Error::Panic`].
+    pub fn into_panic(self) -> Option<Panic> {
+        match self {
+            Error::Panic(panic) => Some(panic),
+            _ => None,
+        }
+    }
+}
+
+/// A panic caught inside a closure guest, with its payload.
+pub struct Panic {
+    payload: Box<dyn Any + Send + 'static>,
+}
+
+impl Panic {
+    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> Panic {
+        Panic { payload }
+    }
+
+    /// The payload, for `downcast_ref`.
+    pub fn payload(&self) -> &(dyn Any + Send + 'static) {
+        &*self.payload
+    }
+
+    /// The payload, owned.
+    pub fn into_payload(self) -> Box<dyn Any + Send + 'static> {
+        self.payload
+    }
+
+    /// The panic message when the payload is a `&str` or a `String` (what
+    /// `panic!` produces).
+    pub fn message(&self) -> Option<&str> {
+        if let Some(s) = self.payload.downcast_ref::<&'static str>() {
+            Some(s)
+        } else {
+            self.payload.downcast_ref::<String>().map(String::as_str)
+        }
+    }
+
+    /// Re-raises the panic in the caller with its original payload
+    /// ([`std::panic::resume_unwind`]).
+    pub fn resume(self) -> ! {
+        std::panic::resume_unwind(self.payload)
+    }
+}
+
+impl fmt::Debug for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Panic").field("message", &self.message()).finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message().unwrap_or("(payload is not a string)"))
+    }
+}

@@ -1,0 +1,401 @@
+//! Guard-page stacks and a pool that reuses them.
+//!
+//! A [`Stack`] is one private anonymous mapping: a `PROT_NONE` guard region
+//! at the bottom and the usable, read-write part above it. The mapping is
+//! made with `MAP_NORESERVE`, so pages are committed only when first touched,
+//! and a large stack costs address space, not memory.
+//!
+//! ```text
+//!   mapping_start                 base                               top
+//!   |  guard (PROT_NONE)          |  usable (read/write, lazy)        |
+//!   +-----------------------------+-----------------------------------+
+//!   lower addresses                     the stack grows down from top <-
+//! ```
+//!
+//! This module needs `unsafe` to call `mmap`, `mprotect`, `madvise` and
+//! `munmap`, and to hand out the usable part as a `&mut [u64]`; each call
+//! says why it holds.
+#![allow(unsafe_code)]
+
+use core::ffi::c_void;
+use core::num::NonZeroUsize;
+use core::ptr::NonNull;
+use std::sync::Mutex;
+
+use nix::errno::Errno;
+use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap_anonymous, mprotect, munmap};
+
+/// What was wrong with a request for a stack, or which system call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// A usable size of zero bytes was asked for.
+    #[error("the stack size is zero")]
+    ZeroSize,
+    /// A guard region of zero bytes was asked for; at least one page is needed.
+    #[error("the guard size is zero; a stack needs at least one guard page")]
+    ZeroGuard,
+    /// The size, the guard, or their sum does not fit in `usize` once rounded
+    /// up to whole pages.
+    #[error("a stack of {size} bytes with a {guard}-byte guard does not fit the address space")]
+    TooLarge {
+        /// Requested usable bytes.
+        size: usize,
+        /// Requested guard bytes.
+        guard: usize,
+    },
+    /// `mmap` refused the mapping.
+    #[error("mmap of {len} bytes failed: {errno}")]
+    Map {
+        /// Bytes asked for (guard included).
+        len: usize,
+        /// The error `mmap` returned.
+        #[source]
+        errno: Errno,
+    },
+    /// `mprotect` of the usable part failed.
+    #[error("mprotect of the usable part failed: {0}")]
+    Protect(#[source] Errno),
+    /// `madvise(MADV_DONTNEED)` failed.
+    #[error("madvise(MADV_DONTNEED) failed: {0}")]
+    Advise(#[source] Errno),
+    /// A stack was handed to a pool whose size or guard differs from its own.
+    #[error("a stack of {size} bytes with a {guard}-byte guard does not belong to a pool of {pool_size}/{pool_guard}")]
+    WrongPool {
+        /// Usable bytes of the stack.
+        size: usize,
+        /// Guard bytes of the stack.
+        guard: usize,
+        /// Usable bytes of the pool's stacks.
+        pool_size: usize,
+        /// Guard bytes of the pool's stacks.
+        pool_guard: usize,
+    },
+}
+
+/// The page size of this process (from `sysconf(_SC_PAGESIZE)`, 4096 if
+/// that fails).
+pub fn page_size() -> usize {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
+        Ok(Some(n)) if n > 0 => n as usize,
+        _ => 4096,
+    }
+}
+
+/// Rounds `n` up to a multiple of the page size, or `None` on overflow.
+fn round_up_to_page(n: usize) -> Option<usize> {
+    let page = page_size();
+    n.checked_add(page - 1).map(|m| m & !(page - 1))
+}
+
+/// The default guard: one page.
+pub const DEFAULT_GUARD_PAGES: usize = 1;
+
+/// A `mmap`'d stack with a `PROT_NONE` guard region below its usable part.
+///
+/// Sizes are rounded up to whole pages. Memory is committed lazily, page by
+/// page, as the stack is touched; [`Stack::decommit`] gives touched pages
+/// back. Dropping the stack unmaps it.
+///
+/// # Movement
+///
+/// Moving a `Stack` moves only its descriptor; the mapping stays where it
+/// is, so contexts that point into it stay valid.
+#[derive(Debug)]
+pub struct Stack {
+    start: NonNull<c_void>,
+    guard: usize,
+    size: usize,
+}
+
+// SAFETY: a Stack exclusively owns its mapping, like a Box<[u8]> does; the
+// raw pointer is only an address.
+unsafe impl Send for Stack {}
+// SAFETY: `&Stack` only reads the descriptor; writing to the memory needs
+// `&mut Stack` (`as_words_mut`).
+unsafe impl Sync for Stack {}
+
+impl Stack {
+    /// A stack with `size` usable bytes and one guard page, both rounded up
+    /// to whole pages.
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::ZeroSize`], [`StackError::TooLarge`], or the failing
+    /// system call ([`StackError::Map`], [`StackError::Protect`]).
+    pub fn new(size: usize) -> Result<Stack, StackError> {
+        Stack::with_guard(size, DEFAULT_GUARD_PAGES * page_size())
+    }
+
+    /// A stack with `size` usable bytes and a `guard`-byte `PROT_NONE`
+    /// region below them, both rounded up to whole pages.
+    ///
+    /// ```
+    /// use instance::{Stack, StackError};
+    /// let page = instance::page_size();
+    /// let stack = Stack::with_guard(10_000, 1)?;
+    /// assert_eq!(stack.size(), 10_000usize.div_ceil(page) * page);
+    /// assert_eq!(stack.guard_size(), page);
+    /// assert_eq!(Stack::with_guard(4096, 0).unwrap_err(), StackError::ZeroGuard);
+    /// # Ok::<(), StackError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::ZeroSize`], [`StackError::ZeroGuard`],
+    /// [`StackError::TooLarge`], or the failing system call.
+    pub fn with_guard(size: usize, guard: usize) -> Result<Stack, StackError> {
+        if size == 0 {
+            return Err(StackError::ZeroSize);
+        }
+        if guard == 0 {
+            return Err(StackError::ZeroGuard);
+        }
+        let too_large = StackError::TooLarge { size, guard };
+        let size_r = round_up_to_page(size).ok_or(too_large)?;
+        let guard_r = round_up_to_page(guard).ok_or(too_large)?;
+        let len = size_r.checked_add(guard_r).filter(|&l| l <= isize::MAX as usize).ok_or(too_large)?;
+        let nz_len = NonZeroUsize::new(len).ok_or(too_large)?;
+
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks
+        // cannot alias anything that exists.
+        let start = unsafe {
+            mmap_anonymous(None, nz_len, ProtFlags::PROT_NONE, MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE)
+        }
+        .map_err(|errno| StackError::Map { len, errno })?;
+        let stack = Stack { start, guard: guard_r, size: size_r };
+        // SAFETY: the range lies inside the mapping just made, which nothing
+        // else refers to yet. On failure `stack` is dropped and unmapped.
+        unsafe {
+            mprotect(stack.base_ptr(), size_r, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)
+                .map_err(StackError::Protect)?;
+        }
+        Ok(stack)
+    }
+
+    fn base_ptr(&self) -> NonNull<c_void> {
+        // SAFETY: start + guard is inside (or one past the guard of) the
+        // mapping, so it is non-null and in bounds.
+        unsafe { self.start.byte_add(self.guard) }
+    }
+
+    /// Usable bytes (a whole number of pages).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Bytes of the `PROT_NONE` guard region (a whole number of pages).
+    pub fn guard_size(&self) -> usize {
+        self.guard
+    }
+
+    /// Lowest address of the mapping: the bottom of the guard region.
+    pub fn mapping_start(&self) -> usize {
+        self.start.as_ptr() as usize
+    }
+
+    /// Bytes in the whole mapping, guard included.
+    pub fn mapping_len(&self) -> usize {
+        self.guard + self.size
+    }
+
+    /// Lowest usable address (one past the guard region).
+    pub fn base(&self) -> usize {
+        self.mapping_start() + self.guard
+    }
+
+    /// One past the highest usable address; page-aligned, so 16-aligned.
+    pub fn top(&self) -> usize {
+        self.base() + self.size
+    }
+
+    /// Whether `addr` lies in the mapping, guard included.
+    pub fn contains(&self, addr: usize) -> bool {
+        addr >= self.mapping_start() && addr < self.top()
+    }
+
+    /// Whether `addr` lies in the guard region.
+    pub fn in_guard(&self, addr: usize) -> bool {
+        addr >= self.mapping_start() && addr < self.base()
+    }
+
+    /// The usable part as words, for [`context::Context::init`].
+    pub fn as_words_mut(&mut self) -> &mut [u64] {
+        // SAFETY: the usable part is mapped read/write, page-aligned (so
+        // u64-aligned), `size` bytes long, and exclusively owned by `self`,
+        // which `&mut self` borrows for the slice's lifetime.
+        unsafe { core::slice::from_raw_parts_mut(self.base_ptr().as_ptr().cast::<u64>(), self.size / 8) }
+    }
+
+    /// Gives the touched pages of the usable part back to the OS
+    /// (`madvise(MADV_DONTNEED)`); they read as zero when touched again.
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::Advise`] if `madvise` fails.
+    pub fn decommit(&mut self) -> Result<(), StackError> {
+        // SAFETY: the range is the usable part of our own private anonymous
+        // mapping; `&mut self` means no context is running on it, and
+        // dropping its contents is what the caller asked for.
+        unsafe { madvise(self.base_ptr(), self.size, MmapAdvise::MADV_DONTNEED) }.map_err(StackError::Advise)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `with_guard`, is owned only by
+        // `self`, and is unmapped exactly once. munmap of a valid mapping
+        // cannot fail; if it did, leaking it is the only safe option.
+        let _ = unsafe { munmap(self.start, self.mapping_len()) };
+    }
+}
+
+/// A pool of same-sized [`Stack`]s: [`StackPool::take`] hands back a
+/// previously returned stack (the same mapping) before making a new one.
+///
+/// Returned stacks keep their touched pages until [`StackPool::trim`] gives
+/// them back to the OS; at most `max_idle` stacks are kept, further ones are
+/// unmapped. Thread-safe.
+///
+/// ```
+/// use instance::StackPool;
+/// let pool = StackPool::new(64 * 1024, 4096, 8)?;
+/// let stack = pool.take()?;
+/// let top = stack.top();
+/// pool.put(stack)?;
+/// assert_eq!(pool.take()?.top(), top); // the same mapping again
+/// # Ok::<(), instance::StackError>(())
+/// ```
+#[derive(Debug)]
+pub struct StackPool {
+    size: usize,
+    guard: usize,
+    max_idle: usize,
+    idle: Mutex<Vec<Stack>>,
+}
+
+impl StackPool {
+    /// A pool of stacks with `size` usable and `guard` guard bytes (rounded
+    /// up to pages), keeping at most `max_idle` idle stacks.
+    ///
+    /// # Errors
+    ///
+    /// The size errors of [`Stack::with_guard`].
+    pub fn new(size: usize, guard: usize, max_idle: usize) -> Result<StackPool, StackError> {
+        if size == 0 {
+            return Err(StackError::ZeroSize);
+        }
+        if guard == 0 {
+            return Err(StackError::ZeroGuard);
+        }
+        let too_large = StackError::TooLarge { size, guard };
+        let size = round_up_to_page(size).ok_or(too_large)?;
+        let guard = round_up_to_page(guard).ok_or(too_large)?;
+        size.checked_add(guard).filter(|&l| l <= isize::MAX as usize).ok_or(too_large)?;
+        Ok(StackPool { size, guard, max_idle, idle: Mutex::new(Vec::new()) })
+    }
+
+    /// Usable bytes of this pool's stacks.
+    pub fn stack_size(&self) -> usize {
+        self.size
+    }
+
+    /// Guard bytes of this pool's stacks.
+    pub fn guard_size(&self) -> usize {
+        self.guard
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Stack>> {
+        // A panic while holding the lock cannot leave the Vec inconsistent
+        // (push/pop/drain only), so a poisoned lock is still usable.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle stack if there is one (most recently returned first), else a
+    /// new one.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Stack::with_guard`] when a new stack is made.
+    pub fn take(&self) -> Result<Stack, StackError> {
+        match self.idle().pop() {
+            Some(stack) => Ok(stack),
+            None => Stack::with_guard(self.size, self.guard),
+        }
+    }
+
+    /// Returns `stack` to the pool (or unmaps it if `max_idle` stacks are
+    /// already idle).
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::WrongPool`] if the stack's size or guard differs from
+    /// the pool's; the stack is dropped.
+    pub fn put(&self, stack: Stack) -> Result<(), StackError> {
+        if stack.size != self.size || stack.guard != self.guard {
+            return Err(StackError::WrongPool {
+                size: stack.size,
+                guard: stack.guard,
+                pool_size: self.size,
+                pool_guard: self.guard,
+            });
+        }
+        let mut idle = self.idle();
+        if idle.len() < self.max_idle {
+            idle.push(stack);
+        }
+        Ok(())
+    }
+
+    /// Number of idle stacks.
+    pub fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+
+    /// Gives the touched memory of every idle stack back to the OS, keeping
+    /// the mappings for reuse.
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::Advise`] from the first stack that fails.
+    pub fn trim(&self) -> Result<(), StackError> {
+        self.idle().iter_mut().try_for_each(Stack::decommit)
+    }
+
+    /// Unmaps idle stacks until at most `keep` remain.
+    pub fn shrink_to(&self, keep: usize) {
+        let drained: Vec<Stack> = {
+            let mut idle = self.idle();
+            let n = idle.len().saturating_sub(keep);
+            idle.drain(..n).collect()
+        };
+        drop(drained);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_up_to_pages() {
+        let page = page_size();
+        let s = Stack::with_guard(1, 1).unwrap();
+        assert_eq!((s.size(), s.guard_size()), (page, page));
+        assert_eq!(s.top() % 16, 0);
+        assert_eq!(s.mapping_len(), 2 * page);
+    }
+
+    #[test]
+    fn bad_sizes_are_typed_errors() {
+        assert_eq!(Stack::new(0).unwrap_err(), StackError::ZeroSize);
+        assert_eq!(Stack::with_guard(4096, 0).unwrap_err(), StackError::ZeroGuard);
+        assert_eq!(Stack::new(usize::MAX).unwrap_err(), StackError::TooLarge { size: usize::MAX, guard: page_size() });
+        assert_eq!(
+            Stack::with_guard(usize::MAX / 2, usize::MAX / 2).unwrap_err(),
+            StackError::TooLarge { size: usize::MAX / 2, guard: usize::MAX / 2 }
+        );
+        assert_eq!(StackPool::new(0, 4096, 1).unwrap_err(), StackError::ZeroSize);
+        assert_eq!(StackPool::new(4096, 0, 1).unwrap_err(), StackError::ZeroGuard);
+    }
+}

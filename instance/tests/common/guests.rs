@@ -1,0 +1,144 @@
+//! Guests that fault from real instructions, for the fault tests.
+//!
+//! Each `extern "C"` function is a raw entry point; the closures call the
+//! same instruction sources.
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::os::fd::AsFd;
+
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous, munmap};
+
+/// si_code values the kernel uses (see `siginfo.h`).
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+pub const ILL_ILLOPN: i32 = 2;
+pub const FPE_INTDIV: i32 = 1;
+pub const BUS_ADRERR: i32 = 2;
+pub const SI_KERNEL: i32 = 0x80;
+
+/// An unmapped address: below the kernel's mmap_min_addr.
+pub const UNMAPPED: usize = 0x10;
+
+/// A page mapped PROT_NONE, unmapped on drop.
+pub struct NoAccessPage(pub usize);
+
+impl NoAccessPage {
+    pub fn new() -> NoAccessPage {
+        let len = NonZeroUsize::new(instance::page_size()).unwrap();
+        // SAFETY: a fresh anonymous mapping aliases nothing.
+        let p = unsafe { mmap_anonymous(None, len, ProtFlags::PROT_NONE, MapFlags::MAP_PRIVATE) }.unwrap();
+        NoAccessPage(p.as_ptr() as usize)
+    }
+}
+
+impl Drop for NoAccessPage {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once.
+        unsafe { munmap(std::ptr::NonNull::new(self.0 as *mut _).unwrap(), instance::page_size()) }.unwrap();
+    }
+}
+
+/// A two-page shared mapping of a one-page file: touching the second page
+/// raises SIGBUS. `addr` is the start of the second page.
+pub struct TruncatedMapping {
+    pub start: usize,
+    pub addr: usize,
+    _file: std::fs::File,
+}
+
+impl TruncatedMapping {
+    pub fn new() -> TruncatedMapping {
+        let page = instance::page_size();
+        let path = std::env::temp_dir().join(format!(
+            "instance-sigbus-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.set_len(page as u64).unwrap();
+        let len = NonZeroUsize::new(2 * page).unwrap();
+        // SAFETY: a fresh shared mapping of our own file.
+        let p = unsafe { mmap(None, len, ProtFlags::PROT_READ, MapFlags::MAP_SHARED, file.as_fd(), 0) }.unwrap();
+        let start = p.as_ptr() as usize;
+        TruncatedMapping { start, addr: start + page, _file: file }
+    }
+}
+
+impl Drop for TruncatedMapping {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once.
+        unsafe { munmap(std::ptr::NonNull::new(self.start as *mut _).unwrap(), 2 * instance::page_size()) }.unwrap();
+    }
+}
+
+/// Writes to `addr`.
+pub extern "C" fn write_to(addr: usize) -> u64 {
+    // SAFETY: the point is to fault; the address is a test's PROT_NONE page.
+    unsafe { (addr as *mut u64).write_volatile(1) };
+    0
+}
+
+/// Reads from `addr`.
+pub extern "C" fn read_from(addr: usize) -> u64 {
+    // SAFETY: the point is to fault; the address is unmapped or past a file.
+    unsafe { (addr as *const u64).read_volatile() }
+}
+
+/// Executes `ud2`.
+pub extern "C" fn ud2() -> u64 {
+    // SAFETY: raises SIGILL, which the instance catches.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    0
+}
+
+/// Executes `int3`.
+pub extern "C" fn int3() -> u64 {
+    // SAFETY: raises SIGTRAP, which the instance catches.
+    unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+    0
+}
+
+/// Divides `n` by `d` with the `div` instruction (no Rust zero check).
+pub extern "C" fn divide(n: u64, d: u64) -> u64 {
+    let q: u64;
+    // SAFETY: `div` with d = 0 raises SIGFPE, which the instance catches.
+    unsafe {
+        core::arch::asm!("div {d}", d = in(reg) d, inout("rax") n => q, inout("rdx") 0u64 => _, options(nomem, nostack))
+    };
+    q
+}
+
+/// A C-style recursion with a 1 KiB frame and no end: overflows any stack.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+pub extern "C" fn c_recursion(n: u64) -> u64 {
+    let frame = black_box([n; 128]);
+    c_recursion(frame[5] + 1).wrapping_add(frame[9])
+}
+
+/// A Rust recursion with no end.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+pub fn rust_recursion(depth: u64) -> u64 {
+    let mut v = black_box([depth; 32]);
+    v[1] = rust_recursion(v[0] + 1);
+    v.iter().sum()
+}
+
+/// A guest that returns `a + b`.
+pub extern "C" fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// Loads from address 0 with a plain `mov` (no Rust null check in the
+/// way): a true null dereference.
+pub extern "C" fn null_deref() -> u64 {
+    let v: u64;
+    // SAFETY: the point is to fault.
+    unsafe {
+        core::arch::asm!("mov {v}, qword ptr [{p}]", v = out(reg) v, p = in(reg) 0usize, options(nostack, readonly))
+    };
+    v
+}

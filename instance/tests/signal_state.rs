@@ -1,0 +1,179 @@
+//! Process-wide and per-thread signal state: the handlers are installed
+//! once with the right flags, from any number of threads; a thread's own
+//! alternate signal stack is given back intact after every kind of run.
+
+mod common;
+
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
+
+use common::guests::*;
+use instance::{FaultKind, Instance};
+use nix::sys::signal::Signal;
+
+/// The tests here read and change per-thread signal state of the test
+/// threads and the process-wide dispositions; one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn query_action(signal: Signal) -> libc::sigaction {
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: a query-only sigaction writes `old`.
+    assert_eq!(unsafe { libc::sigaction(signal as i32, std::ptr::null(), old.as_mut_ptr()) }, 0);
+    // SAFETY: written by the successful call.
+    unsafe { old.assume_init() }
+}
+
+fn query_alt_stack() -> libc::stack_t {
+    let mut ss = MaybeUninit::<libc::stack_t>::uninit();
+    // SAFETY: a query-only sigaltstack writes `ss`.
+    assert_eq!(unsafe { libc::sigaltstack(std::ptr::null(), ss.as_mut_ptr()) }, 0);
+    // SAFETY: written by the successful call.
+    unsafe { ss.assume_init() }
+}
+
+fn set_alt_stack(ss: &libc::stack_t) {
+    // SAFETY: the caller's stack_t names memory that outlives its use.
+    assert_eq!(unsafe { libc::sigaltstack(ss, std::ptr::null_mut()) }, 0);
+}
+
+fn same(a: &libc::stack_t, b: &libc::stack_t) -> bool {
+    (a.ss_sp, a.ss_size, a.ss_flags) == (b.ss_sp, b.ss_size, b.ss_flags)
+}
+
+/// Runs a guest that returns, one of each fault kind, and one that panics.
+fn every_outcome(inst: &mut Instance) {
+    assert_eq!(inst.run_closure(|| 1).unwrap(), 1);
+    let faults: [(FaultKind, fn()); 4] = [
+        (FaultKind::MemoryFault, || {
+            read_from(UNMAPPED);
+        }),
+        (FaultKind::IllegalInstruction, || {
+            ud2();
+        }),
+        (FaultKind::Breakpoint, || {
+            int3();
+        }),
+        (FaultKind::StackOverflow, || {
+            rust_recursion(0);
+        }),
+    ];
+    for (kind, guest) in faults {
+        assert_eq!(inst.run_closure(guest).unwrap_err().fault().map(|f| f.kind), Some(kind));
+        inst.reset().unwrap();
+    }
+    assert!(inst.run_closure(|| -> u8 { panic!("p") }).unwrap_err().into_panic().is_some());
+    inst.reset().unwrap();
+}
+
+#[test]
+fn handlers_are_installed_once_with_siginfo_and_onstack() {
+    common::deadline();
+    let _s = serial();
+    let threads: Vec<_> = (0..8).map(|_| std::thread::spawn(instance::install_handlers)).collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let first: Vec<usize> = instance::FAULT_SIGNALS.iter().map(|&s| query_action(s).sa_sigaction).collect();
+    for (&signal, &handler) in instance::FAULT_SIGNALS.iter().zip(&first) {
+        let action = query_action(signal);
+        assert_eq!(action.sa_flags & libc::SA_SIGINFO, libc::SA_SIGINFO, "{signal}");
+        assert_eq!(action.sa_flags & libc::SA_ONSTACK, libc::SA_ONSTACK, "{signal}");
+        assert_ne!(handler, libc::SIG_DFL);
+        assert_ne!(handler, libc::SIG_IGN);
+        assert_eq!(handler, first[0], "one handler for every fault signal");
+    }
+    // Again: nothing changes.
+    instance::install_handlers().unwrap();
+    let again: Vec<usize> = instance::FAULT_SIGNALS.iter().map(|&s| query_action(s).sa_sigaction).collect();
+    assert_eq!(again, first);
+}
+
+#[test]
+fn alt_stack_is_large_enough_for_the_kernel() {
+    common::deadline();
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    let size = instance::alt_stack_size();
+    assert!(size >= min.max(libc::MINSIGSTKSZ) + 16 * 1024, "{size} for a minimum of {min}");
+    assert_eq!(size % instance::page_size(), 0);
+}
+
+#[test]
+fn threads_own_alt_stack_comes_back_after_every_outcome() {
+    common::deadline();
+    let _s = serial();
+    std::thread::spawn(|| {
+        // The thread's own alternate stack, in memory of its own.
+        let mut mine = vec![0u8; 64 * 1024];
+        let own = libc::stack_t { ss_sp: mine.as_mut_ptr().cast(), ss_flags: 0, ss_size: mine.len() };
+        set_alt_stack(&own);
+        let before = query_alt_stack();
+        let mut inst = Instance::new(128 * 1024).unwrap();
+        every_outcome(&mut inst);
+        assert!(same(&query_alt_stack(), &before));
+        // During a run, ours is in place instead.
+        let during = inst.run_closure(query_alt_stack).unwrap();
+        assert_ne!(during.ss_sp, own.ss_sp);
+        assert_eq!(during.ss_size, instance::alt_stack_size());
+        assert!(same(&query_alt_stack(), &before));
+        drop(mine);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn thread_without_alt_stack_has_none_after_runs() {
+    common::deadline();
+    let _s = serial();
+    std::thread::spawn(|| {
+        let disable = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+        set_alt_stack(&disable);
+        assert_eq!(query_alt_stack().ss_flags & libc::SS_DISABLE, libc::SS_DISABLE);
+        let mut inst = Instance::new(128 * 1024).unwrap();
+        every_outcome(&mut inst);
+        assert_eq!(query_alt_stack().ss_flags & libc::SS_DISABLE, libc::SS_DISABLE);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn run_from_a_handler_on_the_alt_stack_is_an_error_not_a_crash() {
+    common::deadline();
+    // A handler running on the thread's alternate stack starts a run: the
+    // alternate stack cannot be switched while in use, so the run says so.
+    let _s = serial();
+    static RESULT: Mutex<Option<String>> = Mutex::new(None);
+    extern "C" fn on_usr1(_sig: i32) {
+        let mut inst = Instance::new(64 * 1024).unwrap();
+        let r = inst.run_closure(|| 5);
+        *RESULT.lock().unwrap() = Some(format!("{r:?}"));
+    }
+    std::thread::spawn(|| {
+        let mut mine = vec![0u8; 256 * 1024];
+        set_alt_stack(&libc::stack_t { ss_sp: mine.as_mut_ptr().cast(), ss_flags: 0, ss_size: mine.len() });
+        let act = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(on_usr1),
+            nix::sys::signal::SaFlags::SA_ONSTACK,
+            nix::sys::signal::SigSet::empty(),
+        );
+        // SAFETY: the handler only runs in this thread, on purpose, for this
+        // test (which holds the serial lock); it is restored below.
+        let old = unsafe { nix::sys::signal::sigaction(Signal::SIGUSR1, &act) }.unwrap();
+        nix::sys::signal::raise(Signal::SIGUSR1).unwrap();
+        // SAFETY: restoring the previous disposition.
+        unsafe { nix::sys::signal::sigaction(Signal::SIGUSR1, &old) }.unwrap();
+        let disable = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+        set_alt_stack(&disable);
+        drop(mine);
+    })
+    .join()
+    .unwrap();
+    let got = RESULT.lock().unwrap().take().unwrap();
+    assert!(got.starts_with("Err(AltStack(EPERM"), "{got}");
+}
