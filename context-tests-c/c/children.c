@@ -336,3 +336,11 @@ void ctc_leave_by_set(struct context_sys_regs *to, uint64_t *ran) {
     *ran += 1;
     context_sys_set(to);
 }
+
+/* Spoils the saved state of *to (rbx ^= rbx_xor, MXCSR ^= mxcsr_xor) and
+ * continues in it: the probes must notice. */
+void ctc_corrupt_and_set(struct context_sys_regs *to, uint64_t rbx_xor, uint32_t mxcsr_xor) {
+    to->rbx ^= rbx_xor;
+    to->mxcsr ^= mxcsr_xor;
+    context_sys_set(to);
+}

@@ -348,6 +348,7 @@ unsafe extern "C" {
     pub fn ctc_swap_checked(from: *mut ContextRegs, to: *const ContextRegs, seed: u64, mxcsr: u32, fpucw: u16) -> u64;
     pub fn ctc_probe_child();
     pub fn ctc_leave_by_set(to: *mut ContextRegs, ran: *mut u64) -> !;
+    pub fn ctc_corrupt_and_set(to: *mut ContextRegs, rbx_xor: u64, mxcsr_xor: u32) -> !;
     /// `FE_TONEAREST`, `FE_DOWNWARD`, `FE_UPWARD`, `FE_TOWARDZERO` as this C
     /// library spells them.
     pub static ctc_fe_modes: [c_int; 4];
