@@ -60,7 +60,7 @@ impl Ty {
             Ty::F32 => "float",
             Ty::F64 => "double",
             // Both spellings are pointers of the INTEGER class.
-            Ty::Ptr if index % 2 == 0 => "void *",
+            Ty::Ptr if index.is_multiple_of(2) => "void *",
             Ty::Ptr => "const char *",
         }
     }
@@ -98,7 +98,7 @@ impl Ty {
     }
 
     /// A value of this type read from the 64-bit word `w`.
-    fn from_word(self, w: &str, index: usize) -> String {
+    fn read_word(self, w: &str, index: usize) -> String {
         match self {
             Ty::Void => String::new(),
             Ty::F32 => format!("ctc_f32_from({w})"),
@@ -189,12 +189,12 @@ fn c_source(sigs: &[Sig]) -> String {
             (Ty::Void, _) => writeln!(c, "    (void)ctc_record_mix(r);").unwrap(),
             (Ty::Ptr, Some(j)) => writeln!(c, "    return (void *)(uintptr_t)a{j};").unwrap(),
             (_, Some(j)) => writeln!(c, "    return a{j};").unwrap(),
-            (t, None) => writeln!(c, "    return {};", t.from_word("ctc_record_mix(r)", 0)).unwrap(),
+            (t, None) => writeln!(c, "    return {};", t.read_word("ctc_record_mix(r)", 0)).unwrap(),
         }
         c.push_str("}\n");
 
         let args: Vec<String> =
-            sig.params.iter().enumerate().map(|(i, t)| t.from_word(&format!("w[{i}]"), i)).collect();
+            sig.params.iter().enumerate().map(|(i, t)| t.read_word(&format!("w[{i}]"), i)).collect();
         writeln!(c, "void ctc_gen_call_{id}(const uint64_t *w, uint64_t *ret);").unwrap();
         writeln!(c, "void ctc_gen_call_{id}(const uint64_t *w, uint64_t *ret) {{").unwrap();
         if sig.params.is_empty() {

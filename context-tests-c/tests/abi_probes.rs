@@ -128,7 +128,7 @@ fn probe_once(spill: usize, k: usize) {
 
 #[test]
 fn entry_state_and_callee_saved_state_hold_for_spill_counts_0_to_16() {
-    assert!(PROBE_MAX_SPILL >= 16);
+    const { assert!(PROBE_MAX_SPILL >= 16) };
     for spill in 0..=16 {
         for k in 0..6 {
             probe_once(spill, k);

@@ -4,7 +4,9 @@
 //! Std only: the checks it runs are ordinary commands (`cargo`, `cc`,
 //! `readelf`, ...), each named with its time as it goes.
 
+mod abi;
 mod ci;
+mod layout;
 mod util;
 
 use std::process::ExitCode;
@@ -14,12 +16,18 @@ usage: cargo xtask <command>
 
 commands:
   ci        every check CI runs: fmt, clippy, tests (debug and release), docs, ...
+  layout    size, alignment and every field offset of the structs shared with the
+            assembly, as the header, C, Rust and the assembly itself see them
+  abi       the built assembly's symbols, FDEs, GNU-stack note and relocations;
+            the C-only harness; the callee-saved/MXCSR/x87/alignment probes
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("layout") => layout::run(),
+        Some("abi") => abi::run(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())
