@@ -17,6 +17,20 @@ const SNAN_F32: u32 = 0x7f80_0001;
 const NAN_F64_PAYLOAD: u64 = 0xfff4_0000_dead_beef;
 
 #[test]
+fn the_register_block_the_c_code_is_given_is_the_contexts() {
+    // The tests hand C `&Context as *mut ContextRegs`: the block must be the
+    // start of a `Context`, and what C reads there must be what Rust saved.
+    let f = Fresh::new(32 * 1024, ffi::ctc_none as *const () as usize, &[]);
+    // SAFETY: `regs_of` points into the live, heap-pinned context `f.child`;
+    // nothing writes it during this read.
+    let seen_by_c = unsafe { *regs_of(&f.child) };
+    assert_eq!(seen_by_c, f.child.regs());
+    assert_ne!(seen_by_c.rsp, 0, "init must have set the resume word");
+    assert_eq!(seen_by_c.rbx, regs_of(&f.child) as u64, "rbx holds the child's own block");
+    assert_eq!(seen_by_c.r12, regs_of(&f.parent) as u64, "r12 holds the parent's block");
+}
+
+#[test]
 fn every_scalar_type_interleaved_24_times_arrives_as_in_a_direct_call() {
     let p = 0xdead_beef_f00d_usize as *mut c_void;
     let w = c"w".as_ptr();

@@ -14,7 +14,7 @@ use context::{Val, val_to_stack};
 use context_tests_c::{GENERATED, GenChild, record};
 use proptest::prelude::*;
 
-use common::{Fresh, arb_word, c_name, config, retval_word, val_for};
+use common::{Fresh, arb_word, c_name, config, retval_word, val_for_at};
 
 /// One drawn call; its `Debug` reads like the C call it stands for, so that
 /// a failing case names the signature and every argument's bits.
@@ -67,12 +67,13 @@ fn the_generated_table_covers_every_arity_and_type() {
 }
 
 proptest! {
-    #![proptest_config(config("generated_child_receives_the_bits_of_a_direct_call", 4096))]
+    #![proptest_config(config("generated_child_receives_the_bits_of_a_direct_call", 10_000))]
 
     #[test]
     fn generated_child_receives_the_bits_of_a_direct_call(call in arb_call()) {
         let child = call.child();
-        let args: Vec<Val> = child.params.iter().zip(&call.words).map(|(&t, &w)| val_for(t, w)).collect();
+        let args: Vec<Val> =
+            child.params.iter().zip(&call.words).enumerate().map(|(i, (&t, &w))| val_for_at(t, w, i)).collect();
         let expected: Vec<u64> = args.iter().map(val_to_stack).collect();
 
         let direct_ret = child.call_direct(&call.words);

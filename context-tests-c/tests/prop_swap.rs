@@ -37,7 +37,7 @@ fn expected_log(order: &[u8]) -> Vec<u64> {
 }
 
 proptest! {
-    #![proptest_config(config("random_swap_schedules_resume_every_context_where_it_left_off", 4096))]
+    #![proptest_config(config("random_swap_schedules_resume_every_context_where_it_left_off", 5_000))]
 
     #[test]
     fn random_swap_schedules_resume_every_context_where_it_left_off((n, order, seed) in arb_schedule()) {

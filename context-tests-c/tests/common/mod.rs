@@ -22,6 +22,19 @@ pub fn regs_of(ctx: &Context) -> *mut ContextRegs {
 
 /// The argument of type `ty` whose canonical 64-bit word is `w`.
 pub fn val_for(ty: CType, w: u64) -> Val {
+    val_for_at(ty, w, 0)
+}
+
+/// As [`val_for`], but for argument number `index`, which picks among the
+/// `Val` variants that stand for the same C type (`USize`/`U64`,
+/// `ISize`/`I64`, `GuestPtr`/`U32`) so that every variant meets the oracle.
+pub fn val_for_at(ty: CType, w: u64, index: usize) -> Val {
+    match (ty, index % 3) {
+        (CType::U64, 1) => return Val::USize(w as usize),
+        (CType::I64, 1) => return Val::ISize(w as i64 as isize),
+        (CType::U32, 1) => return Val::GuestPtr(w as u32),
+        _ => {}
+    }
     match ty {
         CType::Void => panic!("void is not an argument type"),
         CType::I8 => Val::I8(w as i8),
