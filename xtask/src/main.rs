@@ -4,8 +4,10 @@
 //! Std only: the checks it runs are ordinary commands (`cargo`, `cc`,
 //! `readelf`, ...), each named with its time as it goes.
 
+mod abi;
 mod ci;
 mod debug;
+mod layout;
 mod util;
 
 use std::process::ExitCode;
@@ -17,6 +19,10 @@ commands:
   ci        every check CI runs: fmt, clippy, tests (debug and release), docs, ...
   gdb       a breakpoint inside a child context: gdb's `bt` reaches the host
   valgrind  the context tests (and instance's stack_*/run_* tests) under memcheck
+  layout    size, alignment and every field offset of the structs shared with the
+            assembly, as the header, C, Rust and the assembly itself see them
+  abi       the built assembly's symbols, FDEs, GNU-stack note and relocations;
+            the C-only harness; the callee-saved/MXCSR/x87/alignment probes
 ";
 
 fn main() -> ExitCode {
@@ -25,6 +31,8 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("gdb") => debug::gdb(),
         Some("valgrind") => debug::valgrind(),
+        Some("layout") => layout::run(),
+        Some("abi") => abi::run(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())

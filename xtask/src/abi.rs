@@ -1,0 +1,297 @@
+//! `cargo xtask abi`: checks on the assembly as built, the C-only harness,
+//! and the ABI probes.
+//!
+//! On each object of the built `libcontext_sys.a`:
+//! * every routine the Rust crate links (`link_name = "..."` in
+//!   `context-sys/src/lib.rs`) and every exported symbol is a global `FUNC`
+//!   with a non-zero size, declared in the C header;
+//! * each has exactly one FDE in `.eh_frame`, covering exactly
+//!   `[start, start + size)`, so unwinders and debuggers find its CFI;
+//! * the object has a `.note.GNU-stack` section without the executable flag;
+//! * no relocation against code needs patching text at load time: the
+//!   archive links into a shared object with `-z text`, which has no
+//!   `TEXTREL` and a non-executable `GNU_STACK`.
+//!
+//! Then it builds `context-tests-c/c/harness.c` with the assembly and no
+//! Rust, at `-O0` and `-O2`, and runs it; and runs the `abi_probes` test
+//! (callee-saved registers, MXCSR and x87 control word, entry alignment and
+//! stack arguments for spill counts 0 to 16).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::layout::{self, HEADER, defined_functions, output, scratch_dir};
+use crate::util;
+
+const ASM: &str = "context-sys/src/context_sys_x86_64.S";
+const SYS_LIB: &str = "context-sys/src/lib.rs";
+const HARNESS: &str = "context-tests-c/c/harness.c";
+
+/// The symbols the Rust crate links against: every `link_name = "..."`.
+pub fn linked_names(lib_rs: &str) -> Vec<String> {
+    lib_rs
+        .lines()
+        .filter_map(|l| l.split("link_name = \"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every global symbol defined in an object, with its type, from
+/// `readelf -sW`: name -> type.
+fn global_symbols(readelf_syms: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in readelf_syms.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() >= 8 && w[4] == "GLOBAL" && w[6] != "UND" && w[0].ends_with(':') {
+            out.insert(w[7].to_string(), w[3].to_string());
+        }
+    }
+    out
+}
+
+/// FDE address ranges `[start, end)` from `objdump --dwarf=frames`.
+pub fn fde_ranges(frames: &str) -> Vec<(u64, u64)> {
+    frames
+        .lines()
+        .filter(|l| l.contains(" FDE "))
+        .filter_map(|l| l.split("pc=").nth(1))
+        .filter_map(|r| {
+            let (a, b) = r.trim().split_once("..")?;
+            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b.trim(), 16).ok()?))
+        })
+        .collect()
+}
+
+/// Relocation types that patch an absolute address into the section they
+/// apply to: in code, those need a writable text segment at load time.
+const ABSOLUTE_RELOCS: [&str; 3] = ["R_X86_64_64", "R_X86_64_32", "R_X86_64_32S"];
+
+/// Checks one object file; returns the problems found.
+pub fn check_object(obj: &Path, linked: &[String], header: &str) -> Result<Vec<String>, String> {
+    let name = obj.file_name().map_or_else(|| obj.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut problems = Vec::new();
+    let syms = output(Command::new("readelf").arg("-sW").arg(obj))?;
+    let funcs = defined_functions(&syms);
+    let globals = global_symbols(&syms);
+
+    for (sym, ty) in &globals {
+        if ty != "FUNC" {
+            problems
+                .push(format!("{name}: exported symbol {sym} is {ty}, not FUNC (missing `.type {sym}, @function`?)"));
+        }
+        if !header.contains(&format!("{sym}(")) {
+            problems.push(format!("{name}: exported symbol {sym} is not declared in {HEADER}"));
+        }
+    }
+    for (sym, &(_, size)) in &funcs {
+        if size == 0 {
+            problems.push(format!("{name}: {sym} has size 0 (missing `.size`?)"));
+        }
+    }
+    for sym in linked {
+        if !funcs.contains_key(sym) {
+            problems.push(format!("{name}: {sym}, which context-sys links, is not a defined global FUNC here"));
+        }
+    }
+
+    let frames = output(Command::new("objdump").arg("--dwarf=frames").arg(obj))?;
+    let fdes = fde_ranges(&frames);
+    for (sym, &(start, size)) in &funcs {
+        let covering: Vec<&(u64, u64)> = fdes.iter().filter(|(a, b)| *a <= start && start < *b).collect();
+        match covering.as_slice() {
+            [] => problems.push(format!("{name}: {sym} has no FDE in .eh_frame (missing .cfi_startproc?)")),
+            [(a, b)] if (*a, *b) != (start, start + size) => problems
+                .push(format!("{name}: {sym} spans {start:#x}..{:#x} but its FDE covers {a:#x}..{b:#x}", start + size)),
+            [_] => {}
+            _ => problems.push(format!("{name}: {sym} is covered by {} FDEs", covering.len())),
+        }
+    }
+
+    let sections = output(Command::new("readelf").arg("-SW").arg(obj))?;
+    match sections.lines().find(|l| l.contains(".note.GNU-stack")) {
+        None => {
+            problems.push(format!("{name}: no .note.GNU-stack section, so the linker would make the stack executable"))
+        }
+        Some(line) => {
+            // `[Nr] Name Type Address Off Size ES Flg Lk Inf Al`: the flags
+            // column is the only one that can hold an `X`.
+            let after_name = line.split(".note.GNU-stack").nth(1).unwrap_or("");
+            let flags = after_name.split_whitespace().nth(5).unwrap_or("");
+            if flags.contains('X') {
+                problems.push(format!("{name}: .note.GNU-stack is marked executable (flags `{flags}`)"));
+            }
+        }
+    }
+
+    let relocs = output(Command::new("readelf").arg("-rW").arg(obj))?;
+    let mut section = String::new();
+    for line in relocs.lines() {
+        if let Some(rest) = line.strip_prefix("Relocation section '") {
+            section = rest.split('\'').next().unwrap_or("").to_string();
+        } else if (section.starts_with(".rela.text") || section.starts_with(".rel.text"))
+            && let Some(ty) = line.split_whitespace().nth(2).filter(|t| ABSOLUTE_RELOCS.contains(t))
+        {
+            problems.push(format!("{name}: text relocation {ty} in {section}: `{}`", line.trim()));
+        }
+    }
+    Ok(problems)
+}
+
+/// Extracts the members of `archive` into a fresh directory.
+fn unpack(archive: &Path) -> Result<Vec<PathBuf>, String> {
+    let dir = scratch_dir()?.join("context_sys_objects");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    util::run(Command::new("ar").arg("x").arg(archive).current_dir(&dir))?;
+    let mut objs: Vec<PathBuf> = fs::read_dir(&dir)
+        .map_err(|e| format!("could not list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objs.sort();
+    if objs.is_empty() {
+        return Err(format!("{} holds no object files", archive.display()));
+    }
+    Ok(objs)
+}
+
+/// Links the archive into a shared object the way a C program or another
+/// language's runtime would, refusing text relocations, and checks the
+/// result's dynamic section and program headers.
+fn check_shared_object(archive: &Path) -> Result<Vec<String>, String> {
+    let so = scratch_dir()?.join("libcontext_sys_check.so");
+    let linked = output(
+        Command::new("cc")
+            .args(["-shared", "-Wl,-z,text", "-Wl,-z,noexecstack", "-Wl,--whole-archive"])
+            .arg(archive)
+            .args(["-Wl,--no-whole-archive", "-o"])
+            .arg(&so),
+    );
+    if let Err(e) = linked {
+        return Ok(vec![format!(
+            "linking the archive into a shared object with -z text failed (text relocations?): {e}"
+        )]);
+    }
+    let mut problems = Vec::new();
+    let dynamic = output(Command::new("readelf").arg("-dW").arg(&so))?;
+    if dynamic.contains("TEXTREL") {
+        problems.push("the shared object has TEXTREL: some code needs patching at load time".to_string());
+    }
+    let headers = output(Command::new("readelf").arg("-lW").arg(&so))?;
+    match headers.lines().find(|l| l.trim_start().starts_with("GNU_STACK")) {
+        None => problems.push("the shared object has no GNU_STACK program header".to_string()),
+        Some(l) if l.contains("RWE") => {
+            problems.push(format!("the shared object's stack is executable: `{}`", l.trim()))
+        }
+        Some(_) => {}
+    }
+    Ok(problems)
+}
+
+/// Builds and runs the C-only harness at each optimisation level.
+fn run_c_harness() -> Result<(), String> {
+    let root = util::root();
+    for opt in ["-O0", "-O2"] {
+        let exe = scratch_dir()?.join(format!("c_harness{opt}"));
+        output(
+            Command::new("cc")
+                .args(["-std=c11", opt, "-Wall", "-Wextra", "-Werror", "-Wa,--noexecstack", "-I"])
+                .arg(root.join("context-sys/include"))
+                .arg(root.join(HARNESS))
+                .arg(root.join(ASM))
+                .args(["-lm", "-o"])
+                .arg(&exe),
+        )?;
+        let out = Command::new(&exe).output().map_err(|e| format!("could not run {}: {e}", exe.display()))?;
+        print!("  {opt}: {}", String::from_utf8_lossy(&out.stdout));
+        if !out.status.success() {
+            return Err(format!(
+                "the C harness ({opt}) failed with {}:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn run() -> Result<(), String> {
+    let root = util::root();
+    let (archive, build_error) = layout::context_sys_archive()?;
+    if let Some(e) = build_error {
+        return Err(e);
+    }
+    let lib_rs = fs::read_to_string(root.join(SYS_LIB)).map_err(|e| format!("could not read {SYS_LIB}: {e}"))?;
+    let linked = linked_names(&lib_rs);
+    if linked.is_empty() {
+        return Err(format!("found no `link_name = \"...\"` in {SYS_LIB}"));
+    }
+    let header = fs::read_to_string(root.join(HEADER)).map_err(|e| format!("could not read {HEADER}: {e}"))?;
+
+    println!("abi: {}", archive.display());
+    let mut problems = Vec::new();
+    let objs = unpack(&archive)?;
+    // `linked` must be found somewhere; check per object only what it defines.
+    let mut defined = Vec::new();
+    for obj in &objs {
+        let syms = output(Command::new("readelf").arg("-sW").arg(obj))?;
+        let here: Vec<String> = defined_functions(&syms).into_keys().collect();
+        let mine: Vec<String> = linked.iter().filter(|n| here.contains(n)).cloned().collect();
+        problems.extend(check_object(obj, &mine, &header)?);
+        defined.extend(here);
+    }
+    for name in &linked {
+        if !defined.contains(name) {
+            problems.push(format!("{name}, which context-sys links, is defined in no object of the archive"));
+        }
+    }
+    problems.extend(check_shared_object(&archive)?);
+    if !problems.is_empty() {
+        return Err(format!("{} problem(s) with the built assembly:\n  {}", problems.len(), problems.join("\n  ")));
+    }
+    println!(
+        "  ok: {} routines ({}) are sized FUNCs with exact FDEs; GNU-stack non-executable; no text relocations",
+        linked.len(),
+        linked.join(", ")
+    );
+
+    println!("abi: C-only harness ({HARNESS})");
+    run_c_harness()?;
+
+    println!("abi: probes (callee-saved, MXCSR/x87, entry alignment; spill counts 0 to 16)");
+    util::run(util::cargo().args(["test", "--workspace", "--test", "abi_probes", "--", "--test-threads=1"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_names_are_read_from_the_declarations() {
+        let src =
+            "    #[link_name = \"context_sys_swap\"]\n    pub fn swap();\n    #[link_name = \"context_sys_set\"]\n";
+        assert_eq!(linked_names(src), ["context_sys_swap", "context_sys_set"]);
+    }
+
+    #[test]
+    fn fde_ranges_are_parsed() {
+        let frames = "00000018 0000000000000048 0000001c FDE cie=00000000 pc=0000000000000000..0000000000000068\n\
+                      00000064 0000000000000044 00000068 FDE cie=00000000 pc=0000000000000070..000000000000009b\n";
+        assert_eq!(fde_ranges(frames), [(0, 0x68), (0x70, 0x9b)]);
+    }
+
+    #[test]
+    fn the_context_sys_declarations_cover_the_header() {
+        let root = util::root();
+        let lib_rs = fs::read_to_string(root.join(SYS_LIB)).unwrap();
+        let header = fs::read_to_string(root.join(HEADER)).unwrap();
+        let names = linked_names(&lib_rs);
+        assert!(names.len() >= 5, "{names:?}");
+        for n in names {
+            assert!(header.contains(&format!("{n}(")), "{n} is linked by Rust but not declared in the header");
+        }
+    }
+}
