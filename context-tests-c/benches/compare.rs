@@ -13,7 +13,10 @@
 //! * `fault_to_host`: a fault in the guest back in the host, beside a plain C
 //!   `sigsetjmp`/`siglongjmp` baseline.
 //! * `fresh_guard_stack`: map a guard-page stack, run on it, unmap it —
-//!   corosensei, Boost, and the raw system calls.
+//!   ours (an `instance::Instance`), corosensei, Boost, and the raw system
+//!   calls.
+//! * `pooled_instance_run`: an instance run of a trivial entry on a stack
+//!   from a `StackPool`, beside a bare `Context::init` + run.
 //!
 //! `cargo xtask bench` runs these briefly and prints the ratios;
 //! `cargo bench -p context-tests-c --bench compare` runs them at criterion's
@@ -28,7 +31,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 
 use ops::Op;
-use ops::{c_baseline, context_ops as cx, stack_ops as st};
+use ops::{c_baseline, context_ops as cx, instance_ops as inst, stack_ops as st};
 
 /// Times `op.run()`; the set-up in `op` was done before and is not timed.
 fn bench<O: Op>(g: &mut BenchmarkGroup<'_, WallTime>, who: &str, mut op: O) {
@@ -63,17 +66,35 @@ fn init_24_args(c: &mut Criterion) {
 
 fn fault_to_host(c: &mut Criterion) {
     let mut g = c.benchmark_group("fault_to_host");
+    // Ours first: the C baseline puts back whatever handler it replaced.
+    bench(&mut g, "ours", inst::OursFault::new());
     bench(&mut g, "c_sigsetjmp", c_baseline::CFault::new());
     g.finish();
 }
 
 fn fresh_guard_stack(c: &mut Criterion) {
     let mut g = c.benchmark_group("fresh_guard_stack");
+    bench(&mut g, "ours", inst::OursFreshStack::new());
     bench(&mut g, "corosensei", st::CorosenseiFreshStack::new());
     bench(&mut g, "boost_context", st::BoostFreshStack::new());
     bench(&mut g, "raw_syscalls", st::RawFreshStack::new());
     g.finish();
 }
 
-criterion_group!(benches, switch_round_trip, init_run_return, init_24_args, fault_to_host, fresh_guard_stack);
+fn pooled_instance_run(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pooled_instance_run");
+    bench(&mut g, "ours", inst::OursPooledRun::new());
+    bench(&mut g, "bare_context", cx::OursInitRun::new());
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    switch_round_trip,
+    init_run_return,
+    init_24_args,
+    fault_to_host,
+    fresh_guard_stack,
+    pooled_instance_run
+);
 criterion_main!(benches);

@@ -273,20 +273,34 @@ impl Op for OursInit {
 }
 
 /// `Context::init` with 24 mixed arguments.
-pub struct OursInit24;
+pub struct OursInit24(OursInit);
 
 impl OursInit24 {
-    pub fn new() -> OursInit {
-        OursInit::with_args(mixed_args())
+    pub fn new() -> OursInit24 {
+        OursInit24(OursInit::with_args(mixed_args()))
+    }
+}
+
+impl Op for OursInit24 {
+    #[inline]
+    fn run(&mut self) {
+        self.0.run();
     }
 }
 
 /// `Context::init` with no arguments: the fixed part of the cost.
-pub struct OursInit0;
+pub struct OursInit0(OursInit);
 
 impl OursInit0 {
-    pub fn new() -> OursInit {
-        OursInit::with_args(Vec::new())
+    pub fn new() -> OursInit0 {
+        OursInit0(OursInit::with_args(Vec::new()))
+    }
+}
+
+impl Op for OursInit0 {
+    #[inline]
+    fn run(&mut self) {
+        self.0.run();
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod c_baseline;
 pub mod context_ops;
+pub mod instance_ops;
 pub mod stack_ops;
 
 /// One operation, run once per call.
@@ -55,8 +56,12 @@ pub const CASES: &[Case] = &[
     case!("init_24_args", "ours", context_ops::OursInit24),
     case!("init_24_args", "ours_0_args", context_ops::OursInit0),
     case!("sigmask_read", "ours", context_ops::SigmaskRead),
+    case!("fault_to_host", "ours", instance_ops::OursFault),
     case!("fault_to_host", "c_sigsetjmp", c_baseline::CFault),
+    case!("fresh_guard_stack", "ours", instance_ops::OursFreshStack),
     case!("fresh_guard_stack", "corosensei", stack_ops::CorosenseiFreshStack),
     case!("fresh_guard_stack", "boost_context", stack_ops::BoostFreshStack),
     case!("fresh_guard_stack", "raw_syscalls", stack_ops::RawFreshStack),
+    case!("pooled_instance_run", "ours", instance_ops::OursPooledRun),
+    case!("pooled_instance_run", "bare_context", context_ops::OursInitRun),
 ];
