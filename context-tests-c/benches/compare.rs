@@ -16,7 +16,8 @@
 //!   ours (an `instance::Instance`), corosensei, Boost, and the raw system
 //!   calls.
 //! * `pooled_instance_run`: an instance run of a trivial entry on a stack
-//!   from a `StackPool`, beside a bare `Context::init` + run.
+//!   from a `StackPool`, beside a bare `Context::init` + run; and, for the
+//!   breakdown, a run on one kept instance (no per-run allocation).
 //!
 //! `cargo xtask bench` runs these briefly and prints the ratios;
 //! `cargo bench -p context-tests-c --bench compare` runs them at criterion's
@@ -85,6 +86,7 @@ fn pooled_instance_run(c: &mut Criterion) {
     let mut g = c.benchmark_group("pooled_instance_run");
     bench(&mut g, "ours", inst::OursPooledRun::new());
     bench(&mut g, "bare_context", cx::OursInitRun::new());
+    bench(&mut g, "ours_kept_instance", inst::OursReusedInstance::new());
     g.finish();
 }
 

@@ -134,8 +134,8 @@ fn verdict(ratio: f64, limit: Option<f64>) -> String {
 
 fn print_timings(results: &Results, memory: usize) {
     println!("\nmedian time per operation (short run: {}); ratio = ours / peer\n", SHORT_RUN.join(" "));
-    println!("{:<22} {:>11}  {:<15} {:>11} {:>10}  target", "operation", "ours", "peer", "peer time", "ours/peer");
-    println!("{}", "-".repeat(96));
+    println!("{:<22} {:>11}  {:<18} {:>11} {:>10}  target", "operation", "ours", "peer", "peer time", "ours/peer");
+    println!("{}", "-".repeat(100));
     for (group, whos) in results {
         let ours = whos.get("ours").copied();
         let peers: Vec<_> = whos.iter().filter(|(who, _)| who.as_str() != "ours").collect();
@@ -149,12 +149,12 @@ fn print_timings(results: &Results, memory: usize) {
                 Some(o) => (format!("{:.2}×", o / t), verdict(o / t, limit)),
                 None => ("-".to_string(), String::new()),
             };
-            println!("{group:<22} {ours_s:>11}  {peer:<15} {:>11} {ratio_s:>10}  {verdict_s}", human_ns(t));
+            println!("{group:<22} {ours_s:>11}  {peer:<18} {:>11} {ratio_s:>10}  {verdict_s}", human_ns(t));
         }
     }
     let ok = if memory <= MEMORY_TARGET_BYTES { "met" } else { "MISSED" };
     println!(
-        "{:<22} {:>11}  {:<15} {:>11} {:>10}  ≤ {} KiB {ok}",
+        "{:<22} {:>11}  {:<18} {:>11} {:>10}  ≤ {} KiB {ok}",
         "suspended_64k_memory",
         format!("{:.2} KiB", memory as f64 / 1024.0),
         "(RSS each)",
@@ -186,8 +186,8 @@ fn counts() -> Result<(), String> {
     }
 
     println!("\nper operation: (count at n={COUNT_HIGH} - count at n={COUNT_LOW}) / {}\n", COUNT_HIGH - COUNT_LOW);
-    println!("{:<22} {:<15} {:>14} {:>10} {:>12}  tool", "operation", "who", "instructions", "vs ours", "syscalls");
-    println!("{}", "-".repeat(86));
+    println!("{:<22} {:<18} {:>14} {:>10} {:>10}  tool", "operation", "who", "instructions", "ours/this", "syscalls");
+    println!("{}", "-".repeat(88));
     for (group, who, tool, per_op, syscalls) in &rows {
         let ours = rows.iter().find(|r| &r.0 == group && r.1 == "ours").map(|r| r.3);
         let vs = match ours {
@@ -195,9 +195,10 @@ fn counts() -> Result<(), String> {
             _ => String::new(),
         };
         let sc = syscalls.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".to_string());
-        println!("{group:<22} {who:<15} {per_op:>14.1} {vs:>10} {sc:>12}  {tool}");
+        println!("{group:<22} {who:<18} {per_op:>14.1} {vs:>10} {sc:>10}  {tool}");
     }
-    println!("\n`vs ours` is ours / that row (user-space instructions; the kernel's work is not counted).");
+    println!("\n`ours/this`: ours divided by that row. Instructions are user space only; the kernel's");
+    println!("work (system calls, signal delivery, page faults) is not counted: see the syscalls column.");
     Ok(())
 }
 

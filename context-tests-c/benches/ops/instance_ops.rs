@@ -93,3 +93,24 @@ impl Op for OursPooledRun {
         self.pool.put(inst.into_stack()).expect("same pool");
     }
 }
+
+/// Ours: run an identity entry again and again on one kept instance (no
+/// per-run allocation): the part of a pooled run that is the run itself.
+pub struct OursReusedInstance {
+    inst: Instance,
+}
+
+impl OursReusedInstance {
+    pub fn new() -> OursReusedInstance {
+        OursReusedInstance { inst: Instance::new(STACK_BYTES).expect("map an instance stack") }
+    }
+}
+
+impl Op for OursReusedInstance {
+    #[inline]
+    fn run(&mut self) {
+        // SAFETY: `identity` is an extern "C" fn of one u64 that returns.
+        let r = unsafe { self.inst.run(identity as *const () as usize, &[Val::U64(black_box(7))]) };
+        black_box(r.expect("the entry returns").as_u64());
+    }
+}

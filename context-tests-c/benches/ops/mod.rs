@@ -64,4 +64,5 @@ pub const CASES: &[Case] = &[
     case!("fresh_guard_stack", "raw_syscalls", stack_ops::RawFreshStack),
     case!("pooled_instance_run", "ours", instance_ops::OursPooledRun),
     case!("pooled_instance_run", "bare_context", context_ops::OursInitRun),
+    case!("pooled_instance_run", "ours_kept_instance", instance_ops::OursReusedInstance),
 ];
