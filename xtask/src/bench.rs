@@ -127,7 +127,7 @@ fn human_ns(ns: f64) -> String {
 fn verdict(ratio: f64, limit: Option<f64>) -> String {
     match limit {
         Some(l) if ratio <= l => format!("≤ {l:.2}× met"),
-        Some(l) => format!("≤ {l:.2}× MISSED by {:.0}%", (ratio / l - 1.0) * 100.0),
+        Some(l) => format!("≤ {l:.2}× MISSED by {:.1}%", (ratio / l - 1.0) * 100.0),
         None => String::new(),
     }
 }
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn verdict_says_by_how_much_a_target_is_missed() {
         assert_eq!(verdict(0.9, Some(1.0)), "≤ 1.00× met");
-        assert_eq!(verdict(1.5, Some(1.0)), "≤ 1.00× MISSED by 50%");
+        assert_eq!(verdict(1.5, Some(1.0)), "≤ 1.00× MISSED by 50.0%");
         assert_eq!(verdict(1.5, None), "");
     }
 }
