@@ -9,6 +9,7 @@
 //! This module needs `unsafe`: switching contexts, calling the C baseline
 //! through `dlsym`'d pointers and raw `mmap` are all unsafe operations. Each
 //! block says why it holds.
+// Not every item is used by both the bench and the count driver.
 #![allow(dead_code)]
 
 pub mod c_baseline;
