@@ -13,6 +13,9 @@ pub fn run() -> Result<(), String> {
     s.step("abi", crate::abi::run)?;
     s.step("test (debug)", || util::run(cargo().args(["test", "--workspace"])))?;
     s.step("test (release)", || util::run(cargo().args(["test", "--workspace", "--release"])))?;
+    s.step("benches (each once, criterion's test mode)", || {
+        util::run(cargo().args(["test", "-p", "context-tests-c", "--benches"]))
+    })?;
     s.step("gdb backtrace", debug::gdb)?;
     s.step("valgrind", debug::valgrind)?;
     s.step("doc", || util::run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings")))?;

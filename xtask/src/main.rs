@@ -5,6 +5,7 @@
 //! `readelf`, ...), each named with its time as it goes.
 
 mod abi;
+mod bench;
 mod ci;
 mod debug;
 mod layout;
@@ -17,6 +18,8 @@ usage: cargo xtask <command>
 
 commands:
   ci        every check CI runs: fmt, clippy, tests (debug and release), docs, ...
+  bench     a short run of every benchmark, one table of ratios ours/peer;
+            `bench --count`: instructions per operation under valgrind
   gdb       a breakpoint inside a child context: gdb's `bt` reaches the host
   valgrind  the context tests (and instance's stack_*/run_* tests) under memcheck
   layout    size, alignment and every field offset of the structs shared with the
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("gdb") => debug::gdb(),
         Some("valgrind") => debug::valgrind(),
         Some("layout") => layout::run(),

@@ -1,0 +1,102 @@
+//! Ours beside the peers, one criterion group per operation.
+//!
+//! Groups (criterion ids `<group>/<who>`):
+//!
+//! * `switch_round_trip`: resume a suspended child that switches straight
+//!   back — ours, corosensei, Boost fcontext (`context` 3.0).
+//! * `init_run_return`: prepare a child on a reused stack, run it, it returns
+//!   one word — ours, corosensei, Boost fcontext.
+//! * `init_24_args`: `Context::init` with 24 mixed arguments (and with none,
+//!   for the fixed part). No peer marshals SysV arguments.
+//! * `sigmask_read`: the `rt_sigprocmask` call `init` makes to record the
+//!   signal mask, alone.
+//! * `fault_to_host`: a fault in the guest back in the host, beside a plain C
+//!   `sigsetjmp`/`siglongjmp` baseline.
+//! * `fresh_guard_stack`: map a guard-page stack, run on it, unmap it —
+//!   ours (an `instance::Instance`), corosensei, Boost, and the raw system
+//!   calls.
+//! * `pooled_instance_run`: an instance run of a trivial entry on a stack
+//!   from a `StackPool`, beside a bare `Context::init` + run; and, for the
+//!   breakdown, a run on one kept instance (no per-run allocation).
+//!
+//! `cargo xtask bench` runs these briefly and prints the ratios;
+//! `cargo bench -p context-tests-c --bench compare` runs them at criterion's
+//! defaults. The operations themselves live in `ops/`, shared with the
+//! instruction-count driver `examples/opcount.rs`.
+
+#![allow(unsafe_code)]
+
+mod ops;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+
+use ops::Op;
+use ops::{c_baseline, context_ops as cx, instance_ops as inst, stack_ops as st};
+
+/// Times `op.run()`; the set-up in `op` was done before and is not timed.
+fn bench<O: Op>(g: &mut BenchmarkGroup<'_, WallTime>, who: &str, mut op: O) {
+    g.bench_function(who, |b| b.iter(|| op.run()));
+}
+
+fn switch_round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("switch_round_trip");
+    bench(&mut g, "ours", cx::OursSwitch::new());
+    bench(&mut g, "corosensei", cx::CorosenseiSwitch::new());
+    bench(&mut g, "boost_context", cx::BoostSwitch::new());
+    g.finish();
+}
+
+fn init_run_return(c: &mut Criterion) {
+    let mut g = c.benchmark_group("init_run_return");
+    bench(&mut g, "ours", cx::OursInitRun::new());
+    bench(&mut g, "corosensei", cx::CorosenseiInitRun::new());
+    bench(&mut g, "boost_context", cx::BoostInitRun::new());
+    g.finish();
+}
+
+fn init_24_args(c: &mut Criterion) {
+    let mut g = c.benchmark_group("init_24_args");
+    bench(&mut g, "ours", cx::OursInit24::new());
+    bench(&mut g, "ours_0_args", cx::OursInit0::new());
+    g.finish();
+    let mut g = c.benchmark_group("sigmask_read");
+    bench(&mut g, "ours", cx::SigmaskRead::new());
+    g.finish();
+}
+
+fn fault_to_host(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fault_to_host");
+    // Ours first: the C baseline puts back whatever handler it replaced.
+    bench(&mut g, "ours", inst::OursFault::new());
+    bench(&mut g, "c_sigsetjmp", c_baseline::CFault::new());
+    g.finish();
+}
+
+fn fresh_guard_stack(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fresh_guard_stack");
+    bench(&mut g, "ours", inst::OursFreshStack::new());
+    bench(&mut g, "corosensei", st::CorosenseiFreshStack::new());
+    bench(&mut g, "boost_context", st::BoostFreshStack::new());
+    bench(&mut g, "raw_syscalls", st::RawFreshStack::new());
+    g.finish();
+}
+
+fn pooled_instance_run(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pooled_instance_run");
+    bench(&mut g, "ours", inst::OursPooledRun::new());
+    bench(&mut g, "bare_context", cx::OursInitRun::new());
+    bench(&mut g, "ours_kept_instance", inst::OursReusedInstance::new());
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    switch_round_trip,
+    init_run_return,
+    init_24_args,
+    fault_to_host,
+    fresh_guard_stack,
+    pooled_instance_run
+);
+criterion_main!(benches);

@@ -1,0 +1,322 @@
+//! Context-level operations: a switch round trip, init + run + return on a
+//! reused stack, and `Context::init` alone; ours beside corosensei and Boost
+//! fcontext (the `context` 3.0 crate, renamed `boost_context` here).
+//!
+//! Every implementation passes one word in and gets one word back, so no one
+//! is timed for less work than the others.
+
+use std::hint::black_box;
+
+use boost_context::Transfer;
+use boost_context::stack::ProtectedFixedSizeStack;
+use context::{Context, ContextHandle, Val};
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, ScopedCoroutine};
+
+use super::Op;
+
+/// Bytes of every stack used here (the operations touch only its top page).
+pub const STACK_BYTES: usize = 64 * 1024;
+const STACK_WORDS: usize = STACK_BYTES / 8;
+
+/// A stack for `Context::init`: a `[u64]` whose top is 16-byte aligned.
+#[repr(C, align(16))]
+pub struct Stack(pub [u64; STACK_WORDS]);
+
+impl Stack {
+    /// A zeroed stack on the heap.
+    pub fn boxed() -> Box<Stack> {
+        Box::new(Stack([0; STACK_WORDS]))
+    }
+}
+
+// ---- switch round trip ----------------------------------------------------
+
+/// The child of [`OursSwitch`]: forever switches straight back to its parent.
+extern "C" fn ours_bounce(me: *mut Context, parent: *const Context) -> ! {
+    loop {
+        // SAFETY: both contexts live in `OursSwitch`, heap-pinned by their
+        // handles, for as long as anything switches into this child; the
+        // parent is suspended inside `swap`, so it is a valid target.
+        unsafe { Context::swap(&mut *me, &*parent) };
+    }
+}
+
+/// Ours: `Context::swap` into a child that swaps straight back.
+pub struct OursSwitch {
+    parent: ContextHandle,
+    child: ContextHandle,
+    _stack: Box<Stack>,
+}
+
+impl OursSwitch {
+    pub fn new() -> OursSwitch {
+        let mut stack = Stack::boxed();
+        let mut parent = ContextHandle::new();
+        let mut child = ContextHandle::new();
+        let me: *mut Context = &mut *child;
+        let back: *const Context = &*parent;
+        let args = [Val::CPtr(me.cast_const().cast()), Val::CPtr(back.cast())];
+        Context::init(&mut stack.0, &mut parent, &mut child, ours_bounce as *const () as usize, &args)
+            .expect("a 64 KiB stack holds the start-up frame");
+        OursSwitch { parent, child, _stack: stack }
+    }
+}
+
+impl Op for OursSwitch {
+    #[inline]
+    fn run(&mut self) {
+        // SAFETY: the child was prepared by `init` on a stack we own and
+        // only ever switches back to `parent`; both are heap-pinned.
+        unsafe { Context::swap(&mut self.parent, &self.child) };
+    }
+}
+
+/// corosensei: resume a coroutine that suspends with its input, forever.
+pub struct CorosenseiSwitch {
+    co: Coroutine<u64, u64, (), DefaultStack>,
+}
+
+impl CorosenseiSwitch {
+    pub fn new() -> CorosenseiSwitch {
+        let co = Coroutine::with_stack(DefaultStack::new(STACK_BYTES).expect("mmap a stack"), |y, mut input| {
+            loop {
+                input = y.suspend(input);
+            }
+        });
+        CorosenseiSwitch { co }
+    }
+}
+
+impl Op for CorosenseiSwitch {
+    #[inline]
+    fn run(&mut self) {
+        black_box(self.co.resume(black_box(0)));
+    }
+}
+
+impl Drop for CorosenseiSwitch {
+    fn drop(&mut self) {
+        // SAFETY: the coroutine's frames hold only integers: nothing needs
+        // dropping, so abandoning them is sound.
+        unsafe { self.co.force_reset() };
+    }
+}
+
+/// The child of [`BoostSwitch`]: hands back whatever it is given, forever.
+extern "C" fn boost_echo(mut t: Transfer) -> ! {
+    loop {
+        // SAFETY: `t.context` is the suspended parent, which is alive.
+        t = unsafe { t.context.resume(t.data) };
+    }
+}
+
+/// Boost fcontext: `resume` a context that resumes straight back.
+pub struct BoostSwitch {
+    ctx: Option<boost_context::Context>,
+    _stack: ProtectedFixedSizeStack,
+}
+
+impl BoostSwitch {
+    pub fn new() -> BoostSwitch {
+        let stack = ProtectedFixedSizeStack::new(STACK_BYTES).expect("mmap a stack");
+        // SAFETY: the stack is kept in the struct for as long as the context.
+        let ctx = unsafe { boost_context::Context::new(&stack, boost_echo) };
+        // SAFETY: first resume starts `boost_echo`, which resumes us back.
+        let t = unsafe { ctx.resume(0) };
+        BoostSwitch { ctx: Some(t.context), _stack: stack }
+    }
+}
+
+impl Op for BoostSwitch {
+    #[inline]
+    fn run(&mut self) {
+        let ctx = self.ctx.take().expect("the child is always handed back");
+        // SAFETY: `ctx` is the suspended child, on a stack we keep alive.
+        let t = unsafe { ctx.resume(black_box(0)) };
+        black_box(t.data);
+        self.ctx = Some(t.context);
+    }
+}
+
+// ---- init + run + return on a reused stack -----------------------------------
+
+extern "C" fn ours_identity(x: u64) -> u64 {
+    x
+}
+
+/// Ours: `Context::init` with one argument, swap in, the entry returns to us.
+pub struct OursInitRun {
+    parent: ContextHandle,
+    child: ContextHandle,
+    stack: Box<Stack>,
+}
+
+impl OursInitRun {
+    pub fn new() -> OursInitRun {
+        OursInitRun { parent: ContextHandle::new(), child: ContextHandle::new(), stack: Stack::boxed() }
+    }
+}
+
+impl Op for OursInitRun {
+    #[inline]
+    fn run(&mut self) {
+        Context::init(
+            &mut self.stack.0,
+            &mut self.parent,
+            &mut self.child,
+            ours_identity as *const () as usize,
+            &[Val::U64(black_box(7))],
+        )
+        .expect("a 64 KiB stack holds the start-up frame");
+        // SAFETY: the child was just prepared on our stack; its entry returns
+        // to `parent`, which is heap-pinned.
+        unsafe { Context::swap(&mut self.parent, &self.child) };
+        black_box(self.child.get_retval_gp(0));
+    }
+}
+
+/// corosensei: a scoped coroutine on a reused stack that returns its input.
+pub struct CorosenseiInitRun {
+    stack: DefaultStack,
+}
+
+impl CorosenseiInitRun {
+    pub fn new() -> CorosenseiInitRun {
+        CorosenseiInitRun { stack: DefaultStack::new(STACK_BYTES).expect("mmap a stack") }
+    }
+}
+
+impl Op for CorosenseiInitRun {
+    #[inline]
+    fn run(&mut self) {
+        let co = ScopedCoroutine::<u64, (), u64, _>::with_stack(&mut self.stack, |_y, input| input);
+        black_box(co.scope(|mut c| c.resume(black_box(7))));
+    }
+}
+
+/// The child of [`BoostInitRun`]: hands its input back and is never resumed
+/// again (fcontext entries cannot return; the stack is simply reused).
+extern "C" fn boost_return(t: Transfer) -> ! {
+    // SAFETY: `t.context` is the suspended parent, which is alive.
+    unsafe { t.context.resume(t.data) };
+    // Nobody resumes a finished child.
+    std::process::abort()
+}
+
+/// Boost fcontext: `Context::new` on a reused stack, resume, get data back.
+pub struct BoostInitRun {
+    stack: ProtectedFixedSizeStack,
+}
+
+impl BoostInitRun {
+    pub fn new() -> BoostInitRun {
+        BoostInitRun { stack: ProtectedFixedSizeStack::new(STACK_BYTES).expect("mmap a stack") }
+    }
+}
+
+impl Op for BoostInitRun {
+    #[inline]
+    fn run(&mut self) {
+        // SAFETY: the stack outlives the context; the previous child on it
+        // is abandoned and never resumed.
+        let ctx = unsafe { boost_context::Context::new(&self.stack, boost_return) };
+        // SAFETY: starts `boost_return`, which resumes us straight back.
+        let t = unsafe { ctx.resume(black_box(7)) };
+        black_box(t.data);
+    }
+}
+
+// ---- Context::init alone -----------------------------------------------------
+
+extern "C" fn never_called() {}
+
+/// 24 arguments, integer and floating interleaved: 6 go in rdi..r9, 8 in
+/// xmm0-7, and the other 10 spill onto the stack.
+fn mixed_args() -> Vec<Val> {
+    (0..24u32)
+        .map(|i| match i % 4 {
+            0 => Val::U64(u64::from(i)),
+            1 => Val::F64(f64::from(i)),
+            2 => Val::I32(-(i as i32)),
+            _ => Val::F32(i as f32),
+        })
+        .collect()
+}
+
+/// Ours: `Context::init` with the given arguments (never run).
+pub struct OursInit {
+    parent: ContextHandle,
+    child: ContextHandle,
+    stack: Box<Stack>,
+    args: Vec<Val>,
+}
+
+impl OursInit {
+    fn with_args(args: Vec<Val>) -> OursInit {
+        OursInit { parent: ContextHandle::new(), child: ContextHandle::new(), stack: Stack::boxed(), args }
+    }
+}
+
+impl Op for OursInit {
+    #[inline]
+    fn run(&mut self) {
+        let r = Context::init(
+            &mut self.stack.0,
+            &mut self.parent,
+            &mut self.child,
+            never_called as *const () as usize,
+            black_box(&self.args),
+        );
+        black_box(r).expect("a 64 KiB stack holds 24 arguments");
+    }
+}
+
+/// `Context::init` with 24 mixed arguments.
+pub struct OursInit24(OursInit);
+
+impl OursInit24 {
+    pub fn new() -> OursInit24 {
+        OursInit24(OursInit::with_args(mixed_args()))
+    }
+}
+
+impl Op for OursInit24 {
+    #[inline]
+    fn run(&mut self) {
+        self.0.run();
+    }
+}
+
+/// `Context::init` with no arguments: the fixed part of the cost.
+pub struct OursInit0(OursInit);
+
+impl OursInit0 {
+    pub fn new() -> OursInit0 {
+        OursInit0(OursInit::with_args(Vec::new()))
+    }
+}
+
+impl Op for OursInit0 {
+    #[inline]
+    fn run(&mut self) {
+        self.0.run();
+    }
+}
+
+/// Reading the thread's signal mask, which `Context::init` must record: the
+/// one system call inside `init`.
+pub struct SigmaskRead;
+
+impl SigmaskRead {
+    pub fn new() -> SigmaskRead {
+        SigmaskRead
+    }
+}
+
+impl Op for SigmaskRead {
+    #[inline]
+    fn run(&mut self) {
+        black_box(nix::sys::signal::SigSet::thread_get_mask().expect("read the signal mask"));
+    }
+}
