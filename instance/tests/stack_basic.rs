@@ -97,26 +97,6 @@ fn pool_gives_the_same_mapping_back() {
 }
 
 #[test]
-fn pool_keeps_at_most_max_idle_and_rejects_foreign_stacks() {
-    common::deadline();
-    let pool = StackPool::new(8192, 4096, 1).unwrap();
-    let a = pool.take().unwrap();
-    let b = pool.take().unwrap();
-    let b_start = b.mapping_start();
-    pool.put(a).unwrap();
-    pool.put(b).unwrap(); // over max_idle: unmapped
-    assert_eq!(pool.idle_count(), 1);
-    assert_eq!(common::perms_at(b_start + page_size()), None);
-    let foreign = Stack::new(4096).unwrap();
-    assert_eq!(
-        pool.put(foreign).unwrap_err(),
-        StackError::WrongPool { size: 4096, guard: 4096, pool_size: 8192, pool_guard: 4096 }
-    );
-    pool.shrink_to(0);
-    assert_eq!(pool.idle_count(), 0);
-}
-
-#[test]
 fn pool_trim_gives_memory_back_and_keeps_mappings() {
     common::deadline();
     let pool = StackPool::new(256 * 1024, 4096, 4).unwrap();
