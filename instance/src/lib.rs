@@ -71,17 +71,29 @@
 mod error;
 mod fault;
 mod instance;
+mod kill;
 mod region;
 mod run;
 mod signal;
 mod stack;
 mod state;
+mod watchdog;
+mod yielding;
 
 pub use crate::error::{Error, Panic};
 pub use crate::fault::{FaultKind, FaultReport};
-pub use crate::instance::Instance;
-pub use crate::region::{host_region, in_host_region};
+pub use crate::instance::{Instance, Outcome};
+pub use crate::kill::{
+    Ended, KillSignalCounts, KillSwitch, Termination, default_kill_signal, kill_signal, kill_signal_counts,
+    set_kill_signal,
+};
+pub use crate::region::{host_region, in_host_region, terminable};
 pub use crate::run::in_guest;
 pub use crate::signal::{FAULT_SIGNALS, alt_stack_size, install_handlers};
 pub use crate::stack::{DEFAULT_GUARD_PAGES, Stack, StackError, StackPool, page_size};
 pub use crate::state::State;
+pub use crate::watchdog::watchdog_threads;
+pub use crate::yielding::{
+    INSTANCE_E_IN_HOST_REGION, INSTANCE_E_NOT_IN_GUEST, INSTANCE_E_NOT_RESUMABLE, INSTANCE_OK, YieldError, Yielded,
+    instance_host_region_enter, instance_host_region_leave, instance_in_guest, instance_yield, yield_u64, yield_value,
+};
