@@ -680,6 +680,10 @@ impl Instance {
         let _alt = if outer.is_null() { Some(AltStackGuard::enter()?) } else { None };
         let _ = self.record.take_fault();
         let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch()));
+        // Current before the kill word says running, so that a kill signal
+        // arriving before the switch completes finds this run (see
+        // `kill::divert_guest`).
+        set_current(&*self.record);
         let go = match how {
             How::Start { terminable } => self.kill.start(terminable),
             How::Resume(value) => {
@@ -693,14 +697,13 @@ impl Instance {
         };
         if go {
             self.state = State::Running;
-            set_current(&*self.record);
             // SAFETY: the caller prepared or suspended `guest`; the host
             // context is heap-pinned and is where the guest returns
             // (through `context_sys_start`), yields to, or is sent back to
             // by the fault and kill handlers.
             unsafe { Context::swap(&mut self.host, &self.guest) };
-            set_current(outer);
         }
+        set_current(outer);
         if let Some(ticket) = ticket {
             watchdog::disarm(ticket);
         }

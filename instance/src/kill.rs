@@ -327,7 +327,7 @@ impl KillState {
     }
 
     /// Handler: whether a kill signal may end the run now.
-    fn accepts(&self) -> bool {
+    pub(crate) fn accepts(&self) -> bool {
         let w = self.load();
         phase_of(w) == RUNNING && w & (KILL | TERMINABLE) == KILL | TERMINABLE && depth_of(w) == 0
     }
@@ -409,6 +409,69 @@ impl fmt::Debug for KillSwitch {
 }
 
 // ---- the signal -----------------------------------------------------------
+
+core::arch::global_asm!(
+    // Where a guest lands when a kill arrived while its host was switching
+    // into it: entered by a `jmp` through the guest's resume word, with rsp
+    // just above that word. Realigns the stack for a call (rsp + 8 must be
+    // a multiple of 16 at the callee's entry) and calls `kill_landing`,
+    // which never returns. The return address column is undefined so that
+    // unwinders stop here.
+    ".p2align 4",
+    ".globl instance_kill_pad",
+    ".hidden instance_kill_pad",
+    ".type instance_kill_pad, @function",
+    "instance_kill_pad:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
+    "and $-16, %rsp",
+    "call {landing}",
+    "ud2",
+    ".cfi_endproc",
+    ".size instance_kill_pad, .-instance_kill_pad",
+    landing = sym kill_landing,
+    options(att_syntax),
+);
+
+unsafe extern "C" {
+    /// See the `global_asm!` above; never called, only jumped to.
+    fn instance_kill_pad();
+}
+
+/// Ends the run of this thread's current record from the guest's stack.
+extern "C" fn kill_landing() -> ! {
+    let record = current();
+    // SAFETY: only reached through a resume word rewritten by
+    // `divert_guest`, on the thread whose current record is that run's
+    // (it set it before switching in), on the guest's stack.
+    unsafe { crate::run::end_run_from_guest(&*record) }
+}
+
+/// Rewrites the resume word of `record`'s guest so that switching into it
+/// continues in [`instance_kill_pad`]; if the interrupted host code is the
+/// switch itself, with the old resume address already loaded (rax = the
+/// word's address, rcx = its old value), redirects that load too.
+///
+/// # Safety
+///
+/// `record` must be the current run of this thread, whose guest context is
+/// not running, and `uc` the kernel's ucontext of this handler.
+unsafe fn divert_guest(record: &RunRecord, uc: &mut libc::ucontext_t) {
+    // SAFETY: the guest context is heap-pinned and only read here; the host
+    // code interrupted never writes it while switching in.
+    let word = unsafe { (*record.guest_ptr()).regs().rsp } as usize;
+    if !record.in_mapping(word) {
+        return;
+    }
+    let pad = instance_kill_pad as unsafe extern "C" fn() as usize;
+    // SAFETY: the resume word lies in the instance's stack mapping (checked
+    // above), read/write, and the guest is not running.
+    let old = unsafe { core::ptr::replace(word as *mut usize, pad) };
+    let gregs = &mut uc.uc_mcontext.gregs;
+    if gregs[libc::REG_RAX as usize] as usize == word && gregs[libc::REG_RCX as usize] as usize == old {
+        gregs[libc::REG_RCX as usize] = pad as i64;
+    }
+}
 
 /// 0 until fixed: then the signal number in use.
 static KILL_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -520,7 +583,19 @@ unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> 
     // SAFETY: the caller passes the kernel's ucontext.
     let uc = unsafe { &mut *uc };
     let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
-    if !record.in_mapping(sp) || !record.kill().accepts() {
+    if !record.kill().accepts() {
+        return false;
+    }
+    if !record.in_mapping(sp) {
+        // The kill is for this thread's run, but the thread is in the
+        // run's host code: between marking the run running and switching
+        // into the guest (or after the guest came back and before the host
+        // settles the run). Make the guest's next resumption land in
+        // `instance_kill_pad` instead of its own code, so that a kill sent
+        // into this window is not lost. Once the run is settled the
+        // rewrite is moot (the next run prepares the context afresh).
+        // SAFETY: `uc` is the kernel's for this thread.
+        unsafe { divert_guest(record, uc) };
         return false;
     }
     // SAFETY: `uc` is the kernel's and interrupted this record's guest,

@@ -181,6 +181,12 @@ unsafe fn switch_out(record: &RunRecord, value: YieldSlot, expect: Expect) -> Re
     // runs in; the host context is waiting in the switch that entered us.
     // We may come back on another thread.
     unsafe { Context::swap(&mut *record.guest_ptr(), record.host()) };
+    // A kill requested after the host marked us running again, whose
+    // signal found the host still switching: end here.
+    if record.kill().accepts() {
+        // SAFETY: guest code of this run, per the caller's duty.
+        unsafe { end_run_from_guest(record) }
+    }
     // The host always stores a resume value before switching back in.
     record.take_resume().unwrap_or(ResumeSlot::Unwind)
 }
