@@ -40,8 +40,8 @@ extern "C" fn returns() -> u64 {
 }
 
 extern "C" fn faults() -> u64 {
-    // SAFETY: faults on purpose (address 8 is never mapped).
-    unsafe { (8 as *const u64).read_volatile() }
+    // SAFETY: faults on purpose (address 16 is never mapped).
+    unsafe { (std::hint::black_box(16usize) as *const u64).read_volatile() }
 }
 
 extern "C" fn yields() -> u64 {
@@ -117,7 +117,8 @@ fn kills_at_random_delays_against_guests_that_end_at_once_agree_with_the_run() {
     for i in 0..runs {
         let kind = rng.next() % 3;
         // Mostly within the few microseconds a run takes, sometimes later.
-        let delay = Duration::from_nanos(if rng.next() % 4 == 0 { rng.next() % 20_000 } else { rng.next() % 3_000 });
+        let delay =
+            Duration::from_nanos(if rng.next().is_multiple_of(4) { rng.next() % 20_000 } else { rng.next() % 3_000 });
         killer.jobs.send((inst.kill_switch(), delay)).unwrap();
         // SAFETY: the three guests are extern "C" fn() -> u64 that do not
         // unwind.
