@@ -134,8 +134,9 @@ pub enum Termination {
     AfterHostRegion,
     /// A closure guest outside any [`terminable`](crate::terminable)
     /// region: the kill is recorded and lands when the guest enters one, at
-    /// its next yield, or at the latest when it returns (the run then
-    /// returns terminated and its value is dropped).
+    /// its next yield (the closure is then unwound, its destructors run),
+    /// or at the latest when it returns (the run then returns terminated and
+    /// its value is dropped).
     Pending,
     /// A termination was already requested for this run; nothing more was
     /// done.

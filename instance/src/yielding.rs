@@ -173,7 +173,13 @@ fn yielding_record() -> Result<&'static RunRecord, YieldError> {
 unsafe fn switch_out(record: &RunRecord, value: YieldSlot, expect: Expect) -> ResumeSlot {
     record.put_yield(value, expect);
     if !record.kill().suspend() {
+        // A kill is pending: the run ends here instead of yielding. A Rust
+        // yield unwinds the closure (destructors run, as for a kill while
+        // yielded); a u64 yield abandons the frames.
         drop(record.take_yield());
+        if expect.can_unwind() {
+            return ResumeSlot::Unwind;
+        }
         // SAFETY: guest code of this run, per the caller's duty.
         unsafe { end_run_from_guest(record) }
     }

@@ -335,3 +335,40 @@ fn kills_at_random_points_while_allocating_never_deadlock_the_host() {
     }
     assert!(allocated.load(Ordering::Relaxed) > 0);
 }
+
+/// Counts its drops.
+struct Tally(Arc<AtomicUsize>);
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_pending_kill_at_a_yield_unwinds_the_closure_instead() {
+    common::deadline();
+    let p = Progress::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut inst = Instance::new(STACK).unwrap();
+    let switch = inst.kill_switch();
+    let (pp, d) = (p.clone(), drops.clone());
+    let runner = std::thread::spawn(move || {
+        let r = inst.start_closure(move || {
+            let _t = Tally(d);
+            pp.0.store(1, Ordering::SeqCst);
+            pp.wait_for(2);
+            let _: u8 = instance::yield_value::<u8, u8>(1).unwrap();
+            pp.0.store(3, Ordering::SeqCst);
+        });
+        (r.map(|o| o.returned().is_some()), inst.state())
+    });
+    p.wait_for(1);
+    assert_eq!(switch.terminate(), Termination::Pending);
+    p.0.store(2, Ordering::SeqCst);
+    let (r, state) = runner.join().unwrap();
+    assert!(matches!(r, Err(Error::Terminated)), "{r:?}");
+    assert_eq!(state, State::Terminated);
+    assert_eq!(p.0.load(Ordering::SeqCst), 2, "nothing after the yield ran");
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the closure's locals were dropped once");
+}
