@@ -683,6 +683,7 @@ impl Instance {
         // Current before the kill word says running, so that a kill signal
         // arriving before the switch completes finds this run (see
         // `kill::divert_guest`).
+        self.record.set_outer(outer);
         set_current(&*self.record);
         let go = match how {
             How::Start { terminable } => self.kill.start(terminable),
@@ -702,6 +703,10 @@ impl Instance {
             // (through `context_sys_start`), yields to, or is sent back to
             // by the fault and kill handlers.
             unsafe { Context::swap(&mut self.host, &self.guest) };
+            // No kill signal is sent for this run from here on; one that
+            // was sent is taken before the host's code continues.
+            self.kill.stop();
+            self.kill.settle_signal();
         }
         set_current(outer);
         if let Some(ticket) = ticket {

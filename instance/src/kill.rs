@@ -11,11 +11,12 @@
 //! ```text
 //!  63            32 31          16 15   10  9     8     7   4  3    0
 //! +----------------+--------------+-------+----+-------+------+------+
-//! |     run id     | region depth |   0   |KILL| TERM. |reason| phase|
+//! |     run id     | region depth |0 |SENT|KILL| TERM. |reason| phase|
 //! +----------------+--------------+-------+----+-------+------+------+
 //! ```
 //!
-//! * phase: not started, running, yielded, ended, dropped;
+//! * phase: not started, running, yielded, stopped (the guest came back,
+//!   the host is settling the run), ended, dropped;
 //! * reason (when ended): returned, faulted, panicked, terminated;
 //! * TERM.: the guest is in terminable code (raw entries always; closures
 //!   inside [`terminable`](crate::terminable));
@@ -49,7 +50,7 @@
 
 use core::ffi::{c_int, c_void};
 use core::fmt;
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -63,10 +64,15 @@ const RUNNING: u64 = 1;
 const YIELDED: u64 = 2;
 const ENDED: u64 = 3;
 const DROPPED: u64 = 4;
+/// The guest came back (returned, faulted or was ended); the host has not
+/// settled the run yet.
+const STOPPED: u64 = 5;
 const REASON_SHIFT: u32 = 4;
 const REASON_MASK: u64 = 0xf << REASON_SHIFT;
 const TERMINABLE: u64 = 1 << 8;
 const KILL: u64 = 1 << 9;
+/// `terminate` decided to send the kill signal for this run.
+const SENT: u64 = 1 << 10;
 const DEPTH_SHIFT: u32 = 16;
 const DEPTH_ONE: u64 = 1 << DEPTH_SHIFT;
 const DEPTH_MASK: u64 = 0xffff << DEPTH_SHIFT;
@@ -133,7 +139,9 @@ pub enum Termination {
     /// region ends, with the region's side effects kept.
     AfterHostRegion,
     /// A closure guest outside any [`terminable`](crate::terminable)
-    /// region: the kill is recorded and lands when the guest enters one, at
+    /// region, or a guest that has just come back while the host has not
+    /// yet settled its run: the kill is recorded and lands when the guest
+    /// enters a terminable region, at
     /// its next yield (the closure is then unwound, its destructors run),
     /// or at the latest when it returns (the run then returns terminated and
     /// its value is dropped).
@@ -185,11 +193,16 @@ impl fmt::Display for Termination {
 pub(crate) struct KillState {
     word: AtomicU64,
     tid: AtomicI32,
+    /// Set (to 1) by the handler on the run's thread when the kill signal
+    /// sent for the current run has been delivered; the host waits on it
+    /// (futex) before leaving a run whose word says SENT, so that no kill
+    /// signal is still pending when the host's own code continues.
+    delivered: AtomicU32,
 }
 
 impl KillState {
     pub(crate) fn new() -> KillState {
-        KillState { word: AtomicU64::new(pack(0, NOT_STARTED)), tid: AtomicI32::new(0) }
+        KillState { word: AtomicU64::new(pack(0, NOT_STARTED)), tid: AtomicI32::new(0), delivered: AtomicU32::new(0) }
     }
 
     fn load(&self) -> u64 {
@@ -212,6 +225,7 @@ impl KillState {
     /// terminated and must not enter the guest).
     pub(crate) fn start(&self, terminable: bool) -> bool {
         self.tid.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+        self.delivered.store(0, Ordering::SeqCst);
         loop {
             let w = self.load();
             let id = if phase_of(w) == ENDED { id_of(w).wrapping_add(1) } else { id_of(w) };
@@ -232,6 +246,7 @@ impl KillState {
     /// guest and ends the run).
     pub(crate) fn resume(&self, unwinding: bool) -> bool {
         self.tid.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+        self.delivered.store(0, Ordering::SeqCst);
         loop {
             let w = self.load();
             if !unwinding && w & KILL != 0 {
@@ -258,6 +273,22 @@ impl KillState {
             }
             if self.cas(w, (w & !PHASE_MASK) | YIELDED).is_ok() {
                 return true;
+            }
+        }
+    }
+
+    /// Host, right after the guest came back: unless it yielded, the run
+    /// stops being running, so that no kill signal is sent for it any
+    /// more (a later `terminate` still marks it terminated, without a
+    /// signal).
+    pub(crate) fn stop(&self) {
+        loop {
+            let w = self.load();
+            if phase_of(w) != RUNNING {
+                return;
+            }
+            if self.cas(w, (w & !(PHASE_MASK | TERMINABLE)) | STOPPED).is_ok() {
+                return;
             }
         }
     }
@@ -327,6 +358,38 @@ impl KillState {
         }
     }
 
+    /// Host, on the run's thread, when the guest has come back: if a kill
+    /// signal was sent for this run, waits until this thread's handler has
+    /// taken it (it may still be on its way from the sending thread, or
+    /// pending here), so that it cannot reach the host's code later. The
+    /// wait sleeps in the kernel (futex); the signal's delivery interrupts
+    /// it, and the handler has set `delivered` by then.
+    pub(crate) fn settle_signal(&self) {
+        if self.load() & SENT == 0 {
+            return;
+        }
+        while self.delivered.load(Ordering::SeqCst) == 0 {
+            // SAFETY: FUTEX_WAIT on a live, aligned u32 that we own; it
+            // returns at once if the value is no longer 0, and when a
+            // signal interrupts it. nix has no futex.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.delivered.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    0u32,
+                    core::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+    }
+
+    /// Handler: marks the signal sent for this run as delivered; returns
+    /// whether one was outstanding.
+    fn mark_delivered(&self) -> bool {
+        self.load() & SENT != 0 && self.delivered.swap(1, Ordering::SeqCst) == 0
+    }
+
     /// Handler: whether a kill signal may end the run now.
     pub(crate) fn accepts(&self) -> bool {
         let w = self.load();
@@ -357,20 +420,22 @@ impl KillState {
             if w & KILL != 0 {
                 return Termination::AlreadyRequested;
             }
-            if self.cas(w, w | KILL).is_err() {
-                continue;
-            }
-            return match phase {
+            let answer = match phase {
                 NOT_STARTED => Termination::AtStart,
                 YIELDED => Termination::OnResume,
+                STOPPED => Termination::Pending,
                 _ if w & TERMINABLE == 0 => Termination::Pending,
                 _ if depth_of(w) != 0 => Termination::AfterHostRegion,
-                _ => {
-                    let tid = self.tid.load(Ordering::SeqCst);
-                    send_kill(tid);
-                    Termination::Signalled
-                }
+                _ => Termination::Signalled,
             };
+            let sent = if answer == Termination::Signalled { SENT } else { 0 };
+            if self.cas(w, w | KILL | sent).is_err() {
+                continue;
+            }
+            if sent != 0 {
+                send_kill(self.tid.load(Ordering::SeqCst));
+            }
+            return answer;
         }
     }
 }
@@ -478,20 +543,32 @@ unsafe fn divert_guest(record: &RunRecord, uc: &mut libc::ucontext_t) {
 static KILL_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 static IGNORED: AtomicU64 = AtomicU64::new(0);
+static OUTSIDE: AtomicU64 = AtomicU64::new(0);
 
 /// How many kill signals the handler accepted (each ended a run) and
-/// ignored (stray, late, or aimed at a run that was no longer terminable).
+/// ignored (stray, or aimed at a run that had just stopped being
+/// terminable), and how many of all of them arrived while the thread was
+/// running no instance at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KillSignalCounts {
     /// Signals that ended a run.
     pub accepted: u64,
     /// Signals the handler dropped without effect.
     pub ignored: u64,
+    /// Signals (counted in `ignored`) that arrived while the thread ran no
+    /// instance: sent with `kill`/`raise` from elsewhere. A kill sent by a
+    /// [`KillSwitch`] is always taken before its run returns, so it never
+    /// lands here.
+    pub outside_runs: u64,
 }
 
 /// Process-wide counts of kill signals seen by the handler.
 pub fn kill_signal_counts() -> KillSignalCounts {
-    KillSignalCounts { accepted: ACCEPTED.load(Ordering::Relaxed), ignored: IGNORED.load(Ordering::Relaxed) }
+    KillSignalCounts {
+        accepted: ACCEPTED.load(Ordering::Relaxed),
+        ignored: IGNORED.load(Ordering::Relaxed),
+        outside_runs: OUTSIDE.load(Ordering::Relaxed),
+    }
 }
 
 /// The default kill signal: `SIGRTMIN() + 3` (the C library keeps the
@@ -573,14 +650,31 @@ unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> 
     let info = unsafe { &*info };
     // SAFETY: for SI_TKILL the kill fields (si_pid) are the valid ones.
     if info.si_code != libc::SI_TKILL || unsafe { info.si_pid() } != nix::unistd::getpid().as_raw() {
+        if current().is_null() {
+            OUTSIDE.fetch_add(1, Ordering::Relaxed);
+        }
         return false;
     }
     let record = current();
     if record.is_null() {
+        OUTSIDE.fetch_add(1, Ordering::Relaxed);
         return false;
     }
     // SAFETY: the current record belongs to the run this thread executes.
     let record: &RunRecord = unsafe { &*record };
+    // Account for the signal: it was sent for the innermost run of this
+    // thread that is waiting for one (an outer run's signal can arrive
+    // while an inner run is current).
+    let mut r: *const RunRecord = record;
+    while !r.is_null() {
+        // SAFETY: the chain holds the records of the runs this thread is
+        // inside, innermost first; each outlives its run.
+        let rr = unsafe { &*r };
+        if rr.kill().mark_delivered() {
+            break;
+        }
+        r = rr.outer();
+    }
     // SAFETY: the caller passes the kernel's ucontext.
     let uc = unsafe { &mut *uc };
     let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;

@@ -78,6 +78,8 @@ pub(crate) struct RunRecord {
     expect: Cell<Expect>,
     /// What the host resumes the guest with, taken by the guest.
     resume: UnsafeCell<Option<ResumeSlot>>,
+    /// The record of the run this one is nested in (or null), while it runs.
+    outer: Cell<*const RunRecord>,
 }
 
 impl RunRecord {
@@ -101,7 +103,16 @@ impl RunRecord {
             yielded: UnsafeCell::new(None),
             expect: Cell::new(Expect::U64),
             resume: UnsafeCell::new(None),
+            outer: Cell::new(ptr::null()),
         }
+    }
+
+    pub(crate) fn outer(&self) -> *const RunRecord {
+        self.outer.get()
+    }
+
+    pub(crate) fn set_outer(&self, outer: *const RunRecord) {
+        self.outer.set(outer);
     }
 
     pub(crate) fn kill(&self) -> &KillState {

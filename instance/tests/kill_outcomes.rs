@@ -232,6 +232,7 @@ fn stray_kill_signals_are_harmless() {
     while instance::kill_signal_counts().ignored < before.ignored + 3 {
         std::thread::sleep(Duration::from_millis(1));
     }
+    assert!(instance::kill_signal_counts().outside_runs >= before.outside_runs + 2);
     assert_eq!(inst.run_closure(|| 6).unwrap(), 6);
 }
 
