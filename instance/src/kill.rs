@@ -36,11 +36,14 @@
 //! is running an instance whose word still says running, terminable,
 //! depth 0 and KILL, and the interrupted stack pointer is in that
 //! instance's stack. Then it leaves through the same register rewrite as a
-//! fault. Every other delivery of the signal (a stray `kill`, a late signal
-//! that arrives after the run ended or inside a host region) is counted and
-//! ignored; the handler is installed with `SA_RESTART`, so a late one does
-//! not even interrupt a host system call. A kill that finds the guest in a
-//! host region is carried out when the region ends.
+//! fault. A signal that arrives while the host is still switching into the
+//! guest diverts the guest's resume word to a pad that ends the run. When
+//! the guest comes back, the host marks the run stopped (no more signals
+//! for it) and, if one was sent, sleeps on a futex until this thread's
+//! handler has taken it, so no kill signal reaches the host's code after
+//! the run. Other deliveries (a stray `kill` or `raise`) are counted and
+//! ignored; the handler is installed with `SA_RESTART`. A kill that finds
+//! the guest in a host region is carried out when the region ends.
 //!
 //! This module needs `unsafe` for `tgkill` (nix has no wrapper for it, and
 //! `pthread_kill` on a thread that may have exited is undefined, while a
