@@ -450,6 +450,11 @@ impl KillState {
 /// next one if none was. Once that run is over, [`terminate`] has no effect
 /// (and says why), also on later runs of the same instance.
 ///
+/// The kill signal ([`kill_signal`]) must not be blocked in threads that
+/// run instances: a blocked signal never stops a spinning guest, and the
+/// host, which waits for a signal sent for its run to be taken before it
+/// returns, would wait with it.
+///
 /// [`terminate`]: KillSwitch::terminate
 #[derive(Clone)]
 pub struct KillSwitch {
