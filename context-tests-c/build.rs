@@ -263,9 +263,13 @@ fn main() {
     let sys_include =
         PathBuf::from(env::var_os("DEP_CONTEXT_SYS_INCLUDE").expect("context-sys exports its include dir"));
     let c_dir = manifest.join("c");
-    for f in ["ctc.h", "children.c", "probes_x86_64.S"] {
+    for f in ["ctc.h", "children.c", "probes_x86_64.S", "instance_guests.c"] {
         println!("cargo::rerun-if-changed={}", c_dir.join(f).display());
     }
+    // The C guests of `instance` include its header (instance is a
+    // dev-dependency: only the test binaries link the functions it declares).
+    let instance_include = manifest.join("../instance/include");
+    println!("cargo::rerun-if-changed={}", instance_include.join("instance.h").display());
     println!("cargo::rerun-if-changed={}", sys_include.join("context_sys.h").display());
 
     fs::write(out.join("ctc_consts.rs"), consts_source(&fs::read_to_string(c_dir.join("ctc.h")).expect("read ctc.h")))
@@ -280,7 +284,9 @@ fn main() {
         .file(c_dir.join("children.c"))
         .file(&gen_c)
         .file(c_dir.join("probes_x86_64.S"))
+        .file(c_dir.join("instance_guests.c"))
         .include(&c_dir)
+        .include(&instance_include)
         .include(&sys_include)
         .std("c11")
         .flag("-Wa,--noexecstack")

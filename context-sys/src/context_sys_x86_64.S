@@ -53,7 +53,11 @@
  *
  * Continue in the context whose register block is at %\base (rdi or rsi),
  * with the MXCSR and x87 control word already dealt with by the caller.
- * Clobbers rax and rcx.
+ * Clobbers rax and rcx.  Their roles are relied on outside this file: the
+ * `instance` crate's kill handler, interrupting a switch into a guest after
+ * the first two instructions below, recognises rax == &resume word and
+ * rcx == the resume address and redirects rcx (instance/src/kill.rs,
+ * `divert_guest`).  Keep rax and rcx in these roles or update it too.
  *
  * The stack is switched first, so that from then on the CFA is simply the
  * resumed context's rsp (the resume address lies just below it, at CFA - 8)

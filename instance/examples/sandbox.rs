@@ -1,6 +1,7 @@
 //! The sandbox demonstration: guests that return, fault every way, overflow
-//! their stack and panic, each run many times on one instance that is reset
-//! after every failure. Prints one table row per case and exits 0 when
+//! their stack, panic, yield sequences of values, and run past their
+//! timeout, each run many times on one instance that is reset after every
+//! failure. Prints one table row per case and exits 0 when
 //! every case ended the way it should (1 otherwise).
 //!
 //! ```text
@@ -10,13 +11,16 @@
 use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use context::Val;
-use instance::{Error, FaultKind, Instance};
+use context::{UntypedRetVal, Val};
+use instance::{Error, FaultKind, Instance, Outcome};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous};
 
 const RUNS: u32 = 1000;
+/// Runs of the cases that end by a timeout (each takes the timeout).
+const KILL_RUNS: u32 = 20;
+const TIMEOUT: Duration = Duration::from_millis(2);
 const STACK: usize = 64 * 1024;
 
 // ---- guests -------------------------------------------------------------
@@ -72,6 +76,18 @@ fn rust_recursion(depth: u64) -> u64 {
     v.iter().sum()
 }
 
+/// Yields 0, 1, ... n-1 and returns the sum of the values it is resumed
+/// with.
+extern "C" fn yield_sum(n: u64) -> u64 {
+    (0..n).map(|i| instance::yield_u64(i).unwrap_or(0)).sum()
+}
+
+extern "C" fn spin() -> u64 {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
 // ---- cases --------------------------------------------------------------
 
 /// What a case should end in.
@@ -80,6 +96,7 @@ enum Expect {
     Value(u64),
     Fault(FaultKind),
     Panic,
+    Terminated,
 }
 
 /// Runs one guest on the instance and gives its result as a number.
@@ -99,6 +116,49 @@ fn raw(entry: usize, args: Vec<Val>) -> Runner {
 
 fn closure(f: fn() -> u64) -> Runner {
     Box::new(move |inst| inst.run_closure(f))
+}
+
+/// A closure that yields "1", "2", ... "5" (strings) and is resumed each time
+/// with the number times ten; returns the sum of what it got.
+fn yield_sequence() -> Runner {
+    Box::new(|inst| {
+        let mut out = inst.start_closure(|| {
+            (1..=5u64).map(|i| instance::yield_value::<String, u64>(i.to_string()).unwrap_or(0)).sum::<u64>()
+        })?;
+        loop {
+            match out {
+                Outcome::Yielded(y) => {
+                    let n: u64 = y.downcast::<String>().map_err(|_| Error::Terminated)?.parse().unwrap_or(0);
+                    out = inst.resume::<u64, u64>(n * 10)?;
+                }
+                Outcome::Returned(sum) => return Ok(sum),
+            }
+        }
+    })
+}
+
+/// The raw entry `yield_sum(4)`, resumed with 100 each time.
+fn raw_yields() -> Runner {
+    Box::new(|inst| {
+        // SAFETY: yield_sum is extern "C" fn(u64) -> u64 and does not unwind.
+        let mut out = unsafe { inst.start(yield_sum as *const () as usize, &[Val::U64(4)]) }?;
+        loop {
+            match out {
+                Outcome::Yielded(_) => out = inst.resume::<UntypedRetVal, u64>(100)?,
+                Outcome::Returned(r) => return Ok(r.as_u64()),
+            }
+        }
+    })
+}
+
+/// Runs `runner` with the timeout set.
+fn with_timeout(mut runner: Runner) -> Runner {
+    Box::new(move |inst| {
+        inst.set_timeout(Some(TIMEOUT));
+        let r = runner(inst);
+        inst.set_timeout(None);
+        r
+    })
 }
 
 fn main() {
@@ -178,26 +238,45 @@ fn main() {
             expect: Expect::Value(3),
             run: closure(|| instance::host_region(|| vec![1, 2, 3].len() as u64)),
         },
+        Case { name: "yield 5 strings (closure)", expect: Expect::Value(150), run: yield_sequence() },
+        Case { name: "yield 4 u64s (raw entry)", expect: Expect::Value(400), run: raw_yields() },
+        Case {
+            name: "spin past 2 ms timeout (raw)",
+            expect: Expect::Terminated,
+            run: with_timeout(raw(spin as *const () as usize, vec![])),
+        },
+        Case {
+            name: "spin past 2 ms timeout (closure)",
+            expect: Expect::Terminated,
+            run: with_timeout(closure(|| instance::terminable(|| spin()))),
+        },
     ];
 
     // Guest panics are expected here; keep the table readable.
     std::panic::set_hook(Box::new(|_| {}));
 
     let mut inst = Instance::new(STACK).expect("an instance");
-    println!("{} runs per case, {} KiB guest stacks, one instance reset after each failure\n", RUNS, STACK / 1024);
+    println!(
+        "{} runs per case ({} for timeouts), {} KiB guest stacks, one instance reset after each failure\n",
+        RUNS,
+        KILL_RUNS,
+        STACK / 1024
+    );
     println!("{:<32} {:<26} {:<20} {:<16} {:>10}", "case", "outcome", "kind", "address", "time/run");
     println!("{}", "-".repeat(108));
     let mut all_ok = true;
     for case in &mut cases {
         let mut last = None;
         let mut ok = true;
+        let runs = if case.expect == Expect::Terminated { KILL_RUNS } else { RUNS };
         let start = Instant::now();
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             let r = (case.run)(&mut inst);
             let got = match &r {
                 Ok(v) => Expect::Value(*v),
                 Err(Error::Fault(f)) => Expect::Fault(f.kind),
                 Err(Error::Panic(_)) => Expect::Panic,
+                Err(Error::Terminated) => Expect::Terminated,
                 Err(_) => {
                     ok = false;
                     Expect::Panic
@@ -209,7 +288,7 @@ fn main() {
             }
             last = Some(r);
         }
-        let per_run = start.elapsed() / RUNS;
+        let per_run = start.elapsed() / runs;
         all_ok &= ok;
         let (outcome, kind, addr) = match last.expect("at least one run") {
             Ok(v) => (format!("returned {v}"), "-".to_string(), "-".to_string()),
@@ -217,6 +296,7 @@ fn main() {
                 (format!("faulted ({} {})", f.signal.as_str(), f.code), f.kind.to_string(), format!("{:#x}", f.addr))
             }
             Err(Error::Panic(p)) => (format!("panicked: {}", p.message().unwrap_or("?")), "-".into(), "-".into()),
+            Err(Error::Terminated) => ("terminated (timeout)".to_string(), "-".into(), "-".into()),
             Err(e) => (format!("error: {e}"), "-".into(), "-".into()),
         };
         let mark = if ok { "" } else { "  <-- unexpected" };

@@ -45,6 +45,50 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    /// Installing the handler of the kill signal failed.
+    #[error("could not install the handler for the kill signal {signum}: {errno}")]
+    KillHandler {
+        /// The kill signal's number.
+        signum: i32,
+        /// The error `sigaction` returned.
+        #[source]
+        errno: Errno,
+    },
+    /// A kill signal outside the real-time range, or a change after one
+    /// was fixed.
+    #[error("kill signal {signum} refused: it must be in {min}..={max} and match the one in use ({in_use}, 0 = none)")]
+    KillSignal {
+        /// The signal asked for.
+        signum: i32,
+        /// `SIGRTMIN()`.
+        min: i32,
+        /// `SIGRTMAX()`.
+        max: i32,
+        /// The signal already in use, or 0.
+        in_use: i32,
+    },
+    /// The run was terminated by a [`KillSwitch`](crate::KillSwitch) or a
+    /// timeout; the instance is now [`State::Terminated`].
+    #[error("the guest was terminated")]
+    Terminated,
+    /// [`Instance::resume`](crate::Instance::resume) with a value of a type
+    /// the yielded guest does not accept; the guest stays suspended.
+    #[error("cannot resume with a {got}: the guest waits for a {expected}")]
+    ResumeType {
+        /// The type the guest waits for.
+        expected: &'static str,
+        /// The type given.
+        got: &'static str,
+    },
+    /// [`Instance::resume`](crate::Instance::resume) asked for a result type
+    /// the run does not produce; the guest stays suspended.
+    #[error("cannot collect a {got} from a run that returns {expected}")]
+    OutputType {
+        /// What the run returns.
+        expected: &'static str,
+        /// The type asked for.
+        got: &'static str,
+    },
     /// Switching the thread's alternate signal stack failed (for example
     /// because a run was started from a handler running on it).
     #[error("could not switch the alternate signal stack: {0}")]

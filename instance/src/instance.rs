@@ -6,25 +6,64 @@
 //! the guest through a raw pointer.
 #![allow(unsafe_code)]
 
+use core::any::{Any, TypeId};
 use core::ffi::c_void;
+use core::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use context::{Context, ContextHandle, UntypedRetVal, Val};
 
 use crate::error::{Error, Panic};
 use crate::fault::FaultReport;
-use crate::run::{RunRecord, current, set_current};
+use crate::kill::{Ended, KillState, KillSwitch};
+use crate::run::{RunRecord, current, end_run_from_guest, set_current};
 use crate::signal::{AltStackGuard, install_handlers};
 use crate::stack::Stack;
 use crate::state::State;
+use crate::watchdog;
+use crate::yielding::{Expect, ResumeSlot, Yielded};
+
+/// How a resumable run got back to the host: it returned, or it yielded.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// The guest returned this.
+    Returned(T),
+    /// The guest yielded this and waits in [`State::Yielded`] for
+    /// [`Instance::resume`].
+    Yielded(Yielded),
+}
+
+impl<T> Outcome<T> {
+    /// The returned value, if the guest returned.
+    pub fn returned(self) -> Option<T> {
+        match self {
+            Outcome::Returned(t) => Some(t),
+            Outcome::Yielded(_) => None,
+        }
+    }
+
+    /// The yielded value, if the guest yielded.
+    pub fn yielded(self) -> Option<Yielded> {
+        match self {
+            Outcome::Returned(_) => None,
+            Outcome::Yielded(y) => Some(y),
+        }
+    }
+}
 
 /// A guest's home: a guard-page [`Stack`], the host and guest contexts, and
 /// the record the fault handler consults.
 ///
 /// Run a raw entry point with [`Instance::run`] or a Rust closure with
-/// [`Instance::run_closure`]. A fault (including a stack overflow) or a
-/// panic in the guest comes back as an [`Error`]; the instance then needs
-/// [`Instance::reset`] before it runs again (see [`State`]).
+/// [`Instance::run_closure`]; start one that may yield with
+/// [`Instance::start`] or [`Instance::start_closure`] and continue it with
+/// [`Instance::resume`]. A fault (including a stack overflow) or a panic in
+/// the guest comes back as an [`Error`]; the instance then needs
+/// [`Instance::reset`] before it runs again (see [`State`]). A
+/// [`KillSwitch`] from [`Instance::kill_switch`], or a timeout
+/// ([`Instance::set_timeout`]), terminates a run.
 ///
 /// ```
 /// use instance::{Error, FaultKind, Instance, State};
@@ -46,11 +85,22 @@ use crate::state::State;
 /// # Ok::<(), Error>(())
 /// ```
 ///
+/// # Dropping or resetting a suspended guest
+///
+/// A closure suspended in [`yield_value`](crate::yield_value) is unwound:
+/// the yield point panics with a private payload that is caught where the
+/// closure was called, so every destructor on its frames runs exactly once
+/// (on the thread that drops or resets). A suspended raw entry point, or a
+/// closure suspended in the C `instance_yield` (C frames cannot be
+/// unwound), is discarded: its frames are abandoned and its stack is reused
+/// by the next run or unmapped with the instance.
+///
 /// # Movement
 ///
-/// An `Instance` may be moved between runs; what the guest and the handler
-/// point at (the contexts, the run record, the stack mapping) lives on the
-/// heap or in the mapping and does not move with it.
+/// An `Instance` may be moved between runs, and while suspended (also to
+/// another thread); what the guest and the handler point at (the contexts,
+/// the run record, the stack mapping) lives on the heap or in the mapping
+/// and does not move with it.
 pub struct Instance {
     // Field order is drop order: the record and contexts refer to the
     // stack's addresses only as numbers, so any order is sound; the stack
@@ -60,28 +110,103 @@ pub struct Instance {
     guest: ContextHandle,
     state: State,
     last_fault: Option<FaultReport>,
+    kill: Arc<KillState>,
+    /// The heap slot of a started closure, while its run lasts.
+    closure: Option<Box<dyn ClosureOut>>,
+    /// The type a started run returns (for `resume`'s check).
+    output: (TypeId, &'static str),
+    timeout: Option<Duration>,
     stack: Stack,
 }
 
 // SAFETY: the run record's cells are touched only by the thread executing a
 // run, which holds `&mut Instance` for its whole duration; between runs
-// nothing refers to them, so the instance may move to another thread.
+// (and while suspended) nothing refers to them, so the instance may move to
+// another thread. A suspended closure is `Send` (`start_closure` demands
+// it), and so are the values it yields and is resumed with.
 unsafe impl Send for Instance {}
 
-/// The closure guest's inputs and output, on the host's stack for the run.
+/// The closure guest's inputs and output, on the host's stack for the run
+/// (`run_closure`) or on the heap (`start_closure`).
 struct ClosureSlot<F, T> {
     f: Option<F>,
     out: Option<std::thread::Result<T>>,
 }
 
+/// A started closure's slot with its types erased.
+trait ClosureOut: Send {
+    fn take(&mut self) -> Option<std::thread::Result<Box<dyn Any + Send>>>;
+}
+
+impl<F: Send, T: Send + 'static> ClosureOut for ClosureSlot<F, T> {
+    fn take(&mut self) -> Option<std::thread::Result<Box<dyn Any + Send>>> {
+        self.out.take().map(|r| r.map(|t| Box::new(t) as Box<dyn Any + Send>))
+    }
+}
+
 /// Entry point of a closure guest: calls the closure, catching any panic
 /// here, before it could unwind into `context_sys_start`.
 extern "C" fn closure_entry<F: FnOnce() -> T, T>(slot: *mut ClosureSlot<F, T>) {
-    // SAFETY: `run_closure` passes a pointer to its own live slot and does
-    // not touch the slot until the guest has switched back.
+    // SAFETY: the caller passes a pointer to a live slot and does not touch
+    // the slot until the guest has switched back.
     let slot = unsafe { &mut *slot };
     if let Some(f) = slot.f.take() {
         slot.out = Some(catch_unwind(AssertUnwindSafe(f)));
+    }
+}
+
+/// How `enter` goes into the guest.
+enum How {
+    Start { terminable: bool },
+    Resume(ResumeSlot),
+    Unwind,
+}
+
+/// How the guest came back to `enter`.
+enum Exit {
+    /// Returned, or ended by a kill (the kill word tells).
+    Returned,
+    Yielded(Yielded),
+    Faulted(FaultReport),
+    /// A kill was pending: the guest was not entered.
+    Killed,
+}
+
+/// How often a suspended closure that keeps yielding while being unwound
+/// (because it caught the unwind panic) is asked again before it is
+/// discarded.
+const UNWIND_TRIES: usize = 8;
+
+/// The outer run of a nested run: the inner run counts as a host region of
+/// the outer one, so a kill of the outer run waits for the inner run to
+/// come back and then ends the outer run.
+struct Nested(*const RunRecord);
+
+impl Nested {
+    fn enter() -> Nested {
+        let record = current();
+        if !record.is_null() {
+            // SAFETY: the current record belongs to the run this thread is
+            // executing (we are its guest), which outlives this call.
+            unsafe { &*record }.enter_region();
+        }
+        Nested(record)
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        if self.0.is_null() {
+            return;
+        }
+        // SAFETY: as in `enter`.
+        let record = unsafe { &*self.0 };
+        if record.leave_region() && !std::thread::panicking() {
+            // SAFETY: we are guest code of the outer run on its stack; the
+            // inner instance's bookkeeping is complete, and the outer
+            // guest's frames are abandoned as documented for kills.
+            unsafe { end_run_from_guest(record) }
+        }
     }
 }
 
@@ -101,13 +226,66 @@ impl Instance {
     /// [`Instance::into_stack`]).
     pub fn with_stack(stack: Stack) -> Instance {
         let host = ContextHandle::new();
-        let record = Box::new(RunRecord::new(stack.mapping_start(), stack.base(), stack.top(), &*host));
-        Instance { record, host, guest: ContextHandle::new(), state: State::Ready, last_fault: None, stack }
+        let mut guest = ContextHandle::new();
+        let kill = Arc::new(KillState::new());
+        let record = Box::new(RunRecord::new(
+            stack.mapping_start(),
+            stack.base(),
+            stack.top(),
+            &*host,
+            &mut *guest,
+            kill.clone(),
+        ));
+        Instance {
+            record,
+            host,
+            guest,
+            state: State::Ready,
+            last_fault: None,
+            kill,
+            closure: None,
+            output: (TypeId::of::<()>(), "()"),
+            timeout: None,
+            stack,
+        }
     }
 
-    /// Gives the stack back, for reuse in another instance or a pool.
-    pub fn into_stack(self) -> Stack {
-        self.stack
+    /// Gives the stack back, for reuse in another instance or a pool. A
+    /// suspended guest is unwound or discarded first, as by `drop`.
+    pub fn into_stack(mut self) -> Stack {
+        self.discard_suspended();
+        self.kill.dropped();
+        let this = ManuallyDrop::new(self);
+        // SAFETY: each field is read exactly once and `this` is never
+        // dropped, so nothing is dropped twice; the fields other than the
+        // stack are dropped here as `drop` would.
+        unsafe {
+            drop(core::ptr::read(&this.record));
+            drop(core::ptr::read(&this.host));
+            drop(core::ptr::read(&this.guest));
+            drop(core::ptr::read(&this.kill));
+            drop(core::ptr::read(&this.closure));
+            core::ptr::read(&this.stack)
+        }
+    }
+
+    /// A switch that terminates this instance's current run, or its next
+    /// run if none is in progress (see [`KillSwitch`]).
+    pub fn kill_switch(&self) -> KillSwitch {
+        KillSwitch::new(self.kill.clone())
+    }
+
+    /// Bounds every later run, and every resume, to `timeout` of wall
+    /// time from its start (None: no bound). A run that exceeds it is
+    /// terminated as by [`KillSwitch::terminate`]; the process's single
+    /// watchdog thread does it.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// The timeout set by [`Instance::set_timeout`].
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// The instance's stack.
@@ -126,9 +304,10 @@ impl Instance {
         self.last_fault.as_ref()
     }
 
-    /// Makes a faulted, panicked or finished instance ready to run again.
-    /// Whatever a faulted guest left on the stack is abandoned (its
-    /// destructors do not run).
+    /// Makes a faulted, panicked, terminated, yielded or finished instance
+    /// ready to run again. Whatever a faulted or terminated guest left on
+    /// the stack is abandoned (its destructors do not run); a yielded guest
+    /// is unwound or discarded (see the type's docs).
     ///
     /// # Errors
     ///
@@ -138,11 +317,37 @@ impl Instance {
         if !self.state.can_reset() {
             return Err(Error::InvalidState { op: "reset", state: self.state });
         }
+        self.discard_suspended();
+        self.kill.reset();
         self.state = State::Ready;
         self.last_fault = None;
-        self.record.reset_regions();
         let _ = self.record.take_fault();
+        self.record.clear_slots();
         Ok(())
+    }
+
+    /// Unwinds (closure suspended in `yield_value`) or discards (raw entry,
+    /// C yield) a yielded guest; leaves the kill word for the caller to
+    /// settle.
+    fn discard_suspended(&mut self) {
+        if self.state != State::Yielded {
+            return;
+        }
+        if self.closure.is_some() && self.record.expect().can_unwind() {
+            for _ in 0..UNWIND_TRIES {
+                // SAFETY: the guest is suspended in `yield_value`, which
+                // answers the unwind request by panicking to the
+                // closure's entry.
+                match unsafe { self.enter(How::Unwind) } {
+                    Ok(Exit::Yielded(_)) => continue,
+                    _ => break,
+                }
+            }
+        }
+        self.closure = None;
+        self.record.clear_slots();
+        self.record.set_resumable(false);
+        self.state = State::Ready;
     }
 
     fn check_runnable(&self) -> Result<(), Error> {
@@ -187,17 +392,79 @@ impl Instance {
     /// Misuse: passing a `fn(u64)` with no arguments lets it read garbage
     /// from rdi; an entry that panics aborts the process.
     pub unsafe fn run(&mut self, entry: usize, args: &[Val]) -> Result<UntypedRetVal, Error> {
+        // SAFETY: the caller's duties are ours.
+        match unsafe { self.start_raw(entry, args, false) }? {
+            Outcome::Returned(ret) => Ok(ret),
+            // A run started by `run` refuses to yield.
+            Outcome::Yielded(_) => Err(Error::InvalidState { op: "collect the result of", state: State::Yielded }),
+        }
+    }
+
+    /// Like [`Instance::run`], but the guest may yield (with the C
+    /// `instance_yield` or [`yield_u64`](crate::yield_u64)); continue it
+    /// with [`Instance::resume`]`::<UntypedRetVal, u64>`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::run`], plus [`Error::Terminated`].
+    ///
+    /// # Safety
+    ///
+    /// The duties of [`Instance::run`], and: what the guest reaches
+    /// through pointers in `args` must stay valid until the run has
+    /// returned, faulted or been terminated, reset or dropped (a suspended
+    /// guest still holds them).
+    pub unsafe fn start(&mut self, entry: usize, args: &[Val]) -> Result<Outcome<UntypedRetVal>, Error> {
+        // SAFETY: the caller's duties are ours.
+        unsafe { self.start_raw(entry, args, true) }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Instance::start`].
+    unsafe fn start_raw(
+        &mut self,
+        entry: usize,
+        args: &[Val],
+        resumable: bool,
+    ) -> Result<Outcome<UntypedRetVal>, Error> {
+        let _nested = Nested::enter();
         self.check_runnable()?;
         Context::init(self.stack.as_words_mut(), &mut self.host, &mut self.guest, entry, args)?;
+        self.closure = None;
+        self.output = (TypeId::of::<UntypedRetVal>(), core::any::type_name::<UntypedRetVal>());
+        self.record.set_resumable(resumable);
         // SAFETY: the guest context was just prepared on our stack; the
         // caller vouches for the entry point.
-        match unsafe { self.switch_to_guest() }? {
-            Some(report) => Err(self.faulted(report)),
-            None => {
-                self.state = State::Returned;
-                Ok(self.guest.get_untyped_retval())
+        let exit = unsafe { self.enter(How::Start { terminable: true }) }?;
+        self.after_raw(exit)
+    }
+
+    fn after_raw(&mut self, exit: Exit) -> Result<Outcome<UntypedRetVal>, Error> {
+        match exit {
+            Exit::Yielded(y) => {
+                self.state = State::Yielded;
+                Ok(Outcome::Yielded(y))
             }
+            Exit::Killed => Err(self.terminated()),
+            Exit::Faulted(report) => Err(self.faulted(report)),
+            Exit::Returned => match self.kill.finish(Ended::Returned) {
+                Ended::Terminated => Err(self.terminated()),
+                _ => {
+                    self.state = State::Returned;
+                    self.record.set_resumable(false);
+                    Ok(Outcome::Returned(self.guest.get_untyped_retval()))
+                }
+            },
         }
+    }
+
+    fn terminated(&mut self) -> Error {
+        self.state = State::Terminated;
+        self.closure = None;
+        self.record.set_resumable(false);
+        self.record.clear_slots();
+        Error::Terminated
     }
 
     /// Runs `f` on the instance's stack and returns its result.
@@ -224,60 +491,248 @@ impl Instance {
     where
         F: FnOnce() -> T,
     {
+        let _nested = Nested::enter();
         self.check_runnable()?;
         let mut slot = ClosureSlot { f: Some(f), out: None };
         let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
         let arg = Val::CPtr(&mut slot as *mut ClosureSlot<F, T> as *const c_void);
         Context::init(self.stack.as_words_mut(), &mut self.host, &mut self.guest, entry, &[arg])?;
+        self.closure = None;
+        self.record.set_resumable(false);
         // SAFETY: `closure_entry` is an extern "C" fn taking one pointer
-        // that catches every panic; `slot` outlives the run.
-        if let Some(report) = unsafe { self.switch_to_guest() }? {
-            return Err(self.faulted(report));
+        // that catches every panic; `slot` outlives the run, which cannot
+        // yield (the record is not resumable).
+        match unsafe { self.enter(How::Start { terminable: false }) }? {
+            Exit::Killed => return Err(self.terminated()),
+            Exit::Faulted(report) => return Err(self.faulted(report)),
+            // Refused by `yield_value` for a run that is not resumable.
+            Exit::Yielded(_) => return Err(Error::InvalidState { op: "collect the result of", state: State::Yielded }),
+            Exit::Returned => {}
         }
-        match slot.out.take() {
-            Some(Ok(value)) => {
-                self.state = State::Returned;
-                Ok(value)
+        self.closure_result(slot.out.take())
+    }
+
+    /// Settles a closure run that came back without yielding.
+    fn closure_result<V>(&mut self, out: Option<std::thread::Result<V>>) -> Result<V, Error> {
+        match out {
+            Some(Ok(value)) => match self.kill.finish(Ended::Returned) {
+                Ended::Terminated => Err(self.terminated()),
+                _ => {
+                    self.state = State::Returned;
+                    Ok(value)
+                }
+            },
+            Some(Err(payload)) => match self.kill.finish(Ended::Panicked) {
+                Ended::Terminated => Err(self.terminated()),
+                _ => {
+                    self.state = State::Panicked;
+                    Err(Error::Panic(Panic::new(payload)))
+                }
+            },
+            // Ended from guest code by a kill (no result).
+            None => match self.kill.finish(Ended::Returned) {
+                Ended::Terminated => Err(self.terminated()),
+                _ => Err(Error::InvalidState { op: "collect the result of", state: State::Running }),
+            },
+        }
+    }
+
+    /// Starts `f` on the instance's stack as a guest that may yield with
+    /// [`yield_value`](crate::yield_value); continue it with
+    /// [`Instance::resume`]. `f` and its result must be `Send + 'static`,
+    /// since a suspended guest outlives this call and may be resumed on
+    /// another thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::run_closure`], plus [`Error::Terminated`].
+    pub fn start_closure<F, T>(&mut self, f: F) -> Result<Outcome<T>, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _nested = Nested::enter();
+        self.check_runnable()?;
+        let mut slot = Box::new(ClosureSlot { f: Some(f), out: None });
+        let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
+        let arg = Val::CPtr(&mut *slot as *mut ClosureSlot<F, T> as *const c_void);
+        Context::init(self.stack.as_words_mut(), &mut self.host, &mut self.guest, entry, &[arg])?;
+        // The slot is on the heap: moving the box into the instance keeps
+        // the address the guest was given.
+        self.closure = Some(slot);
+        self.output = (TypeId::of::<T>(), core::any::type_name::<T>());
+        self.record.set_resumable(true);
+        // SAFETY: `closure_entry` catches every panic; the slot lives in
+        // `self.closure` until the run is over.
+        let exit = unsafe { self.enter(How::Start { terminable: false }) }?;
+        self.after_closure(exit)
+    }
+
+    fn after_closure<T: 'static>(&mut self, exit: Exit) -> Result<Outcome<T>, Error> {
+        match exit {
+            Exit::Yielded(y) => {
+                self.state = State::Yielded;
+                Ok(Outcome::Yielded(y))
             }
-            Some(Err(payload)) => {
-                self.state = State::Panicked;
-                Err(Error::Panic(Panic::new(payload)))
+            Exit::Killed => Err(self.terminated()),
+            Exit::Faulted(report) => {
+                self.closure = None;
+                Err(self.faulted(report))
             }
-            // The entry always fills `out` before returning; a guest that
-            // came back without a result and without a fault cannot occur.
-            None => Err(Error::InvalidState { op: "collect the result of", state: State::Running }),
+            Exit::Returned => {
+                let out = self.closure.take().and_then(|mut c| c.take());
+                self.record.set_resumable(false);
+                let value = self.closure_result(out)?;
+                match value.downcast::<T>() {
+                    Ok(t) => Ok(Outcome::Returned(*t)),
+                    Err(_) => Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() }),
+                }
+            }
+        }
+    }
+
+    /// Resumes a yielded guest with `value` and runs it until it returns
+    /// (`Outcome::Returned(T)`, `T` being what the run returns:
+    /// `UntypedRetVal` for a raw entry, the closure's result type for a
+    /// closure) or yields again. May be called on another thread than the
+    /// one the guest yielded on.
+    ///
+    /// A guest terminated while yielded ends here without running any of
+    /// its code after the yield (a closure's frames are unwound, so its
+    /// destructors run): [`Error::Terminated`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] unless the instance is [`State::Yielded`];
+    /// [`Error::ResumeType`] if the guest waits for another type than `R`,
+    /// [`Error::OutputType`] if the run does not return a `T` (both leave
+    /// the guest suspended); then what a run returns.
+    pub fn resume<T: 'static, R: Any + Send>(&mut self, value: R) -> Result<Outcome<T>, Error> {
+        let _nested = Nested::enter();
+        if self.state != State::Yielded {
+            return Err(Error::InvalidState { op: "resume", state: self.state });
+        }
+        if TypeId::of::<T>() != self.output.0 {
+            return Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() });
+        }
+        let got = core::any::type_name::<R>();
+        let slot = match self.record.expect() {
+            Expect::Type(id, name) => {
+                if TypeId::of::<R>() != id {
+                    return Err(Error::ResumeType { expected: name, got });
+                }
+                ResumeSlot::Value(Box::new(value))
+            }
+            Expect::U64 => {
+                let mut value = Some(value);
+                match (&mut value as &mut dyn Any).downcast_mut::<Option<u64>>().and_then(Option::take) {
+                    Some(v) => ResumeSlot::U64(v),
+                    None => return Err(Error::ResumeType { expected: "u64", got }),
+                }
+            }
+        };
+        // SAFETY: the guest is suspended in a yield, which takes the resume
+        // slot when it continues.
+        let exit = unsafe { self.enter(How::Resume(slot)) }?;
+        if let Exit::Killed = exit {
+            self.discard_suspended();
+            let _ = self.kill.finish(Ended::Terminated);
+            return Err(self.terminated());
+        }
+        if self.closure.is_some() {
+            self.after_closure(exit)
+        } else {
+            match self.after_raw(exit)? {
+                Outcome::Yielded(y) => Ok(Outcome::Yielded(y)),
+                Outcome::Returned(ret) => match (Box::new(ret) as Box<dyn Any>).downcast::<T>() {
+                    Ok(t) => Ok(Outcome::Returned(*t)),
+                    Err(_) => Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() }),
+                },
+            }
         }
     }
 
     fn faulted(&mut self, report: FaultReport) -> Error {
+        if self.kill.finish(Ended::Faulted) == Ended::Terminated {
+            return self.terminated();
+        }
         self.state = State::Faulted;
         self.last_fault = Some(report);
+        self.closure = None;
+        self.record.set_resumable(false);
         Error::Fault(report)
     }
 
-    /// Switches to the prepared guest context and returns when it has
-    /// returned (`None`) or faulted (`Some(report)`).
+    /// Switches to the guest (prepared by `Context::init`, or suspended in
+    /// a yield) and returns when it comes back.
     ///
     /// # Safety
     ///
-    /// `self.guest` must have just been prepared by `Context::init` on
-    /// `self.stack` with `self.host` as parent, for an entry point that
-    /// honours [`Instance::run`]'s duties.
-    unsafe fn switch_to_guest(&mut self) -> Result<Option<FaultReport>, Error> {
+    /// For `How::Start`, `self.guest` must have just been prepared by
+    /// `Context::init` on `self.stack` with `self.host` as parent, for an
+    /// entry point that honours [`Instance::run`]'s duties. For
+    /// `How::Resume`/`How::Unwind`, the guest must be suspended in a yield.
+    unsafe fn enter(&mut self, how: How) -> Result<Exit, Error> {
         install_handlers()?;
         let outer = current();
         // The outermost run of a thread installs our alternate signal stack;
         // nested runs are already on it.
         let _alt = if outer.is_null() { Some(AltStackGuard::enter()?) } else { None };
         let _ = self.record.take_fault();
-        self.state = State::Running;
+        let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch()));
+        // Current before the kill word says running, so that a kill signal
+        // arriving before the switch completes finds this run (see
+        // `kill::divert_guest`).
+        self.record.set_outer(outer);
         set_current(&*self.record);
-        // SAFETY: the caller prepared `guest`; the host context is
-        // heap-pinned and is where the guest returns (through
-        // `context_sys_start`) or is sent back to by the fault handler.
-        unsafe { Context::swap(&mut self.host, &self.guest) };
+        let go = match how {
+            How::Start { terminable } => self.kill.start(terminable),
+            How::Resume(value) => {
+                self.record.put_resume(value);
+                self.kill.resume(false)
+            }
+            How::Unwind => {
+                self.record.put_resume(ResumeSlot::Unwind);
+                self.kill.resume(true)
+            }
+        };
+        if go {
+            self.state = State::Running;
+            // SAFETY: the caller prepared or suspended `guest`; the host
+            // context is heap-pinned and is where the guest returns
+            // (through `context_sys_start`), yields to, or is sent back to
+            // by the fault and kill handlers.
+            unsafe { Context::swap(&mut self.host, &self.guest) };
+            // No kill signal is sent for this run from here on; one that
+            // was sent is taken before the host's code continues.
+            self.kill.stop();
+            self.kill.settle_signal();
+        }
         set_current(outer);
-        Ok(self.record.take_fault())
+        if let Some(ticket) = ticket {
+            watchdog::disarm(ticket);
+        }
+        if !go {
+            return Ok(Exit::Killed);
+        }
+        if self.kill.is_yielded() {
+            let y = self.record.take_yield().map(Yielded::new);
+            return Ok(match y {
+                Some(y) => Exit::Yielded(y),
+                None => Exit::Returned,
+            });
+        }
+        Ok(match self.record.take_fault() {
+            Some(report) => Exit::Faulted(report),
+            None => Exit::Returned,
+        })
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.discard_suspended();
+        self.kill.dropped();
     }
 }
 

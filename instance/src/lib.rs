@@ -17,7 +17,17 @@
 //!   installed before ours, so the host behaves as if this crate were not
 //!   there (see [`install_handlers`]).
 //! * [`host_region`]: host code called by a guest, whose faults are the
-//!   host's.
+//!   host's and which a termination waits for.
+//! * Yield and resume: a guest started with [`Instance::start`] or
+//!   [`Instance::start_closure`] hands values to the host with
+//!   [`yield_value`] (typed, Rust), [`yield_u64`] or the C `instance_yield`
+//!   (`include/instance.h`), and is continued with [`Instance::resume`],
+//!   on the same or another thread.
+//! * Termination: a [`KillSwitch`] ([`Instance::kill_switch`]) stops a run
+//!   from any thread with a real-time signal; [`Instance::set_timeout`]
+//!   bounds runs with one watchdog thread for the whole process. Raw entry
+//!   points are terminable outside host regions; closures only inside
+//!   [`terminable`].
 //!
 //! # Example
 //!
@@ -46,13 +56,36 @@
 //! # Ok::<(), instance::Error>(())
 //! ```
 //!
+//! Yield and a timeout:
+//!
+//! ```
+//! use instance::{Error, Instance, Outcome};
+//! use std::time::Duration;
+//!
+//! let mut inst = Instance::new(64 * 1024)?;
+//! let out = inst.start_closure(|| {
+//!     let a: u32 = instance::yield_value::<&str, u32>("first").unwrap();
+//!     let b: u32 = instance::yield_value::<&str, u32>("second").unwrap();
+//!     a + b
+//! })?;
+//! assert_eq!(out.yielded().unwrap().downcast::<&str>().unwrap(), "first");
+//! assert!(matches!(inst.resume::<u32, u32>(1)?, Outcome::Yielded(_)));
+//! assert_eq!(inst.resume::<u32, u32>(2)?.returned(), Some(3));
+//!
+//! inst.set_timeout(Some(Duration::from_millis(5)));
+//! let err = inst.run_closure(|| instance::terminable(|| loop { std::hint::spin_loop() }));
+//! assert!(matches!(err, Err(Error::Terminated)));
+//! # Ok::<(), instance::Error>(())
+//! ```
+//!
 //! # What it deliberately does not do
 //!
 //! It does not isolate memory (a guest can read and write anything the
 //! process can; the sandbox's compiler is expected to confine it), it does
 //! not unwind a faulted guest's frames (they are abandoned, see
-//! [`Instance::run_closure`]), and it supports only x86_64 Linux. Yield and
-//! resume, termination and timeouts are planned but not here yet.
+//! [`Instance::run_closure`]; a killed guest's frames are abandoned the same
+//! way), it does not interrupt a closure outside [`terminable`] regions,
+//! and it supports only x86_64 Linux.
 //!
 //! # Signals, in one place
 //!
@@ -64,6 +97,13 @@
 //! through the kernel's sigreturn, so the signal mask, the alternate stack
 //! and the FPU state are restored by the kernel; the host's signal mask,
 //! MXCSR and x87 control word are the same after a run as before it.
+//!
+//! The kill signal ([`kill_signal`], by default `SIGRTMIN() + 3`, chosen
+//! with [`set_kill_signal`] before the handlers are installed) gets its
+//! handler at the same time, with `SA_RESTART`. It acts only on a signal
+//! sent by this process with `tgkill` to a thread running a terminable run
+//! whose termination was requested; every other delivery is counted
+//! ([`kill_signal_counts`]) and ignored.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -71,17 +111,29 @@
 mod error;
 mod fault;
 mod instance;
+mod kill;
 mod region;
 mod run;
 mod signal;
 mod stack;
 mod state;
+mod watchdog;
+mod yielding;
 
 pub use crate::error::{Error, Panic};
 pub use crate::fault::{FaultKind, FaultReport};
-pub use crate::instance::Instance;
-pub use crate::region::{host_region, in_host_region};
+pub use crate::instance::{Instance, Outcome};
+pub use crate::kill::{
+    Ended, KillSignalCounts, KillSwitch, Termination, default_kill_signal, kill_signal, kill_signal_counts,
+    set_kill_signal,
+};
+pub use crate::region::{host_region, in_host_region, terminable};
 pub use crate::run::in_guest;
 pub use crate::signal::{FAULT_SIGNALS, alt_stack_size, install_handlers};
 pub use crate::stack::{DEFAULT_GUARD_PAGES, Stack, StackError, StackPool, page_size};
 pub use crate::state::State;
+pub use crate::watchdog::watchdog_threads;
+pub use crate::yielding::{
+    INSTANCE_E_IN_HOST_REGION, INSTANCE_E_NOT_IN_GUEST, INSTANCE_E_NOT_RESUMABLE, INSTANCE_OK, YieldError, Yielded,
+    instance_host_region_enter, instance_host_region_leave, instance_in_guest, instance_yield, yield_u64, yield_value,
+};

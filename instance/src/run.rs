@@ -13,11 +13,13 @@
 
 use core::cell::{Cell, UnsafeCell};
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use context::Context;
 
 use crate::fault::FaultReport;
+use crate::kill::KillState;
+use crate::yielding::{Expect, ResumeSlot, YieldSlot};
 
 thread_local! {
     /// The record of the run this thread is executing, or null. `const`
@@ -27,11 +29,19 @@ thread_local! {
 }
 
 /// The record of the innermost run on this thread, or null.
+///
+/// Never inlined: a guest that yields on one thread may be resumed on
+/// another, and a caller that had the thread-local's address computed
+/// before the switch must not reuse it after (see `context::Context`'s
+/// "Threads" section). Each call computes it afresh.
+#[inline(never)]
 pub(crate) fn current() -> *const RunRecord {
     CURRENT.get()
 }
 
-/// Makes `record` the current run; returns the one it replaces.
+/// Makes `record` the current run; returns the one it replaces. Never
+/// inlined, for the reason given at [`current`].
+#[inline(never)]
 pub(crate) fn set_current(record: *const RunRecord) -> *const RunRecord {
     CURRENT.replace(record)
 }
@@ -52,17 +62,101 @@ pub(crate) struct RunRecord {
     top: usize,
     /// The instance's host context (heap-pinned in a `ContextHandle`).
     host: *const Context,
-    /// Depth of host regions the guest is inside. Atomic because a kill
-    /// switch on another thread will need to read it.
-    regions: AtomicU32,
+    /// The instance's guest context (heap-pinned), which a yield saves.
+    guest: *mut Context,
+    /// Phase, kill request and host-region depth, shared with kill
+    /// switches on other threads.
+    kill: Arc<KillState>,
     /// Written by the handler when the guest faults; taken by the host
     /// after the run.
     fault: UnsafeCell<Option<FaultReport>>,
+    /// Whether the guest may yield (a `start`ed run, not `run`).
+    resumable: Cell<bool>,
+    /// What the guest yielded, taken by the host.
+    yielded: UnsafeCell<Option<YieldSlot>>,
+    /// What the yielded guest expects to be resumed with.
+    expect: Cell<Expect>,
+    /// What the host resumes the guest with, taken by the guest.
+    resume: UnsafeCell<Option<ResumeSlot>>,
+    /// The record of the run this one is nested in (or null), while it runs.
+    outer: Cell<*const RunRecord>,
 }
 
 impl RunRecord {
-    pub(crate) fn new(map_start: usize, base: usize, top: usize, host: *const Context) -> RunRecord {
-        RunRecord { map_start, base, top, host, regions: AtomicU32::new(0), fault: UnsafeCell::new(None) }
+    pub(crate) fn new(
+        map_start: usize,
+        base: usize,
+        top: usize,
+        host: *const Context,
+        guest: *mut Context,
+        kill: Arc<KillState>,
+    ) -> RunRecord {
+        RunRecord {
+            map_start,
+            base,
+            top,
+            host,
+            guest,
+            kill,
+            fault: UnsafeCell::new(None),
+            resumable: Cell::new(false),
+            yielded: UnsafeCell::new(None),
+            expect: Cell::new(Expect::U64),
+            resume: UnsafeCell::new(None),
+            outer: Cell::new(ptr::null()),
+        }
+    }
+
+    pub(crate) fn outer(&self) -> *const RunRecord {
+        self.outer.get()
+    }
+
+    pub(crate) fn set_outer(&self, outer: *const RunRecord) {
+        self.outer.set(outer);
+    }
+
+    pub(crate) fn kill(&self) -> &KillState {
+        &self.kill
+    }
+
+    /// The guest context, for the yield's switch.
+    pub(crate) fn guest_ptr(&self) -> *mut Context {
+        self.guest
+    }
+
+    pub(crate) fn resumable(&self) -> bool {
+        self.resumable.get()
+    }
+
+    pub(crate) fn set_resumable(&self, on: bool) {
+        self.resumable.set(on);
+    }
+
+    pub(crate) fn expect(&self) -> Expect {
+        self.expect.get()
+    }
+
+    /// Guest side of a yield: what it hands over and what it wants back.
+    pub(crate) fn put_yield(&self, value: YieldSlot, expect: Expect) {
+        self.expect.set(expect);
+        // SAFETY: guest and host of one run never execute at the same time;
+        // the host takes the slot only after the guest switched to it.
+        unsafe { *self.yielded.get() = Some(value) };
+    }
+
+    pub(crate) fn take_yield(&self) -> Option<YieldSlot> {
+        // SAFETY: as in `put_yield`; the guest is suspended.
+        unsafe { (*self.yielded.get()).take() }
+    }
+
+    pub(crate) fn put_resume(&self, value: ResumeSlot) {
+        // SAFETY: as in `put_yield`; the guest is suspended.
+        unsafe { *self.resume.get() = Some(value) };
+    }
+
+    pub(crate) fn take_resume(&self) -> Option<ResumeSlot> {
+        // SAFETY: as in `put_yield`; the guest runs, the host waits.
+        unsafe { (*self.resume.get()).take() }
     }
 
     pub(crate) fn in_mapping(&self, addr: usize) -> bool {
@@ -85,15 +179,17 @@ impl RunRecord {
     }
 
     pub(crate) fn in_host_region(&self) -> bool {
-        self.regions.load(Ordering::SeqCst) != 0
+        self.kill.in_region()
     }
 
     pub(crate) fn enter_region(&self) {
-        self.regions.fetch_add(1, Ordering::SeqCst);
+        self.kill.enter_region();
     }
 
-    pub(crate) fn leave_region(&self) {
-        self.regions.fetch_sub(1, Ordering::SeqCst);
+    /// Returns true if the run must end now (a kill waited for the region).
+    #[must_use]
+    pub(crate) fn leave_region(&self) -> bool {
+        self.kill.leave_region()
     }
 
     /// Called by the handler.
@@ -110,7 +206,24 @@ impl RunRecord {
         unsafe { (*self.fault.get()).take() }
     }
 
-    pub(crate) fn reset_regions(&self) {
-        self.regions.store(0, Ordering::SeqCst);
+    /// Drops whatever a discarded yield left in the slots.
+    pub(crate) fn clear_slots(&self) {
+        drop(self.take_yield());
+        drop(self.take_resume());
     }
+}
+
+/// Ends the current run of `record` from guest code: switches to its host
+/// context, abandoning the guest's frames. The host sees the kill request
+/// and reports the run as terminated.
+///
+/// # Safety
+///
+/// The caller must be guest code of `record`'s run on this thread, on the
+/// instance's stack, with nothing above it that must run (the frames are
+/// abandoned, as after a fault).
+pub(crate) unsafe fn end_run_from_guest(record: &RunRecord) -> ! {
+    // SAFETY: the host context was saved by the switch that entered the
+    // guest and is waiting in it; the caller accepts the abandonment.
+    unsafe { Context::set(record.host()) }
 }

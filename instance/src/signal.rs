@@ -97,7 +97,14 @@ impl Previous {
 
 static PREVIOUS: [Previous; 5] = [Previous::new(), Previous::new(), Previous::new(), Previous::new(), Previous::new()];
 
-static INSTALLED: OnceLock<Result<(), (Signal, Errno)>> = OnceLock::new();
+/// Why installing failed: a fault signal's or the kill signal's sigaction.
+#[derive(Clone, Copy)]
+enum InstallError {
+    Fault(Signal, Errno),
+    Kill(c_int, Errno),
+}
+
+static INSTALLED: OnceLock<Result<(), InstallError>> = OnceLock::new();
 
 fn slot(signum: c_int) -> Option<&'static Previous> {
     let index = match signum {
@@ -114,23 +121,28 @@ fn slot(signum: c_int) -> Option<&'static Previous> {
 /// Installs the fault handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE and
 /// SIGTRAP, once per process (`SA_SIGINFO | SA_ONSTACK`), remembering the
 /// handlers in place before so that faults that are not a guest's go to
-/// them. Idempotent and thread-safe; [`Instance`](crate::Instance) calls it
+/// them; and the handler of the kill signal ([`kill_signal`](crate::kill_signal),
+/// `SA_SIGINFO | SA_ONSTACK | SA_RESTART`), which ignores every delivery
+/// that is not a termination of a run on its thread. Idempotent and thread-safe; [`Instance`](crate::Instance) calls it
 /// before every run, so calling it yourself is needed only to fix the
 /// moment it happens (for example before the host installs handlers of its
 /// own *after* ours, which then come first).
 ///
 /// # Errors
 ///
-/// [`Error::SignalHandler`] naming the signal whose `sigaction` failed (the
-/// same error on every later call).
+/// [`Error::SignalHandler`] naming the signal whose `sigaction` failed, or
+/// [`Error::KillHandler`] (the same error on every later call).
 pub fn install_handlers() -> Result<(), Error> {
     let result = INSTALLED.get_or_init(|| {
         for signal in FAULT_SIGNALS {
-            install_one(signal).map_err(|errno| (signal, errno))?;
+            install_one(signal).map_err(|errno| InstallError::Fault(signal, errno))?;
         }
-        Ok(())
+        crate::kill::install_kill_handler().map_err(|(signum, errno)| InstallError::Kill(signum, errno))
     });
-    result.map_err(|(signal, errno)| Error::SignalHandler { signal, errno })
+    result.map_err(|e| match e {
+        InstallError::Fault(signal, errno) => Error::SignalHandler { signal, errno },
+        InstallError::Kill(signum, errno) => Error::KillHandler { signum, errno },
+    })
 }
 
 fn install_one(signal: Signal) -> Result<(), Errno> {
@@ -224,7 +236,7 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
 /// * `uc` must be the ucontext the kernel passed to the running handler,
 ///   which interrupted the guest of `record`'s run on this thread.
 /// * Nothing may need the guest's frames any more: they are abandoned.
-unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRecord) {
+pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRecord) {
     let gregs = &mut uc.uc_mcontext.gregs;
     // Continue in `fault_return(record)` on the instance's stack, as if it
     // had been called: rsp + 8 is 16-aligned at entry, and the return

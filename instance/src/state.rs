@@ -6,15 +6,20 @@
 //!     ^                             │  guest faults                        │
 //!     │                             ├────────────────────────> Faulted     │ run again
 //!     │                             │  closure guest panics       │        │
-//!     │                             └────────────────────────> Panicked    │
-//!     │              reset                                        │        │
+//!     │                             ├────────────────────────> Panicked    │
+//!     │                             │  killed / timed out         │        │
+//!     │                             ├────────────────────────> Terminated  │
+//!     │                             │  guest yields   resume      │        │
+//!     │                             └──────────> Yielded ──> Running       │
+//!     │              reset (unwinds or discards a Yielded guest)  │        │
 //!     └───────────────────────────────────────────────────────────┴────────┘
 //! ```
 //!
-//! `Ready` and `Returned` may run; `Faulted` and `Panicked` must be
+//! `Ready` and `Returned` may run; `Yielded` may only be resumed (or reset,
+//! or dropped); `Faulted`, `Panicked` and `Terminated` must be
 //! [`reset`](crate::Instance::reset) first, so that a caller never runs an
 //! instance again without having looked at why it stopped. The enum is
-//! `#[non_exhaustive]`: suspended and terminated states are planned.
+//! `#[non_exhaustive]`.
 
 use core::fmt;
 
@@ -34,6 +39,10 @@ pub enum State {
     /// The last (closure) guest panicked: must be reset before it runs
     /// again.
     Panicked,
+    /// The guest yielded and waits to be resumed (or reset, or dropped).
+    Yielded,
+    /// The last run was terminated: must be reset before it runs again.
+    Terminated,
 }
 
 impl State {
@@ -45,6 +54,8 @@ impl State {
             State::Returned => "returned",
             State::Faulted => "faulted",
             State::Panicked => "panicked",
+            State::Yielded => "yielded",
+            State::Terminated => "terminated",
         }
     }
 

@@ -1,0 +1,708 @@
+//! Termination: the per-instance kill word, [`KillSwitch`], and the
+//! real-time signal that stops a guest running terminable code.
+//!
+//! # The kill word
+//!
+//! Everything a termination decision needs lives in one `AtomicU64` per
+//! instance, so that each decision is one compare-and-swap and every party
+//! (the host running the instance, the guest, a switch on another thread,
+//! the signal handler) sees the same story:
+//!
+//! ```text
+//!  63            32 31          16 15   10  9     8     7   4  3    0
+//! +----------------+--------------+-------+----+-------+------+------+
+//! |     run id     | region depth |0 |SENT|KILL| TERM. |reason| phase|
+//! +----------------+--------------+-------+----+-------+------+------+
+//! ```
+//!
+//! * phase: not started, running, yielded, stopped (the guest came back,
+//!   the host is settling the run), ended, dropped;
+//! * reason (when ended): returned, faulted, panicked, terminated;
+//! * TERM.: the guest is in terminable code (raw entries always; closures
+//!   inside [`terminable`](crate::terminable));
+//! * KILL: a termination was requested for this run id;
+//! * region depth: host regions the guest is inside.
+//!
+//! A run ends with one CAS by the host that picks `terminated` whenever
+//! KILL is set, so whatever [`KillSwitch::terminate`] answered (it also
+//! decides with one CAS) agrees with how the run ended.
+//!
+//! # The signal
+//!
+//! Only when the guest is running, terminable, and outside host regions
+//! does `terminate` send the kill signal, with `tgkill` to the thread the
+//! run is on. The handler accepts it only if it was sent by this process
+//! with `tgkill` (`si_code == SI_TKILL`, `si_pid == getpid()`), the thread
+//! is running an instance whose word still says running, terminable,
+//! depth 0 and KILL, and the interrupted stack pointer is in that
+//! instance's stack. Then it leaves through the same register rewrite as a
+//! fault. A signal that arrives while the host is still switching into the
+//! guest diverts the guest's resume word to a pad that ends the run. When
+//! the guest comes back, the host marks the run stopped (no more signals
+//! for it) and, if one was sent, sleeps on a futex until this thread's
+//! handler has taken it, so no kill signal reaches the host's code after
+//! the run. Other deliveries (a stray `kill` or `raise`) are counted and
+//! ignored; the handler is installed with `SA_RESTART`. A kill that finds
+//! the guest in a host region is carried out when the region ends.
+//!
+//! This module needs `unsafe` for `tgkill` (nix has no wrapper for it, and
+//! `pthread_kill` on a thread that may have exited is undefined, while a
+//! stale thread id only reaches a thread whose handler ignores it) and to
+//! read the kernel's `siginfo_t` in the handler.
+#![allow(unsafe_code)]
+
+use core::ffi::{c_int, c_void};
+use core::fmt;
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use crate::error::Error;
+use crate::run::{RunRecord, current};
+
+const PHASE_MASK: u64 = 0xf;
+const NOT_STARTED: u64 = 0;
+const RUNNING: u64 = 1;
+const YIELDED: u64 = 2;
+const ENDED: u64 = 3;
+const DROPPED: u64 = 4;
+/// The guest came back (returned, faulted or was ended); the host has not
+/// settled the run yet.
+const STOPPED: u64 = 5;
+const REASON_SHIFT: u32 = 4;
+const REASON_MASK: u64 = 0xf << REASON_SHIFT;
+const TERMINABLE: u64 = 1 << 8;
+const KILL: u64 = 1 << 9;
+/// `terminate` decided to send the kill signal for this run.
+const SENT: u64 = 1 << 10;
+const DEPTH_SHIFT: u32 = 16;
+const DEPTH_ONE: u64 = 1 << DEPTH_SHIFT;
+const DEPTH_MASK: u64 = 0xffff << DEPTH_SHIFT;
+const ID_SHIFT: u32 = 32;
+
+fn id_of(w: u64) -> u32 {
+    (w >> ID_SHIFT) as u32
+}
+
+fn phase_of(w: u64) -> u64 {
+    w & PHASE_MASK
+}
+
+fn depth_of(w: u64) -> u64 {
+    (w & DEPTH_MASK) >> DEPTH_SHIFT
+}
+
+fn pack(id: u32, phase: u64) -> u64 {
+    ((id as u64) << ID_SHIFT) | phase
+}
+
+fn ended(id: u32, reason: Ended) -> u64 {
+    pack(id, ENDED) | ((reason as u64) << REASON_SHIFT)
+}
+
+fn reason_of(w: u64) -> Ended {
+    match (w & REASON_MASK) >> REASON_SHIFT {
+        0 => Ended::Returned,
+        1 => Ended::Faulted,
+        2 => Ended::Panicked,
+        _ => Ended::Terminated,
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ended {
+    /// The guest returned (or, for a closure, returned a value).
+    Returned = 0,
+    /// The guest faulted.
+    Faulted = 1,
+    /// The closure guest panicked.
+    Panicked = 2,
+    /// The run was terminated.
+    Terminated = 3,
+}
+
+/// What [`KillSwitch::terminate`] did. The first five mean the run ends
+/// with [`Error::Terminated`](crate::Error::Terminated) (see
+/// [`Termination::takes_effect`]); the others had no effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Termination {
+    /// The guest was running terminable code: the kill signal was sent and
+    /// the run returns terminated.
+    Signalled,
+    /// The run had not started: it terminates when it starts, without
+    /// executing guest code.
+    AtStart,
+    /// The guest was suspended in a yield: it terminates when resumed,
+    /// without executing guest code after the yield (a closure's frames are
+    /// unwound, so its destructors run).
+    OnResume,
+    /// The guest was inside a host region: the run terminates when the
+    /// region ends, with the region's side effects kept.
+    AfterHostRegion,
+    /// A closure guest outside any [`terminable`](crate::terminable)
+    /// region, or a guest that has just come back while the host has not
+    /// yet settled its run: the kill is recorded and lands when the guest
+    /// enters a terminable region, at
+    /// its next yield (the closure is then unwound, its destructors run),
+    /// or at the latest when it returns (the run then returns terminated and
+    /// its value is dropped).
+    Pending,
+    /// A termination was already requested for this run; nothing more was
+    /// done.
+    AlreadyRequested,
+    /// The run this switch is for had already ended this way: no effect.
+    Finished(Ended),
+    /// The run this switch is for was discarded by a reset, or a later run
+    /// has started: no effect on it.
+    Superseded,
+    /// The instance was dropped: no effect.
+    Dropped,
+}
+
+impl Termination {
+    /// Whether the run this switch is for ends (or has ended) terminated
+    /// because of this call.
+    pub fn takes_effect(self) -> bool {
+        matches!(
+            self,
+            Termination::Signalled
+                | Termination::AtStart
+                | Termination::OnResume
+                | Termination::AfterHostRegion
+                | Termination::Pending
+        )
+    }
+}
+
+impl fmt::Display for Termination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Termination::Signalled => f.write_str("signalled the running guest"),
+            Termination::AtStart => f.write_str("the run will terminate when it starts"),
+            Termination::OnResume => f.write_str("the yielded guest will terminate when resumed"),
+            Termination::AfterHostRegion => f.write_str("the run will terminate when its host region ends"),
+            Termination::Pending => f.write_str("pending until the closure enters a terminable region"),
+            Termination::AlreadyRequested => f.write_str("already requested"),
+            Termination::Finished(how) => write!(f, "no effect: the run already ended ({how:?})"),
+            Termination::Superseded => f.write_str("no effect: the run was reset or a later run started"),
+            Termination::Dropped => f.write_str("no effect: the instance was dropped"),
+        }
+    }
+}
+
+/// The kill word of one instance and the thread its current run is on.
+pub(crate) struct KillState {
+    word: AtomicU64,
+    tid: AtomicI32,
+    /// Set (to 1) by the handler on the run's thread when the kill signal
+    /// sent for the current run has been delivered; the host waits on it
+    /// (futex) before leaving a run whose word says SENT, so that no kill
+    /// signal is still pending when the host's own code continues.
+    delivered: AtomicU32,
+}
+
+impl KillState {
+    pub(crate) fn new() -> KillState {
+        KillState { word: AtomicU64::new(pack(0, NOT_STARTED)), tid: AtomicI32::new(0), delivered: AtomicU32::new(0) }
+    }
+
+    fn load(&self) -> u64 {
+        self.word.load(Ordering::SeqCst)
+    }
+
+    fn cas(&self, old: u64, new: u64) -> Result<u64, u64> {
+        self.word.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+    }
+
+    /// The id a switch made now targets: the current run, or the next one
+    /// if the last has ended.
+    pub(crate) fn target_id(&self) -> u32 {
+        let w = self.load();
+        if phase_of(w) == ENDED { id_of(w).wrapping_add(1) } else { id_of(w) }
+    }
+
+    /// Host, before switching to a new run. Returns false if a kill was
+    /// requested before the run started (the run is then ended as
+    /// terminated and must not enter the guest).
+    pub(crate) fn start(&self, terminable: bool) -> bool {
+        self.tid.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+        self.delivered.store(0, Ordering::SeqCst);
+        loop {
+            let w = self.load();
+            let id = if phase_of(w) == ENDED { id_of(w).wrapping_add(1) } else { id_of(w) };
+            let killed = phase_of(w) == NOT_STARTED && w & KILL != 0;
+            let new = if killed {
+                ended(id, Ended::Terminated)
+            } else {
+                pack(id, RUNNING) | if terminable { TERMINABLE } else { 0 }
+            };
+            if self.cas(w, new).is_ok() {
+                return !killed;
+            }
+        }
+    }
+
+    /// Host, before switching back into a yielded guest. Returns false if
+    /// a kill is pending (the word stays yielded; the caller discards the
+    /// guest and ends the run).
+    pub(crate) fn resume(&self, unwinding: bool) -> bool {
+        self.tid.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+        self.delivered.store(0, Ordering::SeqCst);
+        loop {
+            let w = self.load();
+            if !unwinding && w & KILL != 0 {
+                return false;
+            }
+            let mut new = (w & !PHASE_MASK) | RUNNING;
+            if unwinding {
+                // Destructors are not terminable code.
+                new &= !TERMINABLE;
+            }
+            if self.cas(w, new).is_ok() {
+                return true;
+            }
+        }
+    }
+
+    /// Guest, about to switch to the host in a yield. Returns false if a
+    /// kill is pending: the guest must end the run instead.
+    pub(crate) fn suspend(&self) -> bool {
+        loop {
+            let w = self.load();
+            if w & KILL != 0 {
+                return false;
+            }
+            if self.cas(w, (w & !PHASE_MASK) | YIELDED).is_ok() {
+                return true;
+            }
+        }
+    }
+
+    /// Host, right after the guest came back: unless it yielded, the run
+    /// stops being running, so that no kill signal is sent for it any
+    /// more (a later `terminate` still marks it terminated, without a
+    /// signal).
+    pub(crate) fn stop(&self) {
+        loop {
+            let w = self.load();
+            if phase_of(w) != RUNNING {
+                return;
+            }
+            if self.cas(w, (w & !(PHASE_MASK | TERMINABLE)) | STOPPED).is_ok() {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn is_yielded(&self) -> bool {
+        phase_of(self.load()) == YIELDED
+    }
+
+    /// Host, when a run is over: records how it ended, `Terminated` if a
+    /// kill was requested, and returns that.
+    pub(crate) fn finish(&self, natural: Ended) -> Ended {
+        loop {
+            let w = self.load();
+            let reason = if w & KILL != 0 { Ended::Terminated } else { natural };
+            if self.cas(w, ended(id_of(w), reason)).is_ok() {
+                return reason;
+            }
+        }
+    }
+
+    /// Host: discards the current run (reset); the next run gets a new id.
+    pub(crate) fn reset(&self) {
+        loop {
+            let w = self.load();
+            if self.cas(w, pack(id_of(w).wrapping_add(1), NOT_STARTED)).is_ok() {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn dropped(&self) {
+        loop {
+            let w = self.load();
+            if self.cas(w, pack(id_of(w), DROPPED)).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Guest: enters a host region.
+    pub(crate) fn enter_region(&self) {
+        self.word.fetch_add(DEPTH_ONE, Ordering::SeqCst);
+    }
+
+    /// Guest: leaves a host region. Returns true if the run must end now
+    /// (a kill waited for this region, and the guest is terminable).
+    pub(crate) fn leave_region(&self) -> bool {
+        let before = self.word.fetch_sub(DEPTH_ONE, Ordering::SeqCst);
+        depth_of(before) == 1 && before & (KILL | TERMINABLE) == KILL | TERMINABLE && phase_of(before) == RUNNING
+    }
+
+    pub(crate) fn in_region(&self) -> bool {
+        depth_of(self.load()) != 0
+    }
+
+    /// Guest: marks the closure terminable or not; returns the previous
+    /// setting and whether the run must end now (a kill is pending and the
+    /// guest is terminable outside host regions).
+    pub(crate) fn set_terminable(&self, on: bool) -> (bool, bool) {
+        loop {
+            let w = self.load();
+            let new = if on { w | TERMINABLE } else { w & !TERMINABLE };
+            if self.cas(w, new).is_ok() {
+                let end = w & KILL != 0 && depth_of(w) == 0;
+                return (w & TERMINABLE != 0, end);
+            }
+        }
+    }
+
+    /// Host, on the run's thread, when the guest has come back: if a kill
+    /// signal was sent for this run, waits until this thread's handler has
+    /// taken it (it may still be on its way from the sending thread, or
+    /// pending here), so that it cannot reach the host's code later. The
+    /// wait sleeps in the kernel (futex); the signal's delivery interrupts
+    /// it, and the handler has set `delivered` by then.
+    pub(crate) fn settle_signal(&self) {
+        if self.load() & SENT == 0 {
+            return;
+        }
+        while self.delivered.load(Ordering::SeqCst) == 0 {
+            // SAFETY: FUTEX_WAIT on a live, aligned u32 that we own; it
+            // returns at once if the value is no longer 0, and when a
+            // signal interrupts it. nix has no futex.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.delivered.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    0u32,
+                    core::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+    }
+
+    /// Handler: marks the signal sent for this run as delivered; returns
+    /// whether one was outstanding.
+    fn mark_delivered(&self) -> bool {
+        self.load() & SENT != 0 && self.delivered.swap(1, Ordering::SeqCst) == 0
+    }
+
+    /// Handler: whether a kill signal may end the run now.
+    pub(crate) fn accepts(&self) -> bool {
+        let w = self.load();
+        phase_of(w) == RUNNING && w & (KILL | TERMINABLE) == KILL | TERMINABLE && depth_of(w) == 0
+    }
+
+    fn terminate(&self, target: u32) -> Termination {
+        loop {
+            let w = self.load();
+            let (id, phase) = (id_of(w), phase_of(w));
+            if phase == DROPPED {
+                return Termination::Dropped;
+            }
+            // A run that ended is followed by the next one (same word, id
+            // one higher once it starts).
+            if phase == ENDED && id.wrapping_add(1) == target {
+                if self.cas(w, pack(target, NOT_STARTED) | KILL).is_ok() {
+                    return Termination::AtStart;
+                }
+                continue;
+            }
+            if id != target {
+                return Termination::Superseded;
+            }
+            if phase == ENDED {
+                return Termination::Finished(reason_of(w));
+            }
+            if w & KILL != 0 {
+                return Termination::AlreadyRequested;
+            }
+            let answer = match phase {
+                NOT_STARTED => Termination::AtStart,
+                YIELDED => Termination::OnResume,
+                STOPPED => Termination::Pending,
+                _ if w & TERMINABLE == 0 => Termination::Pending,
+                _ if depth_of(w) != 0 => Termination::AfterHostRegion,
+                _ => Termination::Signalled,
+            };
+            let sent = if answer == Termination::Signalled { SENT } else { 0 };
+            if self.cas(w, w | KILL | sent).is_err() {
+                continue;
+            }
+            if sent != 0 {
+                send_kill(self.tid.load(Ordering::SeqCst));
+            }
+            return answer;
+        }
+    }
+}
+
+/// Stops an instance's run from any thread; get one with
+/// [`Instance::kill_switch`](crate::Instance::kill_switch).
+///
+/// A switch is for one run: the one in progress when it was made, or the
+/// next one if none was. Once that run is over, [`terminate`] has no effect
+/// (and says why), also on later runs of the same instance.
+///
+/// The kill signal ([`kill_signal`]) must not be blocked in threads that
+/// run instances: a blocked signal never stops a spinning guest, and the
+/// host, which waits for a signal sent for its run to be taken before it
+/// returns, would wait with it.
+///
+/// [`terminate`]: KillSwitch::terminate
+#[derive(Clone)]
+pub struct KillSwitch {
+    state: Arc<KillState>,
+    id: u32,
+}
+
+impl KillSwitch {
+    pub(crate) fn new(state: Arc<KillState>) -> KillSwitch {
+        let id = state.target_id();
+        KillSwitch { state, id }
+    }
+
+    /// Asks the run to terminate and says what that did (see
+    /// [`Termination`]). Never blocks and never waits for the run: the run
+    /// itself returns [`Error::Terminated`](crate::Error::Terminated).
+    pub fn terminate(&self) -> Termination {
+        self.state.terminate(self.id)
+    }
+}
+
+impl fmt::Debug for KillSwitch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KillSwitch").field("run", &self.id).finish_non_exhaustive()
+    }
+}
+
+// ---- the signal -----------------------------------------------------------
+
+core::arch::global_asm!(
+    // Where a guest lands when a kill arrived while its host was switching
+    // into it: entered by a `jmp` through the guest's resume word, with rsp
+    // just above that word. Realigns the stack for a call (rsp + 8 must be
+    // a multiple of 16 at the callee's entry) and calls `kill_landing`,
+    // which never returns. The return address column is undefined so that
+    // unwinders stop here.
+    ".p2align 4",
+    ".globl instance_kill_pad",
+    ".hidden instance_kill_pad",
+    ".type instance_kill_pad, @function",
+    "instance_kill_pad:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
+    "and $-16, %rsp",
+    "call {landing}",
+    "ud2",
+    ".cfi_endproc",
+    ".size instance_kill_pad, .-instance_kill_pad",
+    landing = sym kill_landing,
+    options(att_syntax),
+);
+
+unsafe extern "C" {
+    /// See the `global_asm!` above; never called, only jumped to.
+    fn instance_kill_pad();
+}
+
+/// Ends the run of this thread's current record from the guest's stack.
+extern "C" fn kill_landing() -> ! {
+    let record = current();
+    // SAFETY: only reached through a resume word rewritten by
+    // `divert_guest`, on the thread whose current record is that run's
+    // (it set it before switching in), on the guest's stack.
+    unsafe { crate::run::end_run_from_guest(&*record) }
+}
+
+/// Rewrites the resume word of `record`'s guest so that switching into it
+/// continues in [`instance_kill_pad`]; if the interrupted host code is the
+/// switch itself, with the old resume address already loaded (rax = the
+/// word's address, rcx = its old value), redirects that load too.
+///
+/// # Safety
+///
+/// `record` must be the current run of this thread, whose guest context is
+/// not running, and `uc` the kernel's ucontext of this handler.
+unsafe fn divert_guest(record: &RunRecord, uc: &mut libc::ucontext_t) {
+    // SAFETY: the guest context is heap-pinned and only read here; the host
+    // code interrupted never writes it while switching in.
+    let word = unsafe { (*record.guest_ptr()).regs().rsp } as usize;
+    if !record.in_mapping(word) {
+        return;
+    }
+    let pad = instance_kill_pad as unsafe extern "C" fn() as usize;
+    // SAFETY: the resume word lies in the instance's stack mapping (checked
+    // above), read/write, and the guest is not running.
+    let old = unsafe { core::ptr::replace(word as *mut usize, pad) };
+    let gregs = &mut uc.uc_mcontext.gregs;
+    if gregs[libc::REG_RAX as usize] as usize == word && gregs[libc::REG_RCX as usize] as usize == old {
+        gregs[libc::REG_RCX as usize] = pad as i64;
+    }
+}
+
+/// 0 until fixed: then the signal number in use.
+static KILL_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+static IGNORED: AtomicU64 = AtomicU64::new(0);
+static OUTSIDE: AtomicU64 = AtomicU64::new(0);
+
+/// How many kill signals the handler accepted (each ended a run) and
+/// ignored (stray, or aimed at a run that had just stopped being
+/// terminable), and how many of all of them arrived while the thread was
+/// running no instance at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KillSignalCounts {
+    /// Signals that ended a run.
+    pub accepted: u64,
+    /// Signals the handler dropped without effect.
+    pub ignored: u64,
+    /// Signals (counted in `ignored`) that arrived while the thread ran no
+    /// instance: sent with `kill`/`raise` from elsewhere. A kill sent by a
+    /// [`KillSwitch`] is always taken before its run returns, so it never
+    /// lands here.
+    pub outside_runs: u64,
+}
+
+/// Process-wide counts of kill signals seen by the handler.
+pub fn kill_signal_counts() -> KillSignalCounts {
+    KillSignalCounts {
+        accepted: ACCEPTED.load(Ordering::Relaxed),
+        ignored: IGNORED.load(Ordering::Relaxed),
+        outside_runs: OUTSIDE.load(Ordering::Relaxed),
+    }
+}
+
+/// The default kill signal: `SIGRTMIN() + 3` (the C library keeps the
+/// first real-time signals for itself and reports the first free one as
+/// `SIGRTMIN()`).
+pub fn default_kill_signal() -> c_int {
+    libc::SIGRTMIN() + 3
+}
+
+/// Chooses the real-time signal used to terminate guests. Must be called
+/// before the handlers are installed (the first run or
+/// [`install_handlers`](crate::install_handlers)).
+///
+/// # Errors
+///
+/// [`Error::KillSignal`] if `signum` is not in `SIGRTMIN()..=SIGRTMAX()`
+/// or another signal is already in use.
+pub fn set_kill_signal(signum: c_int) -> Result<(), Error> {
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    if signum < min || signum > max {
+        return Err(Error::KillSignal { signum, min, max, in_use: KILL_SIGNAL.load(Ordering::SeqCst) });
+    }
+    match KILL_SIGNAL.compare_exchange(0, signum, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => Ok(()),
+        Err(cur) if cur == signum => Ok(()),
+        Err(cur) => Err(Error::KillSignal { signum, min, max, in_use: cur }),
+    }
+}
+
+/// The kill signal, fixing the default if none was chosen.
+pub fn kill_signal() -> c_int {
+    let _ = KILL_SIGNAL.compare_exchange(0, default_kill_signal(), Ordering::SeqCst, Ordering::SeqCst);
+    KILL_SIGNAL.load(Ordering::SeqCst)
+}
+
+fn send_kill(tid: c_int) {
+    let sig = kill_signal();
+    // SAFETY: tgkill only sends a signal; the handler for `sig` is
+    // installed before any run can be marked running. A tid that has since
+    // been reused by another thread of this process reaches our handler,
+    // which ignores it. nix has no tgkill.
+    let _ = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+}
+
+/// Installs the kill handler (called once, from `install_handlers`).
+pub(crate) fn install_kill_handler() -> Result<(), (c_int, Errno)> {
+    let sig = kill_signal();
+    // SAFETY: a zeroed sigaction is a valid starting point; we fill the
+    // handler, flags and an empty mask. nix's Signal enum cannot name
+    // real-time signals, so this uses libc.
+    let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+    action.sa_sigaction = handle_kill as extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: installs an async-signal-safe handler valid for the life of
+    // the process.
+    Errno::result(unsafe { libc::sigaction(sig, &action, core::ptr::null_mut()) }).map_err(|e| (sig, e))?;
+    Ok(())
+}
+
+extern "C" fn handle_kill(_signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
+    let errno = Errno::last_raw();
+    // SAFETY: the kernel passes valid pointers to an SA_SIGINFO handler.
+    let accepted = unsafe { accept_kill(info, uctx.cast()) };
+    if accepted {
+        ACCEPTED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        IGNORED.fetch_add(1, Ordering::Relaxed);
+    }
+    Errno::set_raw(errno);
+}
+
+/// # Safety
+///
+/// `info` and `uc` must be the pointers the kernel passed to the handler.
+unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> bool {
+    // SAFETY: the caller passes the kernel's siginfo.
+    let info = unsafe { &*info };
+    // SAFETY: for SI_TKILL the kill fields (si_pid) are the valid ones.
+    if info.si_code != libc::SI_TKILL || unsafe { info.si_pid() } != nix::unistd::getpid().as_raw() {
+        if current().is_null() {
+            OUTSIDE.fetch_add(1, Ordering::Relaxed);
+        }
+        return false;
+    }
+    let record = current();
+    if record.is_null() {
+        OUTSIDE.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    // SAFETY: the current record belongs to the run this thread executes.
+    let record: &RunRecord = unsafe { &*record };
+    // Account for the signal: it was sent for the innermost run of this
+    // thread that is waiting for one (an outer run's signal can arrive
+    // while an inner run is current).
+    let mut r: *const RunRecord = record;
+    while !r.is_null() {
+        // SAFETY: the chain holds the records of the runs this thread is
+        // inside, innermost first; each outlives its run.
+        let rr = unsafe { &*r };
+        if rr.kill().mark_delivered() {
+            break;
+        }
+        r = rr.outer();
+    }
+    // SAFETY: the caller passes the kernel's ucontext.
+    let uc = unsafe { &mut *uc };
+    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
+    if !record.kill().accepts() {
+        return false;
+    }
+    if !record.in_mapping(sp) {
+        // The kill is for this thread's run, but the thread is in the
+        // run's host code: between marking the run running and switching
+        // into the guest (or after the guest came back and before the host
+        // settles the run). Make the guest's next resumption land in
+        // `instance_kill_pad` instead of its own code, so that a kill sent
+        // into this window is not lost. Once the run is settled the
+        // rewrite is moot (the next run prepares the context afresh).
+        // SAFETY: `uc` is the kernel's for this thread.
+        unsafe { divert_guest(record, uc) };
+        return false;
+    }
+    // SAFETY: `uc` is the kernel's and interrupted this record's guest,
+    // which is abandoned: the host will see KILL and end the run.
+    unsafe { crate::signal::redirect_to_host(uc, record) };
+    true
+}
