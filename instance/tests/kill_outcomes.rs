@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{Rng, scale};
+
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,12 +15,6 @@ use context::Val;
 use instance::{Ended, Error, Instance, State, Termination, host_region, terminable};
 
 const STACK: usize = 128 * 1024;
-
-/// Scales loop counts for local soak runs (`INSTANCE_STRESS_SCALE=10`).
-fn scale(n: usize) -> usize {
-    let k: usize = std::env::var("INSTANCE_STRESS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    n * k.max(1)
-}
 
 /// A guest's progress, shared with the host: stage numbers it reached.
 struct Progress(AtomicU64);
@@ -279,19 +275,6 @@ fn timeouts_use_one_watchdog_thread_for_the_process() {
         t.join().unwrap();
     }
     assert_eq!(instance::watchdog_threads(), 1);
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 #[test]

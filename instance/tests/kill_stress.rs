@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{Rng, scale};
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,24 +18,6 @@ const STACK: usize = 64 * 1024;
 /// The kill-signal counters are process-wide: the tests here run one at a
 /// time so that each reads its own deltas.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn scale(n: usize) -> usize {
-    let k: usize = std::env::var("INSTANCE_STRESS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    n * k.max(1)
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 extern "C" fn returns() -> u64 {
     7

@@ -9,6 +9,28 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// Scales stress loop counts for local soak runs
+/// (`INSTANCE_STRESS_SCALE=10`); 1 when unset.
+pub fn scale(n: usize) -> usize {
+    let k: usize = std::env::var("INSTANCE_STRESS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    n * k.max(1)
+}
+
+/// A small deterministic generator (splitmix64) for random delays and
+/// schedules in stress tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
 /// Bounds the whole test binary in time: the first call starts a thread
 /// that aborts the process (failing the run) if it is still alive after
 /// five minutes, so a hung guest or handler cannot stall CI.
