@@ -96,6 +96,10 @@ pub enum Error {
     /// Reading the thread's signal mask failed.
     #[error("could not read the signal mask: {0}")]
     SignalMask(#[source] Errno),
+    /// The process-wide watchdog thread that serves timeouts could not be
+    /// started.
+    #[error("could not start the timeout watchdog thread: {0}")]
+    WatchdogThread(#[source] std::io::Error),
     /// The thread is exiting and its thread-local state is gone.
     #[error("the thread is exiting; its thread-local instance state is gone")]
     ThreadExiting,

@@ -679,7 +679,7 @@ impl Instance {
         // nested runs are already on it.
         let _alt = if outer.is_null() { Some(AltStackGuard::enter()?) } else { None };
         let _ = self.record.take_fault();
-        let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch()));
+        let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch())).transpose()?;
         // Current before the kill word says running, so that a kill signal
         // arriving before the switch completes finds this run (see
         // `kill::divert_guest`).

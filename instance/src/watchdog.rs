@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
+use crate::error::Error;
 use crate::kill::KillSwitch;
 
 #[derive(Default)]
@@ -37,17 +38,29 @@ pub fn watchdog_threads() -> usize {
     THREADS.load(Ordering::SeqCst)
 }
 
-fn watchdog() -> &'static Watchdog {
-    WATCHDOG.get_or_init(|| {
-        let dog: &'static Watchdog =
-            Box::leak(Box::new(Watchdog { table: Mutex::new(Table::default()), wake: Condvar::new() }));
-        std::thread::Builder::new()
-            .name("instance-watchdog".into())
-            .spawn(move || dog.serve())
-            .expect("spawning the watchdog thread");
-        THREADS.fetch_add(1, Ordering::SeqCst);
-        dog
-    })
+/// The process's watchdog, started on first use.
+///
+/// # Errors
+///
+/// The OS error if the watchdog thread cannot be spawned (a later call
+/// tries again).
+fn watchdog() -> std::io::Result<&'static Watchdog> {
+    if let Some(dog) = WATCHDOG.get() {
+        return Ok(dog);
+    }
+    // One starter at a time, so that the process never has two watchdogs.
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dog) = WATCHDOG.get() {
+        return Ok(dog);
+    }
+    // Leaked on purpose: the thread serves it for the life of the process
+    // (and if the spawn fails, these few bytes are all that is lost).
+    let dog: &'static Watchdog =
+        Box::leak(Box::new(Watchdog { table: Mutex::new(Table::default()), wake: Condvar::new() }));
+    std::thread::Builder::new().name("instance-watchdog".into()).spawn(move || dog.serve())?;
+    THREADS.fetch_add(1, Ordering::SeqCst);
+    Ok(WATCHDOG.get_or_init(|| dog))
 }
 
 impl Watchdog {
@@ -86,8 +99,12 @@ impl Watchdog {
 
 /// Registers `switch` to be fired at `deadline`; returns the ticket to
 /// cancel it with.
-pub(crate) fn arm(deadline: Instant, switch: KillSwitch) -> u64 {
-    let dog = watchdog();
+///
+/// # Errors
+///
+/// [`Error::WatchdogThread`] if the watchdog thread cannot be started.
+pub(crate) fn arm(deadline: Instant, switch: KillSwitch) -> Result<u64, Error> {
+    let dog = watchdog().map_err(Error::WatchdogThread)?;
     let mut table = dog.table.lock().unwrap_or_else(|e| e.into_inner());
     let ticket = table.next_ticket;
     table.next_ticket += 1;
@@ -98,12 +115,13 @@ pub(crate) fn arm(deadline: Instant, switch: KillSwitch) -> u64 {
     if first {
         dog.wake.notify_one();
     }
-    ticket
+    Ok(ticket)
 }
 
 /// Cancels a registration (no effect if it already fired).
 pub(crate) fn disarm(ticket: u64) {
-    let dog = watchdog();
+    // A ticket exists only if `arm` found (or started) the watchdog.
+    let Some(dog) = WATCHDOG.get() else { return };
     let mut table = dog.table.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((deadline, _)) = table.armed.remove(&ticket) {
         table.order.remove(&(deadline, ticket));
