@@ -51,10 +51,11 @@
 //! read the kernel's `siginfo_t` in the handler.
 #![allow(unsafe_code)]
 
+use core::cell::Cell;
 use core::ffi::{c_int, c_void};
 use core::fmt;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 
 use nix::errno::Errno;
 
@@ -192,6 +193,52 @@ impl fmt::Display for Termination {
     }
 }
 
+thread_local! {
+    /// This thread's kernel thread id, or 0 until first asked. `gettid` is
+    /// a system call (glibc does not cache it), and every run records the
+    /// id of the thread it is on, so it is read once per thread.
+    static TID: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// Whether the fork handler that forgets the cached id is registered; the
+/// cache is used only if it is.
+static TID_FORK_HANDLER: AtomicBool = AtomicBool::new(false);
+static TID_FORK_HANDLER_ONCE: Once = Once::new();
+
+/// Runs in the child of `fork`, on its only thread, whose id is new.
+extern "C" fn forget_tid_after_fork() {
+    let _ = TID.try_with(|t| t.set(0));
+}
+
+/// The calling thread's kernel id, from the per-thread cache.
+///
+/// A thread keeps its id for life, except across `fork`: the child's thread
+/// has a new one while its thread-locals are copies of the parent's. A
+/// `pthread_atfork` child handler clears the cache there; if it cannot be
+/// registered, every call asks the kernel.
+fn current_tid() -> c_int {
+    TID_FORK_HANDLER_ONCE.call_once(|| {
+        // SAFETY: registers a handler with no preparation or parent part;
+        // the child part only writes a const-initialised thread-local.
+        // nix has no pthread_atfork.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_tid_after_fork)) };
+        TID_FORK_HANDLER.store(rc == 0, Ordering::SeqCst);
+    });
+    let ask = || nix::unistd::gettid().as_raw();
+    if !TID_FORK_HANDLER.load(Ordering::Relaxed) {
+        return ask();
+    }
+    TID.try_with(|t| match t.get() {
+        0 => {
+            let tid = ask();
+            t.set(tid);
+            tid
+        }
+        tid => tid,
+    })
+    .unwrap_or_else(|_| ask())
+}
+
 /// The kill word of one instance and the thread its current run is on.
 pub(crate) struct KillState {
     word: AtomicU64,
@@ -227,7 +274,7 @@ impl KillState {
     /// requested before the run started (the run is then ended as
     /// terminated and must not enter the guest).
     pub(crate) fn start(&self, terminable: bool) -> bool {
-        self.tid.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+        self.tid.store(current_tid(), Ordering::SeqCst);
         self.delivered.store(0, Ordering::SeqCst);
         loop {
             let w = self.load();
@@ -248,7 +295,7 @@ impl KillState {
     /// a kill is pending (the word stays yielded; the caller discards the
     /// guest and ends the run).
     pub(crate) fn resume(&self, unwinding: bool) -> bool {
-        self.tid.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+        self.tid.store(current_tid(), Ordering::SeqCst);
         self.delivered.store(0, Ordering::SeqCst);
         loop {
             let w = self.load();
