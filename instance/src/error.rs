@@ -100,6 +100,10 @@ pub enum Error {
     /// started.
     #[error("could not start the timeout watchdog thread: {0}")]
     WatchdogThread(#[source] std::io::Error),
+    /// [`set_thread_signal_mode`](crate::set_thread_signal_mode) was called
+    /// while the thread runs an instance.
+    #[error("cannot change the thread's signal mode while it runs an instance")]
+    SignalModeInRun,
     /// The thread is exiting and its thread-local state is gone.
     #[error("the thread is exiting; its thread-local instance state is gone")]
     ThreadExiting,

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use context::{Context, ContextHandle, UntypedRetVal, Val};
+use nix::sys::signal::SigSet;
 
 use crate::error::{Error, Panic};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
 use crate::run::{RunRecord, current, end_run_from_guest, set_current};
-use crate::signal::{AltStackGuard, install_handlers};
+use crate::signal::{AltStackGuard, ThreadSignalMode, install_handlers, thread_signal_mode};
 use crate::stack::Stack;
 use crate::state::State;
 use crate::watchdog;
@@ -675,9 +676,20 @@ impl Instance {
     unsafe fn enter(&mut self, how: How) -> Result<Exit, Error> {
         install_handlers()?;
         let outer = current();
-        // The outermost run of a thread installs our alternate signal stack;
-        // nested runs are already on it.
-        let _alt = if outer.is_null() { Some(AltStackGuard::enter()?) } else { None };
+        // The outermost run of a thread installs our alternate signal stack
+        // (unless the thread keeps it installed); nested runs are already on
+        // it.
+        let (_alt, mode) = if outer.is_null() {
+            let (guard, mode) = AltStackGuard::enter()?;
+            (Some(guard), mode)
+        } else {
+            (None, thread_signal_mode())
+        };
+        let host_mask = match mode {
+            ThreadSignalMode::Restore => Some(SigSet::thread_get_mask().map_err(Error::SignalMask)?),
+            ThreadSignalMode::Keep => None,
+        };
+        self.record.set_host_mask(host_mask);
         let _ = self.record.take_fault();
         let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch())).transpose()?;
         // Current before the kill word says running, so that a kill signal

@@ -98,6 +98,14 @@
 //! and the FPU state are restored by the kernel; the host's signal mask,
 //! MXCSR and x87 control word are the same after a run as before it.
 //!
+//! That costs three system calls per run (two `sigaltstack`, one
+//! `rt_sigprocmask`), more than the rest of a run. A thread that runs many
+//! short guests can choose [`ThreadSignalMode::Keep`] with
+//! [`set_thread_signal_mode`]: our alternate stack then stays installed on
+//! it between runs and the mask is not read, so a run makes no system call;
+//! after a fault the thread keeps the mask the guest had (see the table at
+//! [`ThreadSignalMode`]).
+//!
 //! The kill signal ([`kill_signal`], by default `SIGRTMIN() + 3`, chosen
 //! with [`set_kill_signal`] before the handlers are installed) gets its
 //! handler at the same time, with `SA_RESTART`. It acts only on a signal
@@ -129,7 +137,9 @@ pub use crate::kill::{
 };
 pub use crate::region::{host_region, in_host_region, terminable};
 pub use crate::run::in_guest;
-pub use crate::signal::{FAULT_SIGNALS, alt_stack_size, install_handlers};
+pub use crate::signal::{
+    FAULT_SIGNALS, ThreadSignalMode, alt_stack_size, install_handlers, set_thread_signal_mode, thread_signal_mode,
+};
 pub use crate::stack::{DEFAULT_GUARD_PAGES, Stack, StackError, StackPool, page_size};
 pub use crate::state::State;
 pub use crate::watchdog::watchdog_threads;

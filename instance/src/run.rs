@@ -16,6 +16,7 @@ use core::ptr;
 use std::sync::Arc;
 
 use context::Context;
+use nix::sys::signal::SigSet;
 
 use crate::fault::FaultReport;
 use crate::kill::KillState;
@@ -80,6 +81,10 @@ pub(crate) struct RunRecord {
     resume: UnsafeCell<Option<ResumeSlot>>,
     /// The record of the run this one is nested in (or null), while it runs.
     outer: Cell<*const RunRecord>,
+    /// The signal mask a faulted guest's thread gets back: the host's, read
+    /// when the run started or resumed, or none to keep the guest's (see
+    /// `ThreadSignalMode`).
+    host_mask: Cell<Option<SigSet>>,
 }
 
 impl RunRecord {
@@ -104,6 +109,7 @@ impl RunRecord {
             expect: Cell::new(Expect::U64),
             resume: UnsafeCell::new(None),
             outer: Cell::new(ptr::null()),
+            host_mask: Cell::new(None),
         }
     }
 
@@ -113,6 +119,14 @@ impl RunRecord {
 
     pub(crate) fn set_outer(&self, outer: *const RunRecord) {
         self.outer.set(outer);
+    }
+
+    pub(crate) fn host_mask(&self) -> Option<SigSet> {
+        self.host_mask.get()
+    }
+
+    pub(crate) fn set_host_mask(&self, mask: Option<SigSet>) {
+        self.host_mask.set(mask);
     }
 
     pub(crate) fn kill(&self) -> &KillState {

@@ -19,8 +19,8 @@
 //! It copies the fault report into the run record, then rewrites the
 //! interrupted register state: rip = [`fault_return`], rsp = an aligned spot
 //! near the top of the instance's stack, rdi = the run record; it also puts
-//! the host's signal mask into `uc_sigmask` and clears the direction, trap
-//! and alignment-check flags. Then it *returns*: the kernel's sigreturn
+//! the host's signal mask into `uc_sigmask` (in [`ThreadSignalMode::Restore`])
+//! and clears the direction, trap and alignment-check flags. Then it *returns*: the kernel's sigreturn
 //! restores the mask, the alternate-stack state and the FPU state, and the
 //! thread continues in [`fault_return`], which switches to the host context
 //! with [`context::Context::set`].
@@ -256,9 +256,12 @@ pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRec
     const TF: i64 = 1 << 8;
     const AC: i64 = 1 << 18;
     gregs[libc::REG_EFL as usize] &= !(DF | TF | AC);
-    // The host's mask, as recorded when the run started, whatever the guest
-    // did to its own.
-    uc.uc_sigmask = *record.host().sigset().as_ref();
+    // In ThreadSignalMode::Restore, the host's mask as read when the run
+    // started (or resumed), whatever the guest did to its own; in Keep, the
+    // mask the guest faulted with stays, as after a return.
+    if let Some(mask) = record.host_mask() {
+        uc.uc_sigmask = *mask.as_ref();
+    }
 }
 
 /// Where a faulted guest continues after the handler returns: switches to
@@ -353,52 +356,171 @@ pub fn alt_stack_size() -> usize {
     bytes.div_ceil(page_size()) * page_size()
 }
 
-thread_local! {
-    /// This thread's alternate signal stack for runs, made on first use and
-    /// unmapped when the thread exits (never installed at that point).
-    static ALT_STACK: RefCell<Option<Stack>> = const { RefCell::new(None) };
+/// What runs do to a thread's signal state; chosen per thread with
+/// [`set_thread_signal_mode`].
+///
+/// The two modes trade system calls per run against how completely a run
+/// leaves the thread as it found it:
+///
+/// | | [`Restore`](ThreadSignalMode::Restore) (default) | [`Keep`](ThreadSignalMode::Keep) |
+/// |---|---|---|
+/// | our alternate signal stack | installed by each outermost run, the thread's own put back when it ends | installed by the first run, stays until the mode is set back or the thread exits |
+/// | signal mask after a fault | the one the run started with, whatever the guest did | the one the guest faulted with (as after a return) |
+/// | system calls per run | 3 (`sigaltstack` × 2, `rt_sigprocmask`) | none |
+///
+/// In both modes the handler always runs on our alternate stack during a
+/// run, and the MXCSR and x87 control word come back as they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ThreadSignalMode {
+    /// Every run gives the thread's alternate signal stack back and a
+    /// faulted run restores the signal mask it started with.
+    #[default]
+    Restore,
+    /// Our alternate signal stack stays installed on this thread between
+    /// runs, and the signal mask is not read at each run.
+    ///
+    /// Host code of this thread that takes a signal on the alternate stack
+    /// between runs takes it on ours (larger than the usual one). Do not
+    /// change the thread's alternate stack with `sigaltstack` while in this
+    /// mode: set [`Restore`](ThreadSignalMode::Restore) first, which puts the
+    /// thread's own back at once. When the thread exits, its own is put back
+    /// too (unless someone else replaced ours meanwhile) before ours is
+    /// unmapped.
+    Keep,
 }
 
-/// Our alternate signal stack installed for the duration of a run; puts the
-/// thread's own one (or none) back on drop.
+/// One thread's alternate-stack state.
+struct ThreadAlt {
+    /// Our alternate signal stack, made on first use.
+    stack: Option<Stack>,
+    mode: ThreadSignalMode,
+    /// In [`ThreadSignalMode::Keep`], once ours is installed: the thread's
+    /// own setting, to put back later.
+    kept_over: Option<libc::stack_t>,
+}
+
+impl ThreadAlt {
+    /// Puts the thread's own setting back if ours is still the installed
+    /// one (someone else's later change is left alone: Rust's own thread
+    /// teardown, for one, disables the alternate stack before thread-local
+    /// destructors run).
+    fn give_back(&mut self) {
+        let (Some(own), Some(stack)) = (self.kept_over.take(), self.stack.as_ref()) else { return };
+        let mut now = MaybeUninit::<libc::stack_t>::uninit();
+        // SAFETY: a query: sigaltstack writes the current setting to `now`.
+        if unsafe { libc::sigaltstack(core::ptr::null(), now.as_mut_ptr()) } != 0 {
+            return;
+        }
+        // SAFETY: sigaltstack succeeded, so it wrote `now`.
+        let now = unsafe { now.assume_init() };
+        if now.ss_flags & libc::SS_DISABLE != 0 || now.ss_sp as usize != stack.base() {
+            return;
+        }
+        put_back(own);
+    }
+}
+
+impl Drop for ThreadAlt {
+    fn drop(&mut self) {
+        // Before `stack` is unmapped: never leave it installed.
+        self.give_back();
+    }
+}
+
+thread_local! {
+    /// This thread's alternate signal stack for runs and its mode. The
+    /// stack is unmapped when the thread exits, after the thread's own
+    /// setting was put back.
+    static ALT: RefCell<ThreadAlt> =
+        const { RefCell::new(ThreadAlt { stack: None, mode: ThreadSignalMode::Restore, kept_over: None }) };
+}
+
+/// Sets what runs on the calling thread do to its signal state (see
+/// [`ThreadSignalMode`]). Setting [`Restore`](ThreadSignalMode::Restore)
+/// after [`Keep`](ThreadSignalMode::Keep) puts the thread's own alternate
+/// stack back now.
+///
+/// # Errors
+///
+/// [`Error::SignalModeInRun`] if the thread is running an instance (from a
+/// guest or a host region), [`Error::ThreadExiting`] during thread exit.
+pub fn set_thread_signal_mode(mode: ThreadSignalMode) -> Result<(), Error> {
+    if !current().is_null() {
+        return Err(Error::SignalModeInRun);
+    }
+    ALT.try_with(|cell| {
+        let mut alt = cell.borrow_mut();
+        alt.mode = mode;
+        if mode == ThreadSignalMode::Restore {
+            alt.give_back();
+        }
+    })
+    .map_err(|_| Error::ThreadExiting)
+}
+
+/// The calling thread's [`ThreadSignalMode`].
+pub fn thread_signal_mode() -> ThreadSignalMode {
+    ALT.try_with(|cell| cell.borrow().mode).unwrap_or_default()
+}
+
+/// Puts a setting that `sigaltstack` reported back in place.
+fn put_back(mut own: libc::stack_t) {
+    // SS_ONSTACK is an output-only flag; SS_DISABLE and SS_AUTODISARM are
+    // given back as they were.
+    own.ss_flags &= !libc::SS_ONSTACK;
+    // SAFETY: `own` is what sigaltstack reported for this thread; the
+    // memory it names is the thread's, not ours. Failure is impossible for
+    // a setting that was in place before and is not in use (we are not on
+    // our alternate stack here).
+    let _ = unsafe { libc::sigaltstack(&own, core::ptr::null_mut()) };
+}
+
+/// Our alternate signal stack, installed for the duration of a run (or,
+/// in [`ThreadSignalMode::Keep`], for the thread); puts the thread's own one
+/// (or none) back on drop when the run installed it for itself.
 pub(crate) struct AltStackGuard {
-    saved: libc::stack_t,
+    restore: Option<libc::stack_t>,
 }
 
 impl AltStackGuard {
-    /// Installs this thread's alternate signal stack (making it first if
-    /// needed), remembering the one in place.
-    pub(crate) fn enter() -> Result<AltStackGuard, Error> {
-        ALT_STACK
-            .try_with(|cell| {
-                let mut alt = cell.borrow_mut();
-                if alt.is_none() {
-                    *alt = Some(Stack::with_guard(alt_stack_size(), page_size())?);
+    /// Makes sure this thread's alternate signal stack is installed (making
+    /// it first if needed); returns it with the thread's mode.
+    pub(crate) fn enter() -> Result<(AltStackGuard, ThreadSignalMode), Error> {
+        ALT.try_with(|cell| {
+            let mut alt = cell.borrow_mut();
+            let mode = alt.mode;
+            if mode == ThreadSignalMode::Keep && alt.kept_over.is_some() {
+                return Ok((AltStackGuard { restore: None }, mode));
+            }
+            if alt.stack.is_none() {
+                alt.stack = Some(Stack::with_guard(alt_stack_size(), page_size())?);
+            }
+            let Some(stack) = alt.stack.as_ref() else { return Err(Error::ThreadExiting) };
+            let ours = libc::stack_t { ss_sp: stack.base() as *mut c_void, ss_flags: 0, ss_size: stack.size() };
+            let mut saved = MaybeUninit::<libc::stack_t>::uninit();
+            // SAFETY: `ours` describes a mapped read/write region that
+            // lives until the thread exits (and is uninstalled before it is
+            // unmapped); `saved` receives the old setting. nix has no
+            // sigaltstack.
+            Errno::result(unsafe { libc::sigaltstack(&ours, saved.as_mut_ptr()) }).map_err(Error::AltStack)?;
+            // SAFETY: sigaltstack succeeded, so it wrote `saved`.
+            let saved = unsafe { saved.assume_init() };
+            Ok(match mode {
+                ThreadSignalMode::Keep => {
+                    alt.kept_over = Some(saved);
+                    (AltStackGuard { restore: None }, mode)
                 }
-                let Some(stack) = alt.as_ref() else { return Err(Error::ThreadExiting) };
-                let ours = libc::stack_t { ss_sp: stack.base() as *mut c_void, ss_flags: 0, ss_size: stack.size() };
-                let mut saved = MaybeUninit::<libc::stack_t>::uninit();
-                // SAFETY: `ours` describes a mapped read/write region that
-                // lives until the thread exits; `saved` receives the old
-                // setting. nix has no sigaltstack.
-                Errno::result(unsafe { libc::sigaltstack(&ours, saved.as_mut_ptr()) }).map_err(Error::AltStack)?;
-                // SAFETY: sigaltstack succeeded, so it wrote `saved`.
-                Ok(AltStackGuard { saved: unsafe { saved.assume_init() } })
+                ThreadSignalMode::Restore => (AltStackGuard { restore: Some(saved) }, mode),
             })
-            .map_err(|_| Error::ThreadExiting)?
+        })
+        .map_err(|_| Error::ThreadExiting)?
     }
 }
 
 impl Drop for AltStackGuard {
     fn drop(&mut self) {
-        let mut restore = self.saved;
-        // SS_ONSTACK is an output-only flag; SS_DISABLE and SS_AUTODISARM
-        // are given back as they were.
-        restore.ss_flags &= !libc::SS_ONSTACK;
-        // SAFETY: `restore` is what sigaltstack reported for this thread
-        // before the run; the memory it names is the thread's, not ours.
-        // Failure is impossible for a setting that was in place a moment
-        // ago and is not in use (we are not on it).
-        let _ = unsafe { libc::sigaltstack(&restore, core::ptr::null_mut()) };
+        if let Some(own) = self.restore {
+            put_back(own);
+        }
     }
 }

@@ -177,3 +177,138 @@ fn run_from_a_handler_on_the_alt_stack_is_an_error_not_a_crash() {
     let got = RESULT.lock().unwrap().take().unwrap();
     assert!(got.starts_with("Err(AltStack(EPERM"), "{got}");
 }
+
+/// A run guest that blocks SIGUSR2 and then overflows its stack.
+fn block_usr2_then_overflow(inst: &mut Instance) {
+    let err = inst
+        .run_closure(|| {
+            let usr2 = nix::sys::signal::SigSet::from(Signal::SIGUSR2);
+            nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&usr2), None).unwrap();
+            rust_recursion(0);
+        })
+        .unwrap_err();
+    assert_eq!(err.fault().map(|f| f.kind), Some(FaultKind::StackOverflow));
+    inst.reset().unwrap();
+}
+
+fn usr2_blocked() -> bool {
+    nix::sys::signal::SigSet::thread_get_mask().unwrap().contains(Signal::SIGUSR2)
+}
+
+#[test]
+fn keep_mode_leaves_our_alt_stack_installed_until_restore_is_set() {
+    let _s = serial();
+    std::thread::spawn(|| {
+        let mut buf = vec![0u8; 64 * 1024];
+        let own = libc::stack_t { ss_sp: buf.as_mut_ptr().cast(), ss_flags: 0, ss_size: buf.len() };
+        set_alt_stack(&own);
+        assert_eq!(instance::thread_signal_mode(), instance::ThreadSignalMode::Restore);
+        instance::set_thread_signal_mode(instance::ThreadSignalMode::Keep).unwrap();
+        assert_eq!(instance::thread_signal_mode(), instance::ThreadSignalMode::Keep);
+        // Setting the mode alone changes nothing yet.
+        assert!(same(&query_alt_stack(), &own));
+
+        let mut inst = Instance::new(64 * 1024).unwrap();
+        every_outcome(&mut inst);
+        let ours = query_alt_stack();
+        assert!(!same(&ours, &own), "our alternate stack stays installed between runs");
+        assert_eq!(ours.ss_size, instance::alt_stack_size());
+        for _ in 0..20 {
+            every_outcome(&mut inst);
+            block_usr2_then_overflow(&mut inst);
+            assert!(same(&query_alt_stack(), &ours), "the same one, not re-made per run");
+        }
+        // In Keep the mask is not restored after a fault: the guest's stays.
+        assert!(usr2_blocked());
+
+        instance::set_thread_signal_mode(instance::ThreadSignalMode::Restore).unwrap();
+        assert!(same(&query_alt_stack(), &own), "Restore puts the thread's own back at once");
+        // And from now on every run gives it back and restores the mask.
+        let none = nix::sys::signal::SigSet::empty();
+        nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&none), None).unwrap();
+        every_outcome(&mut inst);
+        block_usr2_then_overflow(&mut inst);
+        assert!(same(&query_alt_stack(), &own));
+        assert!(!usr2_blocked(), "Restore undoes the faulted guest's mask change");
+        drop(buf);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn the_mode_cannot_change_inside_a_run() {
+    let _s = serial();
+    std::thread::spawn(|| {
+        let mut inst = Instance::new(64 * 1024).unwrap();
+        let r = inst.run_closure(|| instance::set_thread_signal_mode(instance::ThreadSignalMode::Keep)).unwrap();
+        assert!(matches!(r, Err(instance::Error::SignalModeInRun)), "{r:?}");
+        assert_eq!(instance::thread_signal_mode(), instance::ThreadSignalMode::Restore);
+    })
+    .join()
+    .unwrap();
+}
+
+/// Where our alternate stack was mapped in the thread.
+static OURS_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// What the alternate stack was when this thread's recorder was dropped.
+static AT_EXIT: Mutex<Option<(usize, usize, i32)>> = Mutex::new(None);
+
+struct Recorder;
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let ss = query_alt_stack();
+        *AT_EXIT.lock().unwrap() = Some((ss.ss_sp as usize, ss.ss_size, ss.ss_flags));
+    }
+}
+
+thread_local! {
+    static RECORDER: std::cell::RefCell<Option<Recorder>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The body of a raw pthread (no Rust std thread set-up or teardown, which
+/// would install and disable an alternate stack of its own).
+extern "C" fn keep_then_exit(own: *mut libc::c_void) -> *mut libc::c_void {
+    // Registered before the crate's own thread-local: thread-local
+    // destructors run in reverse order of registration, so this one runs
+    // after the crate has put the thread's own alternate stack back.
+    RECORDER.with(|r| *r.borrow_mut() = Some(Recorder));
+    // SAFETY: the caller passes a live stack_t.
+    set_alt_stack(unsafe { &*(own as *const libc::stack_t) });
+    instance::set_thread_signal_mode(instance::ThreadSignalMode::Keep).unwrap();
+    let mut inst = Instance::new(64 * 1024).unwrap();
+    block_usr2_then_overflow(&mut inst);
+    let ours = query_alt_stack();
+    assert_eq!(ours.ss_size, instance::alt_stack_size());
+    OURS_AT.store(ours.ss_sp as usize, std::sync::atomic::Ordering::SeqCst);
+    std::ptr::null_mut()
+}
+
+#[test]
+fn keep_mode_gives_the_threads_own_alt_stack_back_when_the_thread_exits() {
+    let _s = serial();
+    let mut buf = vec![0u8; 64 * 1024];
+    let own = libc::stack_t { ss_sp: buf.as_mut_ptr().cast(), ss_flags: 0, ss_size: buf.len() };
+    let mut thread = MaybeUninit::<libc::pthread_t>::uninit();
+    // SAFETY: `own` outlives the thread (joined below); the body is an
+    // extern "C" fn that does not unwind (a failed assertion aborts).
+    let rc = unsafe {
+        libc::pthread_create(
+            thread.as_mut_ptr(),
+            std::ptr::null(),
+            keep_then_exit,
+            (&own as *const libc::stack_t).cast_mut().cast(),
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: joins the thread created above.
+    assert_eq!(unsafe { libc::pthread_join(thread.assume_init(), std::ptr::null_mut()) }, 0);
+    let seen = AT_EXIT.lock().unwrap().take().expect("the recorder ran at thread exit");
+    assert_eq!(seen, (own.ss_sp as usize, own.ss_size, own.ss_flags), "the thread's own came back");
+    let ours = OURS_AT.load(std::sync::atomic::Ordering::SeqCst);
+    assert_ne!(ours, 0);
+    assert_eq!(common::perms_at(ours), None, "our alternate stack was unmapped at thread exit");
+    drop(buf);
+}
