@@ -68,14 +68,16 @@ fn init_24_args(c: &mut Criterion) {
 fn fault_to_host(c: &mut Criterion) {
     let mut g = c.benchmark_group("fault_to_host");
     // Ours first: the C baseline puts back whatever handler it replaced.
-    bench(&mut g, "ours", inst::OursFault::new());
+    bench(&mut g, "ours", inst::OursFault::<false>::new());
+    bench(&mut g, "ours_keep", inst::OursFault::<true>::new());
     bench(&mut g, "c_sigsetjmp", c_baseline::CFault::new());
     g.finish();
 }
 
 fn fresh_guard_stack(c: &mut Criterion) {
     let mut g = c.benchmark_group("fresh_guard_stack");
-    bench(&mut g, "ours", inst::OursFreshStack::new());
+    bench(&mut g, "ours", inst::OursFreshStack::<false>::new());
+    bench(&mut g, "ours_keep", inst::OursFreshStack::<true>::new());
     bench(&mut g, "corosensei", st::CorosenseiFreshStack::new());
     bench(&mut g, "boost_context", st::BoostFreshStack::new());
     bench(&mut g, "raw_syscalls", st::RawFreshStack::new());
@@ -84,9 +86,11 @@ fn fresh_guard_stack(c: &mut Criterion) {
 
 fn pooled_instance_run(c: &mut Criterion) {
     let mut g = c.benchmark_group("pooled_instance_run");
-    bench(&mut g, "ours", inst::OursPooledRun::new());
+    bench(&mut g, "ours", inst::OursPooledRun::<false>::new());
+    bench(&mut g, "ours_keep", inst::OursPooledRun::<true>::new());
     bench(&mut g, "bare_context", cx::OursInitRun::new());
-    bench(&mut g, "ours_kept_instance", inst::OursReusedInstance::new());
+    bench(&mut g, "ours_kept_instance", inst::OursReusedInstance::<false>::new());
+    bench(&mut g, "ours_kept_instance_keep", inst::OursReusedInstance::<true>::new());
     g.finish();
 }
 

@@ -132,32 +132,45 @@ fn verdict(ratio: f64, limit: Option<f64>) -> String {
     }
 }
 
+/// Whether a criterion function id is one of ours (`ours`, or a variant
+/// such as `ours_keep`) rather than a peer or baseline.
+fn is_ours(who: &str) -> bool {
+    who == "ours" || who.starts_with("ours_")
+}
+
 fn print_timings(results: &Results, memory: usize) {
     println!("\nmedian time per operation (short run: {}); ratio = ours / peer\n", SHORT_RUN.join(" "));
-    println!("{:<22} {:>11}  {:<18} {:>11} {:>10}  target", "operation", "ours", "peer", "peer time", "ours/peer");
-    println!("{}", "-".repeat(100));
+    println!(
+        "{:<20} {:<24} {:>10}  {:<14} {:>10} {:>8}  target",
+        "operation", "ours", "time", "peer", "peer time", "ratio"
+    );
+    println!("{}", "-".repeat(112));
     for (group, whos) in results {
-        let ours = whos.get("ours").copied();
-        let peers: Vec<_> = whos.iter().filter(|(who, _)| who.as_str() != "ours").collect();
-        let ours_s = ours.map(human_ns).unwrap_or_else(|| "-".to_string());
-        if peers.is_empty() {
-            println!("{group:<22} {ours_s:>11}");
-        }
-        for (peer, &t) in peers {
-            let limit = TARGETS.iter().find(|(g, p, _)| g == group && p == peer).map(|&(_, _, l)| l);
-            let (ratio_s, verdict_s) = match ours {
-                Some(o) => (format!("{:.2}×", o / t), verdict(o / t, limit)),
-                None => ("-".to_string(), String::new()),
-            };
-            println!("{group:<22} {ours_s:>11}  {peer:<18} {:>11} {ratio_s:>10}  {verdict_s}", human_ns(t));
+        let ours: Vec<_> = whos.iter().filter(|(who, _)| is_ours(who)).collect();
+        let peers: Vec<_> = whos.iter().filter(|(who, _)| !is_ours(who)).collect();
+        for &(who, &o) in &ours {
+            if peers.is_empty() {
+                println!("{group:<20} {who:<24} {:>10}", human_ns(o));
+            }
+            for &(peer, &t) in &peers {
+                let limit = TARGETS.iter().find(|(g, p, _)| g == group && p == peer).map(|&(_, _, l)| l);
+                println!(
+                    "{group:<20} {who:<24} {:>10}  {peer:<14} {:>10} {:>7.2}×  {}",
+                    human_ns(o),
+                    human_ns(t),
+                    o / t,
+                    verdict(o / t, limit)
+                );
+            }
         }
     }
     let ok = if memory <= MEMORY_TARGET_BYTES { "met" } else { "MISSED" };
     println!(
-        "{:<22} {:>11}  {:<18} {:>11} {:>10}  ≤ {} KiB {ok}",
+        "{:<20} {:<24} {:>10}  {:<14} {:>10} {:>8}  ≤ {} KiB {ok}",
         "suspended_64k_memory",
+        "ours (RSS each)",
         format!("{:.2} KiB", memory as f64 / 1024.0),
-        "(RSS each)",
+        "",
         "",
         "",
         MEMORY_TARGET_BYTES / 1024

@@ -1,10 +1,16 @@
 //! Operations that need the `instance` crate: a fault in the guest back in
 //! the host, a run on a fresh guard-page stack, and a run on a pooled stack.
+//!
+//! Each comes in the two [`ThreadSignalMode`]s, as a const parameter
+//! `KEEP`: `false` is the default `Restore` (our alternate stack installed
+//! and the thread's own put back by every run, the mask read per run),
+//! `true` is `Keep` (no system call per run). `new()` sets the bench
+//! thread's mode, since cases run one after another on one thread.
 
 use std::hint::black_box;
 
 use context::Val;
-use instance::{FaultKind, Instance, StackPool};
+use instance::{FaultKind, Instance, StackPool, ThreadSignalMode};
 
 use super::Op;
 use super::c_baseline::NoAccessPage;
@@ -21,20 +27,27 @@ extern "C" fn identity(x: u64) -> u64 {
     x
 }
 
+/// Puts the calling (bench) thread in the mode a case measures.
+fn set_mode(keep: bool) {
+    let mode = if keep { ThreadSignalMode::Keep } else { ThreadSignalMode::Restore };
+    instance::set_thread_signal_mode(mode).expect("not inside a run");
+}
+
 /// Ours: run a guest that reads a `PROT_NONE` page; the fault comes back
 /// as `Error::Fault`; reset the instance for the next iteration.
-pub struct OursFault {
+pub struct OursFault<const KEEP: bool> {
     inst: Instance,
     page: NoAccessPage,
 }
 
-impl OursFault {
-    pub fn new() -> OursFault {
+impl<const KEEP: bool> OursFault<KEEP> {
+    pub fn new() -> Self {
+        set_mode(KEEP);
         OursFault { inst: Instance::new(STACK_BYTES).expect("map an instance stack"), page: NoAccessPage::new() }
     }
 }
 
-impl Op for OursFault {
+impl<const KEEP: bool> Op for OursFault<KEEP> {
     #[inline]
     fn run(&mut self) {
         let arg = Val::CPtr(self.page.ptr().cast());
@@ -49,15 +62,16 @@ impl Op for OursFault {
 
 /// Ours: `Instance::new` (mmap + mprotect), run an identity entry, drop
 /// (munmap).
-pub struct OursFreshStack;
+pub struct OursFreshStack<const KEEP: bool>;
 
-impl OursFreshStack {
-    pub fn new() -> OursFreshStack {
+impl<const KEEP: bool> OursFreshStack<KEEP> {
+    pub fn new() -> Self {
+        set_mode(KEEP);
         OursFreshStack
     }
 }
 
-impl Op for OursFreshStack {
+impl<const KEEP: bool> Op for OursFreshStack<KEEP> {
     #[inline]
     fn run(&mut self) {
         let mut inst = Instance::new(STACK_BYTES).expect("map an instance stack");
@@ -69,12 +83,13 @@ impl Op for OursFreshStack {
 
 /// Ours: take a stack from a pool, build an instance on it, run an
 /// identity entry, give the stack back.
-pub struct OursPooledRun {
+pub struct OursPooledRun<const KEEP: bool> {
     pool: StackPool,
 }
 
-impl OursPooledRun {
-    pub fn new() -> OursPooledRun {
+impl<const KEEP: bool> OursPooledRun<KEEP> {
+    pub fn new() -> Self {
+        set_mode(KEEP);
         let pool = StackPool::new(STACK_BYTES, instance::page_size(), 4).expect("a pool of 64 KiB stacks");
         // Warm the pool so the timed loop never maps.
         let warm = pool.take().expect("map a pooled stack");
@@ -83,7 +98,7 @@ impl OursPooledRun {
     }
 }
 
-impl Op for OursPooledRun {
+impl<const KEEP: bool> Op for OursPooledRun<KEEP> {
     #[inline]
     fn run(&mut self) {
         let mut inst = Instance::with_stack(self.pool.take().expect("a pooled stack"));
@@ -96,17 +111,18 @@ impl Op for OursPooledRun {
 
 /// Ours: run an identity entry again and again on one kept instance (no
 /// per-run allocation): the part of a pooled run that is the run itself.
-pub struct OursReusedInstance {
+pub struct OursReusedInstance<const KEEP: bool> {
     inst: Instance,
 }
 
-impl OursReusedInstance {
-    pub fn new() -> OursReusedInstance {
+impl<const KEEP: bool> OursReusedInstance<KEEP> {
+    pub fn new() -> Self {
+        set_mode(KEEP);
         OursReusedInstance { inst: Instance::new(STACK_BYTES).expect("map an instance stack") }
     }
 }
 
-impl Op for OursReusedInstance {
+impl<const KEEP: bool> Op for OursReusedInstance<KEEP> {
     #[inline]
     fn run(&mut self) {
         // SAFETY: `identity` is an extern "C" fn of one u64 that returns.
