@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use context::{Context, ContextHandle, UntypedRetVal, Val};
+use context::{Context, UntypedRetVal, Val};
 use nix::sys::signal::SigSet;
 
 use crate::error::{Error, Panic};
@@ -106,9 +106,7 @@ pub struct Instance {
     // Field order is drop order: the record and contexts refer to the
     // stack's addresses only as numbers, so any order is sound; the stack
     // goes last anyway.
-    record: Box<RunRecord>,
-    host: ContextHandle,
-    guest: ContextHandle,
+    pinned: Box<Pinned>,
     state: State,
     last_fault: Option<FaultReport>,
     kill: Arc<KillState>,
@@ -118,6 +116,16 @@ pub struct Instance {
     output: (TypeId, &'static str),
     timeout: Option<Duration>,
     stack: Stack,
+}
+
+/// What must stay at one address for an instance's life, in one
+/// allocation: the host and guest contexts (the guest's stack and the run
+/// record point at them) and the run record (the thread-local current-run
+/// pointer and the handler point at it).
+struct Pinned {
+    host: Context,
+    guest: Context,
+    record: RunRecord,
 }
 
 // SAFETY: the run record's cells are touched only by the thread executing a
@@ -226,21 +234,13 @@ impl Instance {
     /// [`StackPool`](crate::StackPool); get it back with
     /// [`Instance::into_stack`]).
     pub fn with_stack(stack: Stack) -> Instance {
-        let host = ContextHandle::new();
-        let mut guest = ContextHandle::new();
         let kill = Arc::new(KillState::new());
-        let record = Box::new(RunRecord::new(
-            stack.mapping_start(),
-            stack.base(),
-            stack.top(),
-            &*host,
-            &mut *guest,
-            kill.clone(),
-        ));
+        let record = RunRecord::new(stack.mapping_start(), stack.base(), stack.top(), kill.clone());
+        let mut pinned = Box::new(Pinned { host: Context::new(), guest: Context::new(), record });
+        let Pinned { host, guest, record } = &mut *pinned;
+        record.bind(host, guest);
         Instance {
-            record,
-            host,
-            guest,
+            pinned,
             state: State::Ready,
             last_fault: None,
             kill,
@@ -261,9 +261,7 @@ impl Instance {
         // dropped, so nothing is dropped twice; the fields other than the
         // stack are dropped here as `drop` would.
         unsafe {
-            drop(core::ptr::read(&this.record));
-            drop(core::ptr::read(&this.host));
-            drop(core::ptr::read(&this.guest));
+            drop(core::ptr::read(&this.pinned));
             drop(core::ptr::read(&this.kill));
             drop(core::ptr::read(&this.closure));
             core::ptr::read(&this.stack)
@@ -322,8 +320,8 @@ impl Instance {
         self.kill.reset();
         self.state = State::Ready;
         self.last_fault = None;
-        let _ = self.record.take_fault();
-        self.record.clear_slots();
+        let _ = self.pinned.record.take_fault();
+        self.pinned.record.clear_slots();
         Ok(())
     }
 
@@ -334,7 +332,7 @@ impl Instance {
         if self.state != State::Yielded {
             return;
         }
-        if self.closure.is_some() && self.record.expect().can_unwind() {
+        if self.closure.is_some() && self.pinned.record.expect().can_unwind() {
             for _ in 0..UNWIND_TRIES {
                 // SAFETY: the guest is suspended in `yield_value`, which
                 // answers the unwind request by panicking to the
@@ -346,8 +344,8 @@ impl Instance {
             }
         }
         self.closure = None;
-        self.record.clear_slots();
-        self.record.set_resumable(false);
+        self.pinned.record.clear_slots();
+        self.pinned.record.set_resumable(false);
         self.state = State::Ready;
     }
 
@@ -431,10 +429,10 @@ impl Instance {
     ) -> Result<Outcome<UntypedRetVal>, Error> {
         let _nested = Nested::enter();
         self.check_runnable()?;
-        Context::init(self.stack.as_words_mut(), &mut self.host, &mut self.guest, entry, args)?;
+        Context::init(self.stack.as_words_mut(), &mut self.pinned.host, &mut self.pinned.guest, entry, args)?;
         self.closure = None;
         self.output = (TypeId::of::<UntypedRetVal>(), core::any::type_name::<UntypedRetVal>());
-        self.record.set_resumable(resumable);
+        self.pinned.record.set_resumable(resumable);
         // SAFETY: the guest context was just prepared on our stack; the
         // caller vouches for the entry point.
         let exit = unsafe { self.enter(How::Start { terminable: true }) }?;
@@ -453,8 +451,8 @@ impl Instance {
                 Ended::Terminated => Err(self.terminated()),
                 _ => {
                     self.state = State::Returned;
-                    self.record.set_resumable(false);
-                    Ok(Outcome::Returned(self.guest.get_untyped_retval()))
+                    self.pinned.record.set_resumable(false);
+                    Ok(Outcome::Returned(self.pinned.guest.get_untyped_retval()))
                 }
             },
         }
@@ -463,8 +461,8 @@ impl Instance {
     fn terminated(&mut self) -> Error {
         self.state = State::Terminated;
         self.closure = None;
-        self.record.set_resumable(false);
-        self.record.clear_slots();
+        self.pinned.record.set_resumable(false);
+        self.pinned.record.clear_slots();
         Error::Terminated
     }
 
@@ -497,9 +495,9 @@ impl Instance {
         let mut slot = ClosureSlot { f: Some(f), out: None };
         let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
         let arg = Val::CPtr(&mut slot as *mut ClosureSlot<F, T> as *const c_void);
-        Context::init(self.stack.as_words_mut(), &mut self.host, &mut self.guest, entry, &[arg])?;
+        Context::init(self.stack.as_words_mut(), &mut self.pinned.host, &mut self.pinned.guest, entry, &[arg])?;
         self.closure = None;
-        self.record.set_resumable(false);
+        self.pinned.record.set_resumable(false);
         // SAFETY: `closure_entry` is an extern "C" fn taking one pointer
         // that catches every panic; `slot` outlives the run, which cannot
         // yield (the record is not resumable).
@@ -557,12 +555,12 @@ impl Instance {
         let mut slot = Box::new(ClosureSlot { f: Some(f), out: None });
         let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
         let arg = Val::CPtr(&mut *slot as *mut ClosureSlot<F, T> as *const c_void);
-        Context::init(self.stack.as_words_mut(), &mut self.host, &mut self.guest, entry, &[arg])?;
+        Context::init(self.stack.as_words_mut(), &mut self.pinned.host, &mut self.pinned.guest, entry, &[arg])?;
         // The slot is on the heap: moving the box into the instance keeps
         // the address the guest was given.
         self.closure = Some(slot);
         self.output = (TypeId::of::<T>(), core::any::type_name::<T>());
-        self.record.set_resumable(true);
+        self.pinned.record.set_resumable(true);
         // SAFETY: `closure_entry` catches every panic; the slot lives in
         // `self.closure` until the run is over.
         let exit = unsafe { self.enter(How::Start { terminable: false }) }?;
@@ -582,7 +580,7 @@ impl Instance {
             }
             Exit::Returned => {
                 let out = self.closure.take().and_then(|mut c| c.take());
-                self.record.set_resumable(false);
+                self.pinned.record.set_resumable(false);
                 let value = self.closure_result(out)?;
                 match value.downcast::<T>() {
                     Ok(t) => Ok(Outcome::Returned(*t)),
@@ -617,7 +615,7 @@ impl Instance {
             return Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() });
         }
         let got = core::any::type_name::<R>();
-        let slot = match self.record.expect() {
+        let slot = match self.pinned.record.expect() {
             Expect::Type(id, name) => {
                 if TypeId::of::<R>() != id {
                     return Err(Error::ResumeType { expected: name, got });
@@ -660,7 +658,7 @@ impl Instance {
         self.state = State::Faulted;
         self.last_fault = Some(report);
         self.closure = None;
-        self.record.set_resumable(false);
+        self.pinned.record.set_resumable(false);
         Error::Fault(report)
     }
 
@@ -669,7 +667,7 @@ impl Instance {
     ///
     /// # Safety
     ///
-    /// For `How::Start`, `self.guest` must have just been prepared by
+    /// For `How::Start`, `self.pinned.guest` must have just been prepared by
     /// `Context::init` on `self.stack` with `self.host` as parent, for an
     /// entry point that honours [`Instance::run`]'s duties. For
     /// `How::Resume`/`How::Unwind`, the guest must be suspended in a yield.
@@ -689,22 +687,22 @@ impl Instance {
             ThreadSignalMode::Restore => Some(SigSet::thread_get_mask().map_err(Error::SignalMask)?),
             ThreadSignalMode::Keep => None,
         };
-        self.record.set_host_mask(host_mask);
-        let _ = self.record.take_fault();
+        self.pinned.record.set_host_mask(host_mask);
+        let _ = self.pinned.record.take_fault();
         let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch())).transpose()?;
         // Current before the kill word says running, so that a kill signal
         // arriving before the switch completes finds this run (see
         // `kill::divert_guest`).
-        self.record.set_outer(outer);
-        set_current(&*self.record);
+        self.pinned.record.set_outer(outer);
+        set_current(&self.pinned.record);
         let go = match how {
             How::Start { terminable } => self.kill.start(terminable),
             How::Resume(value) => {
-                self.record.put_resume(value);
+                self.pinned.record.put_resume(value);
                 self.kill.resume(false)
             }
             How::Unwind => {
-                self.record.put_resume(ResumeSlot::Unwind);
+                self.pinned.record.put_resume(ResumeSlot::Unwind);
                 self.kill.resume(true)
             }
         };
@@ -714,7 +712,7 @@ impl Instance {
             // context is heap-pinned and is where the guest returns
             // (through `context_sys_start`), yields to, or is sent back to
             // by the fault and kill handlers.
-            unsafe { Context::swap(&mut self.host, &self.guest) };
+            unsafe { Context::swap(&mut self.pinned.host, &self.pinned.guest) };
             // No kill signal is sent for this run from here on; one that
             // was sent is taken before the host's code continues.
             self.kill.stop();
@@ -728,13 +726,13 @@ impl Instance {
             return Ok(Exit::Killed);
         }
         if self.kill.is_yielded() {
-            let y = self.record.take_yield().map(Yielded::new);
+            let y = self.pinned.record.take_yield().map(Yielded::new);
             return Ok(match y {
                 Some(y) => Exit::Yielded(y),
                 None => Exit::Returned,
             });
         }
-        Ok(match self.record.take_fault() {
+        Ok(match self.pinned.record.take_fault() {
             Some(report) => Exit::Faulted(report),
             None => Exit::Returned,
         })

@@ -61,7 +61,8 @@ pub(crate) struct RunRecord {
     base: usize,
     /// One past the highest usable address.
     top: usize,
-    /// The instance's host context (heap-pinned in a `ContextHandle`).
+    /// The instance's host context (in the same heap allocation as this
+    /// record; set by `bind`).
     host: *const Context,
     /// The instance's guest context (heap-pinned), which a yield saves.
     guest: *mut Context,
@@ -88,20 +89,13 @@ pub(crate) struct RunRecord {
 }
 
 impl RunRecord {
-    pub(crate) fn new(
-        map_start: usize,
-        base: usize,
-        top: usize,
-        host: *const Context,
-        guest: *mut Context,
-        kill: Arc<KillState>,
-    ) -> RunRecord {
+    pub(crate) fn new(map_start: usize, base: usize, top: usize, kill: Arc<KillState>) -> RunRecord {
         RunRecord {
             map_start,
             base,
             top,
-            host,
-            guest,
+            host: ptr::null(),
+            guest: ptr::null_mut(),
             kill,
             fault: UnsafeCell::new(None),
             resumable: Cell::new(false),
@@ -111,6 +105,13 @@ impl RunRecord {
             outer: Cell::new(ptr::null()),
             host_mask: Cell::new(None),
         }
+    }
+
+    /// Points the record at its instance's contexts, once they (and the
+    /// record) are at their final addresses.
+    pub(crate) fn bind(&mut self, host: &Context, guest: &mut Context) {
+        self.host = host;
+        self.guest = guest;
     }
 
     pub(crate) fn outer(&self) -> *const RunRecord {
@@ -186,8 +187,8 @@ impl RunRecord {
     }
 
     pub(crate) fn host(&self) -> &Context {
-        // SAFETY: `host` points into the ContextHandle owned by the same
-        // instance as this record; the handle's context never moves and
+        // SAFETY: `host` was bound to the context beside this record in the
+        // instance's one heap allocation, which never moves and
         // lives as long as the instance (and so this record).
         unsafe { &*self.host }
     }
