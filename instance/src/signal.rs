@@ -444,6 +444,21 @@ thread_local! {
 ///
 /// [`Error::SignalModeInRun`] if the thread is running an instance (from a
 /// guest or a host region), [`Error::ThreadExiting`] during thread exit.
+///
+/// # Example
+///
+/// ```
+/// use instance::{Instance, ThreadSignalMode};
+///
+/// instance::set_thread_signal_mode(ThreadSignalMode::Keep)?;
+/// let mut inst = Instance::new(64 * 1024)?;
+/// for i in 0..1000u32 {
+///     assert_eq!(inst.run_closure(move || i)?, i); // no system call per run
+/// }
+/// // Puts the thread's own alternate stack back now (thread exit does too).
+/// instance::set_thread_signal_mode(ThreadSignalMode::Restore)?;
+/// # Ok::<(), instance::Error>(())
+/// ```
 pub fn set_thread_signal_mode(mode: ThreadSignalMode) -> Result<(), Error> {
     if !current().is_null() {
         return Err(Error::SignalModeInRun);
