@@ -119,12 +119,24 @@ impl Context {
     /// Everything is validated before anything is written, and nothing is
     /// written outside `stack`.
     ///
+    /// # Cost
+    ///
+    /// Linux keeps a thread's signal mask only in the kernel, so recording
+    /// it takes one `rt_sigprocmask` system call: about 150 ns of the
+    /// roughly 180 ns an init + run + return takes on a reused stack
+    /// (`docs/PERFORMANCE.md`); the rest of `init` is a few hundred
+    /// instructions. [`Context::init_with_sigmask`] takes the mask from the
+    /// caller instead and makes no system call: use it when the thread's
+    /// mask is known (read once, passed to many inits) or when
+    /// [`Context::set_from_signal`] is never used.
+    ///
     /// # Errors
     ///
-    /// [`Error::EmptyStack`], [`Error::UnalignedStack`],
-    /// [`Error::NullEntryPoint`], [`Error::StackTooSmall`] (with the bytes
-    /// needed for the start-up frame and spilled arguments), or
-    /// [`Error::SignalMask`] if the mask cannot be read.
+    /// Checked in this order: [`Error::EmptyStack`],
+    /// [`Error::UnalignedStack`], [`Error::StackTooSmall`] (with the bytes
+    /// needed for the start-up frame and spilled arguments),
+    /// [`Error::NullEntryPoint`]; then [`Error::SignalMask`] if the mask
+    /// cannot be read.
     ///
     /// # Movement
     ///
@@ -156,15 +168,104 @@ impl Context {
         fptr: usize,
         args: &[Val],
     ) -> Result<(), Error> {
-        let words = stack.len();
+        let plan = Context::validate(stack, fptr, args)?;
+        let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
+        Context::write_start(stack, parent, child, fptr, args, &plan, &mask);
+        Ok(())
+    }
+
+    /// Exactly [`Context::init`], except that `sigmask` is recorded in
+    /// `child` and `parent` instead of the calling thread's signal mask: no
+    /// system call is made.
+    ///
+    /// For callers that prepare many contexts on one thread whose mask they
+    /// know (read it once with [`SigSet::thread_get_mask`] and pass it to
+    /// every call), or that never leave a context with
+    /// [`Context::set_from_signal`] (pass any mask, for example
+    /// [`SigSet::empty`]). The mask only matters to `set_from_signal`, which
+    /// installs it; a mask that is not the thread's is installed all the
+    /// same.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Context::init`], in the same order, except
+    /// [`Error::SignalMask`]: [`Error::EmptyStack`],
+    /// [`Error::UnalignedStack`], [`Error::StackTooSmall`],
+    /// [`Error::NullEntryPoint`]. Nothing is written when it fails.
+    ///
+    /// # Movement
+    ///
+    /// As for [`Context::init`].
+    ///
+    /// Reading the mask once and preparing many children with it:
+    ///
+    /// ```
+    /// use context::{Context, ContextHandle, Val};
+    /// use nix::sys::signal::SigSet;
+    ///
+    /// extern "C" fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// #[repr(align(16))]
+    /// struct Stack([u64; 1024]);
+    /// let mut stack = Box::new(Stack([0; 1024]));
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    ///
+    /// // One system call, then none per child.
+    /// let mask = SigSet::thread_get_mask().expect("read the signal mask");
+    /// for x in 0..100u64 {
+    ///     Context::init_with_sigmask(&mut stack.0, &mut parent, &mut child, square as *const () as usize, &[Val::U64(x)], &mask)?;
+    ///     // SAFETY: both contexts are heap-pinned and the stack outlives the run.
+    ///     unsafe { Context::swap(&mut parent, &child) };
+    ///     assert_eq!(child.get_retval_gp(0), x * x);
+    /// }
+    /// assert_eq!(child.sigset(), mask);
+    /// # Ok::<(), context::Error>(())
+    /// ```
+    pub fn init_with_sigmask(
+        stack: &mut [u64],
+        parent: &mut Context,
+        child: &mut Context,
+        fptr: usize,
+        args: &[Val],
+        sigmask: &SigSet,
+    ) -> Result<(), Error> {
+        let plan = Context::validate(stack, fptr, args)?;
+        Context::write_start(stack, parent, child, fptr, args, &plan, sigmask);
+        Ok(())
+    }
+
+    /// Every check of [`Context::init`] that does not need the signal mask,
+    /// in the order its errors are documented; the plan of the start-up frame
+    /// when all pass.
+    #[inline(always)]
+    fn validate(stack: &[u64], fptr: usize, args: &[Val]) -> Result<ArgPlan, Error> {
         let top = stack.as_ptr() as usize + core::mem::size_of_val(stack);
         let plan = ArgPlan::new(args);
-        plan.check(words, top)?;
+        plan.check(stack.len(), top)?;
         if fptr == 0 {
             return Err(Error::NullEntryPoint);
         }
-        let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
+        Ok(plan)
+    }
 
+    /// The body shared by [`Context::init`] and
+    /// [`Context::init_with_sigmask`]: writes the start-up frame and both
+    /// contexts. Cannot fail; `plan` is what `validate` returned for these
+    /// `stack`, `fptr` and `args`.
+    #[inline(always)]
+    fn write_start(
+        stack: &mut [u64],
+        parent: &mut Context,
+        child: &mut Context,
+        fptr: usize,
+        args: &[Val],
+        plan: &ArgPlan,
+        mask: &SigSet,
+    ) {
+        let words = stack.len();
         // A stack that was run on before may be marked dead below its old
         // stack pointer by memcheck; it is ours to write again.
         crate::valgrind::make_stack_writable(stack);
@@ -199,9 +300,8 @@ impl Context {
         };
         // SAFETY: `regs` is a valid, exclusively borrowed register block.
         unsafe { context_sys::save_fp_control(regs) };
-        child.sigset = mask;
-        parent.sigset = mask;
-        Ok(())
+        child.sigset = *mask;
+        parent.sigset = *mask;
     }
 
     /// Saves the current context into `from` and continues in `to`. Returns
@@ -369,6 +469,24 @@ impl ContextHandle {
     ) -> Result<ContextHandle, Error> {
         let mut child = ContextHandle::new();
         Context::init(stack, parent, &mut child, fptr, args)?;
+        Ok(child)
+    }
+
+    /// A new context prepared by [`Context::init_with_sigmask`] with
+    /// `parent` as its parent and `sigmask` recorded in both.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Context::init_with_sigmask`].
+    pub fn create_and_init_with_sigmask(
+        stack: &mut [u64],
+        parent: &mut ContextHandle,
+        fptr: usize,
+        args: &[Val],
+        sigmask: &SigSet,
+    ) -> Result<ContextHandle, Error> {
+        let mut child = ContextHandle::new();
+        Context::init_with_sigmask(stack, parent, &mut child, fptr, args, sigmask)?;
         Ok(child)
     }
 }
