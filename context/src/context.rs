@@ -102,8 +102,9 @@ impl Context {
         unsafe { *self.regs.get() }
     }
 
-    /// The signal mask recorded by the last [`Context::init`] involving this
-    /// context (as child or parent); empty before that.
+    /// The signal mask recorded by the last [`Context::init`] or
+    /// [`Context::init_with_sigmask`] involving this context (as child or
+    /// parent); empty before that.
     pub fn sigset(&self) -> SigSet {
         self.sigset
     }
@@ -370,10 +371,11 @@ impl Context {
         unsafe { context_sys::set(to.regs.get()) }
     }
 
-    /// Restores the signal mask recorded in `to` by [`Context::init`], then
-    /// continues in `to` like [`Context::set`]. Meant for leaving a signal
-    /// handler: the mask the kernel installed for the handler is replaced by
-    /// the one the thread had when the context was prepared.
+    /// Restores the signal mask recorded in `to` by [`Context::init`] (or
+    /// given to [`Context::init_with_sigmask`]), then continues in `to` like
+    /// [`Context::set`]. Meant for leaving a signal handler: the mask the
+    /// kernel installed for the handler is replaced by the one the thread had
+    /// when the context was prepared.
     ///
     /// Returns only if the mask cannot be set.
     ///
