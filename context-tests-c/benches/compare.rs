@@ -5,7 +5,8 @@
 //! * `switch_round_trip`: resume a suspended child that switches straight
 //!   back — ours, corosensei, Boost fcontext (`context` 3.0).
 //! * `init_run_return`: prepare a child on a reused stack, run it, it returns
-//!   one word — ours, corosensei, Boost fcontext.
+//!   one word — ours, ours with `Context::init_with_sigmask` and a mask
+//!   read once (`ours_given_mask`), corosensei, Boost fcontext.
 //! * `init_24_args`: `Context::init` with 24 mixed arguments (and with none,
 //!   for the fixed part). No peer marshals SysV arguments.
 //! * `sigmask_read`: the `rt_sigprocmask` call `init` makes to record the
@@ -50,6 +51,7 @@ fn switch_round_trip(c: &mut Criterion) {
 fn init_run_return(c: &mut Criterion) {
     let mut g = c.benchmark_group("init_run_return");
     bench(&mut g, "ours", cx::OursInitRun::new());
+    bench(&mut g, "ours_given_mask", cx::OursInitRunGivenMask::new());
     bench(&mut g, "corosensei", cx::CorosenseiInitRun::new());
     bench(&mut g, "boost_context", cx::BoostInitRun::new());
     g.finish();

@@ -20,9 +20,14 @@ use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
 use crate::bits::m128_from_bits;
 use crate::error::Error;
-use crate::plan::ArgPlan;
+use crate::plan::{Classifier, FP_ARG_REGS, FrameShape, GP_ARG_REGS, Slot};
 use crate::retval::UntypedRetVal;
-use crate::val::Val;
+use crate::val::{Val, val_to_stack};
+
+/// Words in a [`BootFrame`].
+const BOOT_WORDS: usize = core::mem::size_of::<BootFrame>() / core::mem::size_of::<u64>();
+const _: () = assert!(BOOT_WORDS * core::mem::size_of::<u64>() == core::mem::size_of::<BootFrame>());
+const _: () = assert!(core::mem::size_of::<BootFrame>() == context_sys::layout::BOOT_SIZE);
 
 /// The registers, return values and signal mask of one execution context.
 ///
@@ -97,8 +102,9 @@ impl Context {
         unsafe { *self.regs.get() }
     }
 
-    /// The signal mask recorded by the last [`Context::init`] involving this
-    /// context (as child or parent); empty before that.
+    /// The signal mask recorded by the last [`Context::init`] or
+    /// [`Context::init_with_sigmask`] involving this context (as child or
+    /// parent); empty before that.
     pub fn sigset(&self) -> SigSet {
         self.sigset
     }
@@ -119,12 +125,25 @@ impl Context {
     /// Everything is validated before anything is written, and nothing is
     /// written outside `stack`.
     ///
+    /// # Cost
+    ///
+    /// Linux keeps a thread's signal mask only in the kernel, so recording
+    /// it takes one `rt_sigprocmask` system call: about 150 ns of the
+    /// roughly 170 ns an init + run + return of a one-argument entry takes
+    /// on a reused stack, against about 20 ns without it (the benchmark
+    /// machine of `docs/PERFORMANCE.md`; a system call is dearer in a VM).
+    /// [`Context::init_with_sigmask`] takes the mask from the caller instead
+    /// and makes no system call: use it when the thread's mask is known
+    /// (read once, passed to many inits) or when
+    /// [`Context::set_from_signal`] is never used.
+    ///
     /// # Errors
     ///
-    /// [`Error::EmptyStack`], [`Error::UnalignedStack`],
-    /// [`Error::NullEntryPoint`], [`Error::StackTooSmall`] (with the bytes
-    /// needed for the start-up frame and spilled arguments), or
-    /// [`Error::SignalMask`] if the mask cannot be read.
+    /// Checked in this order: [`Error::EmptyStack`],
+    /// [`Error::UnalignedStack`], [`Error::StackTooSmall`] (with the bytes
+    /// needed for the start-up frame and spilled arguments),
+    /// [`Error::NullEntryPoint`]; then [`Error::SignalMask`] if the mask
+    /// cannot be read.
     ///
     /// # Movement
     ///
@@ -156,52 +175,162 @@ impl Context {
         fptr: usize,
         args: &[Val],
     ) -> Result<(), Error> {
-        let words = stack.len();
+        let shape = Context::validate(stack, fptr, args)?;
+        let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
+        Context::write_start(stack, parent, child, fptr, args, &shape, &mask);
+        Ok(())
+    }
+
+    /// Exactly [`Context::init`], except that `sigmask` is recorded in
+    /// `child` and `parent` instead of the calling thread's signal mask: no
+    /// system call is made.
+    ///
+    /// For callers that prepare many contexts on one thread whose mask they
+    /// know (read it once with [`SigSet::thread_get_mask`] and pass it to
+    /// every call), or that never leave a context with
+    /// [`Context::set_from_signal`] (pass any mask, for example
+    /// [`SigSet::empty`]). The mask only matters to `set_from_signal`, which
+    /// installs it; a mask that is not the thread's is installed all the
+    /// same.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Context::init`], in the same order, except
+    /// [`Error::SignalMask`]: [`Error::EmptyStack`],
+    /// [`Error::UnalignedStack`], [`Error::StackTooSmall`],
+    /// [`Error::NullEntryPoint`]. Nothing is written when it fails.
+    ///
+    /// # Movement
+    ///
+    /// As for [`Context::init`].
+    ///
+    /// Reading the mask once and preparing many children with it:
+    ///
+    /// ```
+    /// use context::{Context, ContextHandle, Val};
+    /// use nix::sys::signal::SigSet;
+    ///
+    /// extern "C" fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// #[repr(align(16))]
+    /// struct Stack([u64; 1024]);
+    /// let mut stack = Box::new(Stack([0; 1024]));
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    ///
+    /// // One system call, then none per child.
+    /// let mask = SigSet::thread_get_mask().expect("read the signal mask");
+    /// for x in 0..100u64 {
+    ///     Context::init_with_sigmask(&mut stack.0, &mut parent, &mut child, square as *const () as usize, &[Val::U64(x)], &mask)?;
+    ///     // SAFETY: both contexts are heap-pinned and the stack outlives the run.
+    ///     unsafe { Context::swap(&mut parent, &child) };
+    ///     assert_eq!(child.get_retval_gp(0), x * x);
+    /// }
+    /// assert_eq!(child.sigset(), mask);
+    /// # Ok::<(), context::Error>(())
+    /// ```
+    pub fn init_with_sigmask(
+        stack: &mut [u64],
+        parent: &mut Context,
+        child: &mut Context,
+        fptr: usize,
+        args: &[Val],
+        sigmask: &SigSet,
+    ) -> Result<(), Error> {
+        let shape = Context::validate(stack, fptr, args)?;
+        Context::write_start(stack, parent, child, fptr, args, &shape, sigmask);
+        Ok(())
+    }
+
+    /// Every check of [`Context::init`] that does not need the signal mask,
+    /// in the order its errors are documented; the shape of the start-up
+    /// frame when all pass.
+    #[inline(always)]
+    fn validate(stack: &[u64], fptr: usize, args: &[Val]) -> Result<FrameShape, Error> {
         let top = stack.as_ptr() as usize + core::mem::size_of_val(stack);
-        let plan = ArgPlan::new(args);
-        plan.check(words, top)?;
+        let shape = FrameShape::of(args);
+        shape.check(stack.len(), top)?;
         if fptr == 0 {
             return Err(Error::NullEntryPoint);
         }
-        let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
+        Ok(shape)
+    }
 
+    /// The body shared by [`Context::init`] and
+    /// [`Context::init_with_sigmask`]: writes the start-up frame and both
+    /// contexts. Cannot fail; `shape` is what `validate` returned for these
+    /// `stack`, `fptr` and `args`.
+    ///
+    /// Each argument is classified and converted once, straight into its
+    /// register slot in the boot frame or its stack slot (see [`ArgPlan`](crate::ArgPlan)
+    /// for the layout, which this must and is tested to reproduce).
+    #[inline(always)]
+    fn write_start(
+        stack: &mut [u64],
+        parent: &mut Context,
+        child: &mut Context,
+        fptr: usize,
+        args: &[Val],
+        shape: &FrameShape,
+        mask: &SigSet,
+    ) {
         // A stack that was run on before may be marked dead below its old
         // stack pointer by memcheck; it is ours to write again.
         crate::valgrind::make_stack_writable(stack);
-        // Spilled arguments, first one lowest, then zeroed padding up to the top.
-        let call = plan.call_index(words);
-        for (slot, value) in stack[call..].iter_mut().zip(ArgPlan::spilled_values(args)) {
-            *slot = value;
+
+        // The frame, from the saved rsp up to the top: the resume word, the
+        // boot frame, then `tail`: the spilled arguments (first one lowest)
+        // and the padding. `validate` checked that it fits, and it is never
+        // shorter than the resume word and the boot frame.
+        let words = stack.len();
+        let frame = &mut stack[shape.resume_index(words)..];
+        let Some(([resume_word, boot @ ..], tail)) = frame.split_first_chunk_mut::<{ 1 + BOOT_WORDS }>() else {
+            unreachable!("a start-up frame always holds the resume word and the boot frame")
+        };
+        debug_assert_eq!(tail.len(), shape.spilled + shape.padding / 8);
+        debug_assert!(boot.as_ptr().cast::<BootFrame>().is_aligned());
+        // SAFETY: `boot` is BOOT_WORDS initialised, exclusively borrowed
+        // words: exactly a `BootFrame` (asserted below at compile time),
+        // which is plain `u64`s, so any bits are a valid value. It is 16-byte
+        // aligned as `BootFrame` requires: the top of the stack is (checked
+        // by `validate`) and what lies above the boot frame, the spilled
+        // arguments and their padding, is a multiple of 16 bytes (the plan's
+        // invariant, property-tested in `plan`).
+        let boot = unsafe { &mut *boot.as_mut_ptr().cast::<BootFrame>() };
+        *boot = BootFrame { xmm: [0; FP_ARG_REGS], gp: [0; GP_ARG_REGS], entry: fptr as u64, pad: 0 };
+        let mut slots = tail.iter_mut();
+        let mut classes = Classifier::default();
+        for a in args {
+            let word = val_to_stack(a);
+            match classes.place(a) {
+                Slot::Gp(i) => boot.gp[i] = word,
+                Slot::Fp(i) => boot.xmm[i] = word,
+                // `tail` has a slot for every spilled argument (same shape).
+                Slot::Stack => {
+                    if let Some(slot) = slots.next() {
+                        *slot = word;
+                    }
+                }
+            }
         }
-        stack[call + plan.spilled..].fill(0);
+        // What is left above the spilled arguments is the padding word, if any.
+        if let Some(padding) = slots.next() {
+            *padding = 0;
+        }
+        debug_assert!(slots.next().is_none());
+        *resume_word = context_sys::start as unsafe extern "C" fn() as usize as u64;
 
-        let frame = BootFrame { xmm: plan.fp, gp: plan.gp, entry: fptr as u64, pad: 0 };
-        let boot_words = core::mem::size_of::<BootFrame>() / core::mem::size_of::<u64>();
-        let resume = plan.resume_index(words);
-        let boot = &mut stack[resume + 1..resume + 1 + boot_words];
-        debug_assert_eq!(resume + 1 + boot_words, call);
-        debug_assert_eq!(boot.as_ptr() as usize % core::mem::align_of::<BootFrame>(), 0);
-        // SAFETY: `boot` is an in-bounds subslice of exactly
-        // size_of::<BootFrame>() bytes, and 16-byte aligned because the top
-        // is (checked above) and the plan keeps `call` 16-aligned and the
-        // frame a multiple of 16 bytes; BootFrame is plain `u64`s.
-        unsafe { boot.as_mut_ptr().cast::<BootFrame>().write(frame) };
-        stack[resume] = context_sys::start as unsafe extern "C" fn() as usize as u64;
-
+        let rsp = resume_word as *mut u64 as u64;
         let parent_regs = parent.regs.get_mut() as *mut ContextRegs;
         let child_ptr = child.regs.get();
         let regs = child.regs.get_mut();
-        *regs = ContextRegs {
-            rsp: &stack[resume] as *const u64 as u64,
-            rbx: child_ptr as u64,
-            r12: parent_regs as u64,
-            ..ContextRegs::default()
-        };
+        *regs = ContextRegs { rsp, rbx: child_ptr as u64, r12: parent_regs as u64, ..ContextRegs::default() };
         // SAFETY: `regs` is a valid, exclusively borrowed register block.
         unsafe { context_sys::save_fp_control(regs) };
-        child.sigset = mask;
-        parent.sigset = mask;
-        Ok(())
+        child.sigset = *mask;
+        parent.sigset = *mask;
     }
 
     /// Saves the current context into `from` and continues in `to`. Returns
@@ -243,10 +372,11 @@ impl Context {
         unsafe { context_sys::set(to.regs.get()) }
     }
 
-    /// Restores the signal mask recorded in `to` by [`Context::init`], then
-    /// continues in `to` like [`Context::set`]. Meant for leaving a signal
-    /// handler: the mask the kernel installed for the handler is replaced by
-    /// the one the thread had when the context was prepared.
+    /// Restores the signal mask recorded in `to` by [`Context::init`] (or
+    /// given to [`Context::init_with_sigmask`]), then continues in `to` like
+    /// [`Context::set`]. Meant for leaving a signal handler: the mask the
+    /// kernel installed for the handler is replaced by the one the thread had
+    /// when the context was prepared.
     ///
     /// Returns only if the mask cannot be set.
     ///
@@ -369,6 +499,24 @@ impl ContextHandle {
     ) -> Result<ContextHandle, Error> {
         let mut child = ContextHandle::new();
         Context::init(stack, parent, &mut child, fptr, args)?;
+        Ok(child)
+    }
+
+    /// A new context prepared by [`Context::init_with_sigmask`] with
+    /// `parent` as its parent and `sigmask` recorded in both.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Context::init_with_sigmask`].
+    pub fn create_and_init_with_sigmask(
+        stack: &mut [u64],
+        parent: &mut ContextHandle,
+        fptr: usize,
+        args: &[Val],
+        sigmask: &SigSet,
+    ) -> Result<ContextHandle, Error> {
+        let mut child = ContextHandle::new();
+        Context::init_with_sigmask(stack, parent, &mut child, fptr, args, sigmask)?;
         Ok(child)
     }
 }

@@ -66,11 +66,11 @@
 //!
 //! # Safety model
 //!
-//! Preparing a context ([`Context::init`]) is safe: every input is checked
-//! and nothing is written outside the given stack. Switching
-//! ([`Context::swap`], [`Context::set`], [`Context::set_from_signal`]) is
-//! `unsafe`, because only the caller knows that the target's stack is still
-//! alive and not running elsewhere.
+//! Preparing a context ([`Context::init`], [`Context::init_with_sigmask`]) is
+//! safe: every input is checked and nothing is written outside the given
+//! stack. Switching ([`Context::swap`], [`Context::set`],
+//! [`Context::set_from_signal`]) is `unsafe`, because only the caller knows
+//! that the target's stack is still alive and not running elsewhere.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

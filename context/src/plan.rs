@@ -56,57 +56,139 @@ pub struct ArgPlan {
 impl ArgPlan {
     /// Plans a call with `args` in order.
     pub fn new(args: &[Val]) -> ArgPlan {
-        let mut plan = ArgPlan {
-            gp: [0; GP_ARG_REGS],
-            gp_used: 0,
-            fp: [0; FP_ARG_REGS],
-            fp_used: 0,
-            spilled: 0,
-            padding: 0,
-            frame_bytes: 0,
-        };
+        let (mut gp, mut fp, mut spilled) = ([0; GP_ARG_REGS], [0; FP_ARG_REGS], 0);
+        let mut classes = Classifier::default();
         for a in args {
             let word = val_to_stack(a);
-            if a.is_float() && plan.fp_used < FP_ARG_REGS {
-                plan.fp[plan.fp_used] = word;
-                plan.fp_used += 1;
-            } else if !a.is_float() && plan.gp_used < GP_ARG_REGS {
-                plan.gp[plan.gp_used] = word;
-                plan.gp_used += 1;
-            } else {
-                plan.spilled += 1;
+            match classes.place(a) {
+                Slot::Gp(i) => gp[i] = word,
+                Slot::Fp(i) => fp[i] = word,
+                Slot::Stack => spilled += 1,
             }
         }
-        // The spilled arguments end at the top; their start must be 16-aligned.
-        plan.padding = (plan.spilled * WORD) % 16;
-        // A slice of `Val`s (16 bytes each) cannot have so many elements that
-        // this overflows, but saturate rather than assume it.
-        plan.frame_bytes = (plan.spilled.saturating_mul(WORD))
-            .saturating_add(plan.padding)
-            .saturating_add(layout::BOOT_SIZE)
-            .saturating_add(WORD);
-        plan
+        let shape = FrameShape::for_spilled(spilled);
+        ArgPlan {
+            gp,
+            gp_used: classes.gp,
+            fp,
+            fp_used: classes.fp,
+            spilled,
+            padding: shape.padding,
+            frame_bytes: shape.frame_bytes,
+        }
     }
 
     /// The arguments that go on the stack, in order (lowest address first).
     pub fn spilled_values(args: &[Val]) -> impl Iterator<Item = u64> + '_ {
-        let (mut gp, mut fp) = (0usize, 0usize);
-        args.iter().filter_map(move |a| {
-            if a.is_float() && fp < FP_ARG_REGS {
-                fp += 1;
-                None
-            } else if !a.is_float() && gp < GP_ARG_REGS {
-                gp += 1;
-                None
-            } else {
-                Some(val_to_stack(a))
-            }
-        })
+        let mut classes = Classifier::default();
+        args.iter().filter(move |a| matches!(classes.place(a), Slot::Stack)).map(val_to_stack)
     }
 
     /// Checks that a stack of `stack_words` words whose top is at `top` can
     /// hold this plan's frame.
     pub fn check(&self, stack_words: usize, top: usize) -> Result<(), Error> {
+        self.shape().check(stack_words, top)
+    }
+
+    /// Index (in words, from the start of a stack of `stack_words` words) of
+    /// the first spilled argument, which is also just past the boot frame.
+    pub fn call_index(&self, stack_words: usize) -> usize {
+        self.shape().call_index(stack_words)
+    }
+
+    /// Index of the resume word, the new context's saved rsp.
+    pub fn resume_index(&self, stack_words: usize) -> usize {
+        self.shape().resume_index(stack_words)
+    }
+
+    fn shape(&self) -> FrameShape {
+        FrameShape { spilled: self.spilled, padding: self.padding, frame_bytes: self.frame_bytes }
+    }
+}
+
+/// Where one argument goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// The integer argument register with this index (0 is rdi).
+    Gp(usize),
+    /// The xmm register with this index.
+    Fp(usize),
+    /// The next stack slot.
+    Stack,
+}
+
+/// The System V rule for arguments, applied one argument at a time in
+/// order: integer-class values take the next free integer register,
+/// floating values the next free xmm register, and once a class's registers
+/// are used up its values go on the stack. The one place the rule is
+/// written; [`ArgPlan`] and [`Context::init`](crate::Context::init) both
+/// classify through it.
+#[derive(Debug, Default)]
+pub(crate) struct Classifier {
+    /// Integer registers taken so far.
+    gp: usize,
+    /// Floating registers taken so far.
+    fp: usize,
+}
+
+impl Classifier {
+    /// Where `a`, the next argument, goes. Register indices are always in
+    /// range (`Gp(i)`: `i < GP_ARG_REGS`, `Fp(i)`: `i < FP_ARG_REGS`).
+    #[inline(always)]
+    pub(crate) fn place(&mut self, a: &Val) -> Slot {
+        if a.is_float() {
+            if self.fp < FP_ARG_REGS {
+                self.fp += 1;
+                return Slot::Fp(self.fp - 1);
+            }
+        } else if self.gp < GP_ARG_REGS {
+            self.gp += 1;
+            return Slot::Gp(self.gp - 1);
+        }
+        Slot::Stack
+    }
+}
+
+/// The size of a call's start-up frame, which depends only on how many
+/// arguments spill onto the stack: all that is needed to validate a stack
+/// and find the frame's slots in it before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameShape {
+    /// How many arguments are passed on the stack.
+    pub(crate) spilled: usize,
+    /// Bytes of padding between the last spilled argument and the stack top.
+    pub(crate) padding: usize,
+    /// Bytes from the new context's saved rsp up to the top of the stack.
+    pub(crate) frame_bytes: usize,
+}
+
+impl FrameShape {
+    /// The frame of a call with `args`, from a count of their classes alone
+    /// (no value is converted): it gives the same shape as
+    /// [`ArgPlan::new`] (property-tested).
+    #[inline(always)]
+    pub(crate) fn of(args: &[Val]) -> FrameShape {
+        let floats = args.iter().filter(|a| a.is_float()).count();
+        let ints = args.len() - floats;
+        FrameShape::for_spilled(ints.saturating_sub(GP_ARG_REGS) + floats.saturating_sub(FP_ARG_REGS))
+    }
+
+    /// The frame of a call that spills `spilled` arguments.
+    #[inline(always)]
+    pub(crate) fn for_spilled(spilled: usize) -> FrameShape {
+        // The spilled arguments end at the top; their start must be 16-aligned.
+        let padding = (spilled * WORD) % 16;
+        // A slice of `Val`s (16 bytes each) cannot have so many elements that
+        // this overflows, but saturate rather than assume it.
+        let frame_bytes =
+            spilled.saturating_mul(WORD).saturating_add(padding).saturating_add(layout::BOOT_SIZE).saturating_add(WORD);
+        FrameShape { spilled, padding, frame_bytes }
+    }
+
+    /// Checks that a stack of `stack_words` words whose top is at `top` can
+    /// hold this frame.
+    #[inline(always)]
+    pub(crate) fn check(&self, stack_words: usize, top: usize) -> Result<(), Error> {
         if stack_words == 0 {
             return Err(Error::EmptyStack);
         }
@@ -120,15 +202,23 @@ impl ArgPlan {
         Ok(())
     }
 
-    /// Index (in words, from the start of a stack of `stack_words` words) of
-    /// the first spilled argument, which is also just past the boot frame.
-    pub fn call_index(&self, stack_words: usize) -> usize {
+    /// Words from the saved rsp up to the top (the resume word, the boot
+    /// frame, the spilled arguments and the padding).
+    #[inline(always)]
+    pub(crate) fn words(&self) -> usize {
+        self.frame_bytes / WORD
+    }
+
+    /// See [`ArgPlan::call_index`].
+    #[inline(always)]
+    pub(crate) fn call_index(&self, stack_words: usize) -> usize {
         stack_words - (self.padding / WORD) - self.spilled
     }
 
-    /// Index of the resume word, the new context's saved rsp.
-    pub fn resume_index(&self, stack_words: usize) -> usize {
-        stack_words - self.frame_bytes / WORD
+    /// See [`ArgPlan::resume_index`].
+    #[inline(always)]
+    pub(crate) fn resume_index(&self, stack_words: usize) -> usize {
+        stack_words - self.words()
     }
 }
 
@@ -173,6 +263,12 @@ mod tests {
             let call_bytes_below_top = plan.spilled * 8 + plan.padding;
             prop_assert_eq!(call_bytes_below_top % 16, 0);
             prop_assert_eq!(plan.frame_bytes, call_bytes_below_top + layout::BOOT_SIZE + 8);
+        }
+
+        #[test]
+        fn frame_shape_from_class_counts_is_the_plans_shape(args in proptest::collection::vec(arb_val(), 0..48)) {
+            let plan = ArgPlan::new(&args);
+            prop_assert_eq!(FrameShape::of(&args), plan.shape());
         }
 
         #[test]

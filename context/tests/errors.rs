@@ -1,10 +1,12 @@
-//! Every bad input to `Context::init` returns its own error, leaves the
-//! stack and both contexts untouched, and never panics.
+//! Every bad input to `Context::init` and `Context::init_with_sigmask`
+//! returns its own error (the same one from both), leaves the stack and both
+//! contexts untouched, and never panics.
 
 mod common;
 
 use common::TestStack;
 use context::{ArgPlan, Context, ContextHandle, Error, Val};
+use nix::sys::signal::{SigSet, Signal};
 
 extern "C" fn entry(a: u64) -> u64 {
     a
@@ -16,17 +18,40 @@ fn fptr() -> usize {
     entry as *const () as usize
 }
 
-/// Runs `init` on `backing[range]` and checks that it failed with `want`
-/// without writing anything anywhere in `backing` or to either context.
+/// A mask to hand `init_with_sigmask`, different from a fresh context's
+/// empty one so that a write of it would show.
+fn some_mask() -> SigSet {
+    let mut m = SigSet::empty();
+    m.add(Signal::SIGUSR2);
+    m.add(Signal::SIGHUP);
+    m
+}
+
+/// Runs `init` and `init_with_sigmask` on `backing[range]` and checks that
+/// both failed with `want` without writing anything anywhere in `backing` or
+/// to either context (registers or recorded mask).
 fn expect_error(backing: &mut [u64], range: std::ops::Range<usize>, fptr: usize, args: &[Val], want: Error) {
-    backing.fill(SENTINEL);
-    let mut parent = ContextHandle::new();
-    let mut child = ContextHandle::new();
-    let (p0, c0) = (parent.regs(), child.regs());
-    let got = Context::init(&mut backing[range], &mut parent, &mut child, fptr, args);
-    assert_eq!(got, Err(want));
-    assert!(backing.iter().all(|&w| w == SENTINEL), "a failed init wrote to memory");
-    assert_eq!((parent.regs(), child.regs()), (p0, c0), "a failed init changed a context");
+    let mask = some_mask();
+    for with_mask in [false, true] {
+        backing.fill(SENTINEL);
+        let mut parent = ContextHandle::new();
+        let mut child = ContextHandle::new();
+        let (p0, c0) = (parent.regs(), child.regs());
+        let stack = &mut backing[range.clone()];
+        let got = if with_mask {
+            Context::init_with_sigmask(stack, &mut parent, &mut child, fptr, args, &mask)
+        } else {
+            Context::init(stack, &mut parent, &mut child, fptr, args)
+        };
+        assert_eq!(got, Err(want), "with_mask: {with_mask}");
+        assert!(backing.iter().all(|&w| w == SENTINEL), "a failed init wrote to memory (with_mask: {with_mask})");
+        assert_eq!((parent.regs(), child.regs()), (p0, c0), "a failed init changed a context (with_mask: {with_mask})");
+        assert_eq!(
+            (parent.sigset(), child.sigset()),
+            (SigSet::empty(), SigSet::empty()),
+            "a failed init recorded a mask (with_mask: {with_mask})"
+        );
+    }
 }
 
 #[test]
@@ -71,11 +96,19 @@ fn stack_too_small_for_the_frame_and_spilled_arguments_reports_both_sizes() {
             words -= 1;
         }
         // ... and exactly `needed` succeeds, writing only inside the stack.
-        b.fill(SENTINEL);
-        let mut parent = ContextHandle::new();
-        let mut child = ContextHandle::new();
-        Context::init(&mut b[len - needed / 8..len], &mut parent, &mut child, fptr(), &args).expect("exact fit");
-        assert!(b[..len - needed / 8].iter().all(|&w| w == SENTINEL), "init wrote below the stack");
+        for with_mask in [false, true] {
+            b.fill(SENTINEL);
+            let mut parent = ContextHandle::new();
+            let mut child = ContextHandle::new();
+            let stack = &mut b[len - needed / 8..len];
+            if with_mask {
+                Context::init_with_sigmask(stack, &mut parent, &mut child, fptr(), &args, &some_mask())
+            } else {
+                Context::init(stack, &mut parent, &mut child, fptr(), &args)
+            }
+            .expect("exact fit");
+            assert!(b[..len - needed / 8].iter().all(|&w| w == SENTINEL), "init wrote below the stack ({with_mask})");
+        }
     }
 }
 
@@ -101,4 +134,30 @@ fn out_of_range_return_register_index_is_an_error_not_a_panic() {
     assert_eq!(ctx.retval_gp(usize::MAX), Err(Error::RetvalIndex { index: usize::MAX }));
     assert_eq!(ctx.get_retval_gp(7), 0);
     assert_eq!(ctx.retval_gp(0), Ok(0));
+}
+
+#[test]
+fn with_several_faults_the_first_in_documented_order_is_reported_by_both_inits() {
+    let mut backing = TestStack::new(256);
+    let b = backing.slice();
+    let len = b.len();
+    let many: Vec<Val> = (0..40u64).map(Val::U64).collect();
+    // Empty beats everything, misalignment beats size, size beats a null entry.
+    expect_error(b, len..len, 0, &many, Error::EmptyStack);
+    expect_error(b, 0..len - 1, 0, &many, Error::UnalignedStack);
+    let needed = ArgPlan::new(&many).frame_bytes;
+    expect_error(b, len - 2..len, 0, &many, Error::StackTooSmall { needed, available: 16 });
+}
+
+#[test]
+fn create_and_init_with_sigmask_reports_the_error_and_makes_no_child() {
+    let mut backing = TestStack::new(64);
+    let b = backing.slice();
+    let len = b.len();
+    let mut parent = ContextHandle::new();
+    let got = ContextHandle::create_and_init_with_sigmask(&mut b[..len - 1], &mut parent, fptr(), &[], &some_mask());
+    assert_eq!(got.err(), Some(Error::UnalignedStack));
+    let got = ContextHandle::create_and_init_with_sigmask(&mut b[..], &mut parent, 0, &[], &some_mask());
+    assert_eq!(got.err(), Some(Error::NullEntryPoint));
+    assert_eq!(parent.sigset(), SigSet::empty(), "the parent is untouched");
 }

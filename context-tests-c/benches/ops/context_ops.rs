@@ -1,5 +1,6 @@
 //! Context-level operations: a switch round trip, init + run + return on a
-//! reused stack, and `Context::init` alone; ours beside corosensei and Boost
+//! reused stack (also with `Context::init_with_sigmask`), and `Context::init`
+//! alone; ours beside corosensei and Boost
 //! fcontext (the `context` 3.0 crate, renamed `boost_context` here).
 //!
 //! Every implementation passes one word in and gets one word back, so no one
@@ -12,6 +13,7 @@ use boost_context::stack::ProtectedFixedSizeStack;
 use context::{Context, ContextHandle, Val};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, ScopedCoroutine};
+use nix::sys::signal::SigSet;
 
 use super::Op;
 
@@ -176,6 +178,45 @@ impl Op for OursInitRun {
     }
 }
 
+/// Ours without the system call: `Context::init_with_sigmask` with the
+/// thread's mask read once in `new`, then as [`OursInitRun`].
+pub struct OursInitRunGivenMask {
+    parent: ContextHandle,
+    child: ContextHandle,
+    stack: Box<Stack>,
+    mask: SigSet,
+}
+
+impl OursInitRunGivenMask {
+    pub fn new() -> OursInitRunGivenMask {
+        OursInitRunGivenMask {
+            parent: ContextHandle::new(),
+            child: ContextHandle::new(),
+            stack: Stack::boxed(),
+            mask: SigSet::thread_get_mask().expect("read the signal mask"),
+        }
+    }
+}
+
+impl Op for OursInitRunGivenMask {
+    #[inline]
+    fn run(&mut self) {
+        Context::init_with_sigmask(
+            &mut self.stack.0,
+            &mut self.parent,
+            &mut self.child,
+            ours_identity as *const () as usize,
+            &[Val::U64(black_box(7))],
+            &self.mask,
+        )
+        .expect("a 64 KiB stack holds the start-up frame");
+        // SAFETY: the child was just prepared on our stack; its entry returns
+        // to `parent`, which is heap-pinned.
+        unsafe { Context::swap(&mut self.parent, &self.child) };
+        black_box(self.child.get_retval_gp(0));
+    }
+}
+
 /// corosensei: a scoped coroutine on a reused stack that returns its input.
 pub struct CorosenseiInitRun {
     stack: DefaultStack,
@@ -317,6 +358,6 @@ impl SigmaskRead {
 impl Op for SigmaskRead {
     #[inline]
     fn run(&mut self) {
-        black_box(nix::sys::signal::SigSet::thread_get_mask().expect("read the signal mask"));
+        black_box(SigSet::thread_get_mask().expect("read the signal mask"));
     }
 }

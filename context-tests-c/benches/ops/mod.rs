@@ -52,6 +52,7 @@ pub const CASES: &[Case] = &[
     case!("switch_round_trip", "corosensei", context_ops::CorosenseiSwitch),
     case!("switch_round_trip", "boost_context", context_ops::BoostSwitch),
     case!("init_run_return", "ours", context_ops::OursInitRun),
+    case!("init_run_return", "ours_given_mask", context_ops::OursInitRunGivenMask),
     case!("init_run_return", "corosensei", context_ops::CorosenseiInitRun),
     case!("init_run_return", "boost_context", context_ops::BoostInitRun),
     case!("init_24_args", "ours", context_ops::OursInit24),
