@@ -429,7 +429,7 @@ impl Instance {
     ) -> Result<Outcome<UntypedRetVal>, Error> {
         let _nested = Nested::enter();
         self.check_runnable()?;
-        Context::init(self.stack.as_words_mut(), &mut self.pinned.host, &mut self.pinned.guest, entry, args)?;
+        self.prepare(entry, args)?;
         self.closure = None;
         self.output = (TypeId::of::<UntypedRetVal>(), core::any::type_name::<UntypedRetVal>());
         self.pinned.record.set_resumable(resumable);
@@ -495,7 +495,7 @@ impl Instance {
         let mut slot = ClosureSlot { f: Some(f), out: None };
         let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
         let arg = Val::CPtr(&mut slot as *mut ClosureSlot<F, T> as *const c_void);
-        Context::init(self.stack.as_words_mut(), &mut self.pinned.host, &mut self.pinned.guest, entry, &[arg])?;
+        self.prepare(entry, &[arg])?;
         self.closure = None;
         self.pinned.record.set_resumable(false);
         // SAFETY: `closure_entry` is an extern "C" fn taking one pointer
@@ -555,7 +555,7 @@ impl Instance {
         let mut slot = Box::new(ClosureSlot { f: Some(f), out: None });
         let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
         let arg = Val::CPtr(&mut *slot as *mut ClosureSlot<F, T> as *const c_void);
-        Context::init(self.stack.as_words_mut(), &mut self.pinned.host, &mut self.pinned.guest, entry, &[arg])?;
+        self.prepare(entry, &[arg])?;
         // The slot is on the heap: moving the box into the instance keeps
         // the address the guest was given.
         self.closure = Some(slot);
@@ -660,6 +660,19 @@ impl Instance {
         self.closure = None;
         self.pinned.record.set_resumable(false);
         Error::Fault(report)
+    }
+
+    /// Prepares the guest context to call `entry(args)` on the instance's
+    /// stack, with the host context as its parent.
+    ///
+    /// The mask the contexts record is not read from the thread (no system
+    /// call): nothing here ever `set_from_signal`s into them. The fault
+    /// handler restores the mask kept in the run record instead, which
+    /// `enter` reads per run when the thread's mode asks for it.
+    fn prepare(&mut self, entry: usize, args: &[Val]) -> Result<(), Error> {
+        let Pinned { host, guest, .. } = &mut *self.pinned;
+        Context::init_with_sigmask(self.stack.as_words_mut(), host, guest, entry, args, &SigSet::empty())?;
+        Ok(())
     }
 
     /// Switches to the guest (prepared by `Context::init`, or suspended in
