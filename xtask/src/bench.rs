@@ -199,8 +199,8 @@ fn counts() -> Result<(), String> {
     }
 
     println!("\nper operation: (count at n={COUNT_HIGH} - count at n={COUNT_LOW}) / {}\n", COUNT_HIGH - COUNT_LOW);
-    println!("{:<22} {:<18} {:>14} {:>10} {:>10}  tool", "operation", "who", "instructions", "ours/this", "syscalls");
-    println!("{}", "-".repeat(88));
+    println!("{:<22} {:<24} {:>14} {:>10} {:>10}  tool", "operation", "who", "instructions", "ours/this", "syscalls");
+    println!("{}", "-".repeat(94));
     for (group, who, tool, per_op, syscalls) in &rows {
         let ours = rows.iter().find(|r| &r.0 == group && r.1 == "ours").map(|r| r.3);
         let vs = match ours {
@@ -208,7 +208,7 @@ fn counts() -> Result<(), String> {
             _ => String::new(),
         };
         let sc = syscalls.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".to_string());
-        println!("{group:<22} {who:<18} {per_op:>14.1} {vs:>10} {sc:>10}  {tool}");
+        println!("{group:<22} {who:<24} {per_op:>14.1} {vs:>10} {sc:>10}  {tool}");
     }
     println!("\n`ours/this`: ours divided by that row. Instructions are user space only; the kernel's");
     println!("work (system calls, signal delivery, page faults) is not counted: see the syscalls column.");
