@@ -401,9 +401,9 @@ struct ThreadAlt {
 
 impl ThreadAlt {
     /// Puts the thread's own setting back if ours is still the installed
-    /// one (someone else's later change is left alone: Rust's own thread
-    /// teardown, for one, disables the alternate stack before thread-local
-    /// destructors run).
+    /// one (someone else's later change is left alone: Rust's std thread
+    /// teardown, for one, disables the alternate stack itself, and a thread
+    /// it started ends with none either way).
     fn give_back(&mut self) {
         let (Some(own), Some(stack)) = (self.kept_over.take(), self.stack.as_ref()) else { return };
         let mut now = MaybeUninit::<libc::stack_t>::uninit();
