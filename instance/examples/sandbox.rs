@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use context::{UntypedRetVal, Val};
-use instance::{Error, FaultKind, Instance, Outcome};
+use instance::{Error, FaultKind, Instance, Outcome, ThreadSignalMode};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous};
 
 const RUNS: u32 = 1000;
@@ -252,6 +252,23 @@ fn main() {
         },
     ];
 
+    // The same short runs with the thread in ThreadSignalMode::Keep: our
+    // alternate signal stack stays installed between runs and the mask is
+    // not read, so a run makes no system call.
+    let mut keep_cases = [
+        Case {
+            name: "return (raw entry), Keep mode",
+            expect: Expect::Value(42),
+            run: raw(add as *const () as usize, vec![Val::U64(40), Val::U64(2)]),
+        },
+        Case { name: "return (closure), Keep mode", expect: Expect::Value(55), run: closure(|| (1..=10).sum()) },
+        Case {
+            name: "PROT_NONE write, Keep mode",
+            expect: Expect::Fault(FaultKind::MemoryFault),
+            run: raw(write_to as *const () as usize, vec![Val::USize(no_access)]),
+        },
+    ];
+
     // Guest panics are expected here; keep the table readable.
     std::panic::set_hook(Box::new(|_| {}));
 
@@ -265,7 +282,9 @@ fn main() {
     println!("{:<32} {:<26} {:<20} {:<16} {:>10}", "case", "outcome", "kind", "address", "time/run");
     println!("{}", "-".repeat(108));
     let mut all_ok = true;
-    for case in &mut cases {
+    let all = cases.iter_mut().map(|c| (c, ThreadSignalMode::Restore));
+    for (case, mode) in all.chain(keep_cases.iter_mut().map(|c| (c, ThreadSignalMode::Keep))) {
+        instance::set_thread_signal_mode(mode).expect("not inside a run");
         let mut last = None;
         let mut ok = true;
         let runs = if case.expect == Expect::Terminated { KILL_RUNS } else { RUNS };
