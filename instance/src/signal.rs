@@ -404,26 +404,29 @@ impl ThreadAlt {
     /// one (someone else's later change is left alone: Rust's std thread
     /// teardown, for one, disables the alternate stack itself, and a thread
     /// it started ends with none either way).
-    fn give_back(&mut self) {
-        let (Some(own), Some(stack)) = (self.kept_over.take(), self.stack.as_ref()) else { return };
+    fn give_back(&mut self) -> Result<(), Errno> {
+        let (Some(own), Some(stack)) = (self.kept_over, self.stack.as_ref()) else { return Ok(()) };
         let mut now = MaybeUninit::<libc::stack_t>::uninit();
         // SAFETY: a query: sigaltstack writes the current setting to `now`.
-        if unsafe { libc::sigaltstack(core::ptr::null(), now.as_mut_ptr()) } != 0 {
-            return;
-        }
+        Errno::result(unsafe { libc::sigaltstack(core::ptr::null(), now.as_mut_ptr()) })?;
         // SAFETY: sigaltstack succeeded, so it wrote `now`.
         let now = unsafe { now.assume_init() };
-        if now.ss_flags & libc::SS_DISABLE != 0 || now.ss_sp as usize != stack.base() {
-            return;
+        if now.ss_flags & libc::SS_DISABLE == 0 && now.ss_sp as usize == stack.base() {
+            // Fails (EPERM) only while this thread runs on ours, i.e. when
+            // called from a signal handler; ours then stays, and so does the
+            // record of the thread's own.
+            put_back(own)?;
         }
-        put_back(own);
+        self.kept_over = None;
+        Ok(())
     }
 }
 
 impl Drop for ThreadAlt {
     fn drop(&mut self) {
-        // Before `stack` is unmapped: never leave it installed.
-        self.give_back();
+        // Before `stack` is unmapped: never leave it installed. (A thread
+        // exits on its own stack, so putting the thread's own back works.)
+        let _ = self.give_back();
     }
 }
 
@@ -443,7 +446,10 @@ thread_local! {
 /// # Errors
 ///
 /// [`Error::SignalModeInRun`] if the thread is running an instance (from a
-/// guest or a host region), [`Error::ThreadExiting`] during thread exit.
+/// guest or a host region), [`Error::AltStack`] if the thread's own
+/// alternate stack cannot be put back (called from a signal handler running
+/// on ours; the mode stays `Keep`), [`Error::ThreadExiting`] during thread
+/// exit.
 ///
 /// # Example
 ///
@@ -465,12 +471,13 @@ pub fn set_thread_signal_mode(mode: ThreadSignalMode) -> Result<(), Error> {
     }
     ALT.try_with(|cell| {
         let mut alt = cell.borrow_mut();
-        alt.mode = mode;
         if mode == ThreadSignalMode::Restore {
-            alt.give_back();
+            alt.give_back().map_err(Error::AltStack)?;
         }
+        alt.mode = mode;
+        Ok(())
     })
-    .map_err(|_| Error::ThreadExiting)
+    .map_err(|_| Error::ThreadExiting)?
 }
 
 /// The calling thread's [`ThreadSignalMode`].
@@ -479,15 +486,14 @@ pub fn thread_signal_mode() -> ThreadSignalMode {
 }
 
 /// Puts a setting that `sigaltstack` reported back in place.
-fn put_back(mut own: libc::stack_t) {
+fn put_back(mut own: libc::stack_t) -> Result<(), Errno> {
     // SS_ONSTACK is an output-only flag; SS_DISABLE and SS_AUTODISARM are
     // given back as they were.
     own.ss_flags &= !libc::SS_ONSTACK;
     // SAFETY: `own` is what sigaltstack reported for this thread; the
-    // memory it names is the thread's, not ours. Failure is impossible for
-    // a setting that was in place before and is not in use (we are not on
-    // our alternate stack here).
-    let _ = unsafe { libc::sigaltstack(&own, core::ptr::null_mut()) };
+    // memory it names is the thread's, not ours. It fails only while the
+    // thread runs on the alternate stack being replaced.
+    Errno::result(unsafe { libc::sigaltstack(&own, core::ptr::null_mut()) }).map(drop)
 }
 
 /// Our alternate signal stack, installed for the duration of a run (or,
@@ -535,7 +541,9 @@ impl AltStackGuard {
 impl Drop for AltStackGuard {
     fn drop(&mut self) {
         if let Some(own) = self.restore {
-            put_back(own);
+            // Cannot fail: the run has ended, so the thread is back on its
+            // own stack (a run cannot start on ours: `enter` fails then).
+            let _ = put_back(own);
         }
     }
 }

@@ -312,3 +312,48 @@ fn keep_mode_gives_the_threads_own_alt_stack_back_when_the_thread_exits() {
     assert_eq!(common::perms_at(ours), None, "our alternate stack was unmapped at thread exit");
     drop(buf);
 }
+
+/// What `set_thread_signal_mode(Restore)` answered inside the handler.
+static FROM_HANDLER: Mutex<Option<Result<(), String>>> = Mutex::new(None);
+
+extern "C" fn restore_from_handler(_sig: i32) {
+    // Test only: nothing else of the crate is in use on this thread now.
+    let r = instance::set_thread_signal_mode(instance::ThreadSignalMode::Restore).map_err(|e| format!("{e:?}"));
+    *FROM_HANDLER.lock().unwrap() = Some(r);
+}
+
+#[test]
+fn restore_from_a_handler_running_on_our_alt_stack_is_an_error_and_keeps_keep() {
+    let _s = serial();
+    std::thread::spawn(|| {
+        // SAFETY: installs a plain handler for SIGUSR1 on the alternate
+        // stack; restored to the default below.
+        let old = unsafe {
+            nix::sys::signal::sigaction(
+                Signal::SIGUSR1,
+                &nix::sys::signal::SigAction::new(
+                    nix::sys::signal::SigHandler::Handler(restore_from_handler),
+                    nix::sys::signal::SaFlags::SA_ONSTACK,
+                    nix::sys::signal::SigSet::empty(),
+                ),
+            )
+        }
+        .unwrap();
+        instance::set_thread_signal_mode(instance::ThreadSignalMode::Keep).unwrap();
+        let mut inst = Instance::new(64 * 1024).unwrap();
+        assert_eq!(inst.run_closure(|| 1).unwrap(), 1);
+        let ours = query_alt_stack();
+        nix::sys::signal::raise(Signal::SIGUSR1).unwrap();
+        let answer = FROM_HANDLER.lock().unwrap().take().expect("the handler ran");
+        assert!(answer.as_ref().is_err_and(|e| e.contains("AltStack")), "{answer:?}");
+        assert_eq!(instance::thread_signal_mode(), instance::ThreadSignalMode::Keep);
+        assert!(same(&query_alt_stack(), &ours), "ours is still installed");
+        // From the thread's own stack it works, and the thread's own comes back.
+        instance::set_thread_signal_mode(instance::ThreadSignalMode::Restore).unwrap();
+        assert!(!same(&query_alt_stack(), &ours));
+        // SAFETY: puts back the handler replaced above.
+        unsafe { nix::sys::signal::sigaction(Signal::SIGUSR1, &old) }.unwrap();
+    })
+    .join()
+    .unwrap();
+}
