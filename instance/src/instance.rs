@@ -675,15 +675,15 @@ impl Instance {
         Ok(())
     }
 
-    /// Switches to the guest (prepared by `Context::init`, or suspended in
-    /// a yield) and returns when it comes back.
+    /// Switches to the guest (prepared by [`Instance::prepare`], or
+    /// suspended in a yield) and returns when it comes back.
     ///
     /// # Safety
     ///
-    /// For `How::Start`, `self.pinned.guest` must have just been prepared by
-    /// `Context::init` on `self.stack` with `self.host` as parent, for an
-    /// entry point that honours [`Instance::run`]'s duties. For
-    /// `How::Resume`/`How::Unwind`, the guest must be suspended in a yield.
+    /// For `How::Start`, the guest context must have just been prepared by
+    /// [`Instance::prepare`], for an entry point that honours
+    /// [`Instance::run`]'s duties. For `How::Resume`/`How::Unwind`, the
+    /// guest must be suspended in a yield.
     unsafe fn enter(&mut self, how: How) -> Result<Exit, Error> {
         install_handlers()?;
         let outer = current();

@@ -513,10 +513,11 @@ impl AltStackGuard {
             if mode == ThreadSignalMode::Keep && alt.kept_over.is_some() {
                 return Ok((AltStackGuard { restore: None }, mode));
             }
-            if alt.stack.is_none() {
-                alt.stack = Some(Stack::with_guard(alt_stack_size(), page_size())?);
-            }
-            let Some(stack) = alt.stack.as_ref() else { return Err(Error::ThreadExiting) };
+            let stack = match alt.stack.take() {
+                Some(stack) => stack,
+                None => Stack::with_guard(alt_stack_size(), page_size())?,
+            };
+            let stack = alt.stack.insert(stack);
             let ours = libc::stack_t { ss_sp: stack.base() as *mut c_void, ss_flags: 0, ss_size: stack.size() };
             let mut saved = MaybeUninit::<libc::stack_t>::uninit();
             // SAFETY: `ours` describes a mapped read/write region that
