@@ -33,6 +33,6 @@ pub enum Error {
         index: usize,
     },
     /// Reading or setting the thread's signal mask failed.
-    #[error("could not read or set the thread's signal mask: {0}")]
+    #[error("could not read or set the thread's signal mask")]
     SignalMask(#[source] nix::errno::Errno),
 }

@@ -2,6 +2,7 @@
 
 use core::any::Any;
 use core::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -37,7 +38,7 @@ pub enum Error {
         state: State,
     },
     /// Installing the process-wide handler for `signal` failed.
-    #[error("could not install the handler for {signal}: {errno}")]
+    #[error("could not install the handler for {signal}")]
     SignalHandler {
         /// The signal whose handler could not be installed.
         signal: Signal,
@@ -46,7 +47,7 @@ pub enum Error {
         errno: Errno,
     },
     /// Installing the handler of the kill signal failed.
-    #[error("could not install the handler for the kill signal {signum}: {errno}")]
+    #[error("could not install the handler for the kill signal {signum}")]
     KillHandler {
         /// The kill signal's number.
         signum: i32,
@@ -91,14 +92,14 @@ pub enum Error {
     },
     /// Switching the thread's alternate signal stack failed (for example
     /// because a run was started from a handler running on it).
-    #[error("could not switch the alternate signal stack: {0}")]
+    #[error("could not switch the alternate signal stack")]
     AltStack(#[source] Errno),
     /// Reading the thread's signal mask failed.
-    #[error("could not read the signal mask: {0}")]
+    #[error("could not read or change the signal mask")]
     SignalMask(#[source] Errno),
     /// The process-wide watchdog thread that serves timeouts could not be
     /// started.
-    #[error("could not start the timeout watchdog thread: {0}")]
+    #[error("could not start the timeout watchdog thread")]
     WatchdogThread(#[source] std::io::Error),
     /// [`set_thread_signal_mode`](crate::set_thread_signal_mode) was called
     /// while the thread runs an instance.
@@ -128,39 +129,56 @@ impl Error {
 }
 
 /// A panic caught inside a closure guest, with its payload.
+///
+/// `Send + Sync` like the rest of [`Error`], so that `?` carries it into a
+/// `Box<dyn std::error::Error + Send + Sync>`: a panic payload is only
+/// `Send`, so it is kept behind a [`Mutex`] (never contended: reading it
+/// takes `&self` and locks for the guard's life, [`Panic::payload_mut`] and
+/// [`Panic::into_payload`] need no lock). The message is copied out when
+/// the panic is caught.
 pub struct Panic {
-    payload: Box<dyn Any + Send + 'static>,
+    payload: Mutex<Box<dyn Any + Send + 'static>>,
+    message: Option<String>,
 }
 
 impl Panic {
     pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> Panic {
-        Panic { payload }
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            Some((*s).to_owned())
+        } else {
+            payload.downcast_ref::<String>().cloned()
+        };
+        Panic { payload: Mutex::new(payload), message }
     }
 
-    /// The payload, for `downcast_ref`.
-    pub fn payload(&self) -> &(dyn Any + Send + 'static) {
-        &*self.payload
+    /// The payload, for `downcast_ref` (through the returned guard:
+    /// `panic.payload().downcast_ref::<T>()`).
+    pub fn payload(&self) -> MutexGuard<'_, Box<dyn Any + Send + 'static>> {
+        // Nothing can panic while the lock is held by us, and a poisoned
+        // payload is still the payload.
+        self.payload.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The payload, mutably (no lock taken).
+    pub fn payload_mut(&mut self) -> &mut (dyn Any + Send + 'static) {
+        &mut **self.payload.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The payload, owned.
     pub fn into_payload(self) -> Box<dyn Any + Send + 'static> {
-        self.payload
+        self.payload.into_inner().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The panic message when the payload is a `&str` or a `String` (what
     /// `panic!` produces).
     pub fn message(&self) -> Option<&str> {
-        if let Some(s) = self.payload.downcast_ref::<&'static str>() {
-            Some(s)
-        } else {
-            self.payload.downcast_ref::<String>().map(String::as_str)
-        }
+        self.message.as_deref()
     }
 
     /// Re-raises the panic in the caller with its original payload
     /// ([`std::panic::resume_unwind`]).
     pub fn resume(self) -> ! {
-        std::panic::resume_unwind(self.payload)
+        std::panic::resume_unwind(self.into_payload())
     }
 }
 

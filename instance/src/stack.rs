@@ -45,7 +45,7 @@ pub enum StackError {
         guard: usize,
     },
     /// `mmap` refused the mapping.
-    #[error("mmap of {len} bytes failed: {errno}")]
+    #[error("mmap of {len} bytes failed")]
     Map {
         /// Bytes asked for (guard included).
         len: usize,
@@ -54,10 +54,10 @@ pub enum StackError {
         errno: Errno,
     },
     /// `mprotect` of the usable part failed.
-    #[error("mprotect of the usable part failed: {0}")]
+    #[error("mprotect of the usable part failed")]
     Protect(#[source] Errno),
     /// `madvise(MADV_DONTNEED)` failed.
-    #[error("madvise(MADV_DONTNEED) failed: {0}")]
+    #[error("madvise(MADV_DONTNEED) failed")]
     Advise(#[source] Errno),
     /// A stack was handed to a pool whose size or guard differs from its own.
     #[error("a stack of {size} bytes with a {guard}-byte guard does not belong to a pool of {pool_size}/{pool_guard}")]
