@@ -20,7 +20,7 @@ use crate::error::{Error, Panic};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
 use crate::run::{RunRecord, current, end_run_from_guest, set_current};
-use crate::signal::{AltStackGuard, ThreadSignalMode, install_handlers, thread_signal_mode};
+use crate::signal::{AltStackGuard, ThreadSignalMode, clear_guest_flags, install_handlers, thread_signal_mode};
 use crate::stack::Stack;
 use crate::state::State;
 use crate::watchdog;
@@ -726,6 +726,7 @@ impl Instance {
             // (through `context_sys_start`), yields to, or is sent back to
             // by the fault and kill handlers.
             unsafe { Context::swap(&mut self.pinned.host, &self.pinned.guest) };
+            clear_guest_flags();
             // No kill signal is sent for this run from here on; one that
             // was sent is taken before the host's code continues.
             self.kill.stop();

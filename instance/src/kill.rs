@@ -675,7 +675,7 @@ pub(crate) fn install_kill_handler() -> Result<(), (c_int, Errno)> {
     // handler, flags and an empty mask. nix's Signal enum cannot name
     // real-time signals, so this uses libc.
     let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
-    action.sa_sigaction = handle_kill as extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
+    action.sa_sigaction = instance_kill_entry as unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
     action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
     // SAFETY: `action.sa_mask` is a valid sigset_t to initialise.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
@@ -685,6 +685,17 @@ pub(crate) fn install_kill_handler() -> Result<(), (c_int, Errno)> {
     Ok(())
 }
 
+crate::signal::ac_clearing_entry!("instance_kill_entry", handle_kill);
+
+unsafe extern "C" {
+    /// [`handle_kill`] behind the AC-clearing entry (a guest that set
+    /// EFLAGS.AC and was killed must not make the handler's own accesses
+    /// fault); the address given to `sigaction`.
+    fn instance_kill_entry(signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void);
+}
+
+/// The kill signal's handler (entered through `instance_kill_entry`, with
+/// EFLAGS.AC clear).
 extern "C" fn handle_kill(_signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     let errno = Errno::last_raw();
     // SAFETY: the kernel passes valid pointers to an SA_SIGINFO handler.

@@ -155,15 +155,90 @@ fn install_one(signal: Signal) -> Result<(), Errno> {
     // handler (the only reader) is installed for this signal.
     unsafe { (*prev.action.get()).write(old.assume_init()) };
     prev.ready.store(true, Ordering::Release);
-    let ours =
-        SigAction::new(SigHandler::SigAction(handle_fault), SaFlags::SA_SIGINFO | SaFlags::SA_ONSTACK, SigSet::empty());
-    // SAFETY: `handle_fault` is async-signal-safe (see the module docs) and
-    // valid for the whole life of the process.
-    unsafe { sigaction(signal, &ours) }?;
-    Ok(())
+    // SAFETY: `handle_fault` (behind its AC-clearing entry, which keeps
+    // the kernel's arguments) is async-signal-safe (see the module docs)
+    // and valid for the whole life of the process.
+    unsafe { install_ours(signal as c_int) }
 }
 
-/// The handler for every fault signal.
+/// Our fault handler's disposition for `signum`.
+fn our_action() -> libc::sigaction {
+    // SAFETY: a zeroed sigaction is a valid value to fill in; nix's
+    // SigHandler cannot name an assembly entry point.
+    let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+    action.sa_sigaction = instance_fault_entry as unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    action
+}
+
+/// Installs our fault handler for `signum`.
+///
+/// # Safety
+///
+/// `signum` must be one of [`FAULT_SIGNALS`].
+unsafe fn install_ours(signum: c_int) -> Result<(), Errno> {
+    let action = our_action();
+    // SAFETY: installs our async-signal-safe handler, valid for the life of
+    // the process (the caller names a fault signal).
+    Errno::result(unsafe { libc::sigaction(signum, &action, core::ptr::null_mut()) }).map(drop)
+}
+
+/// Defines an assembly entry point `$entry` for a signal handler: it clears
+/// EFLAGS.AC, then jumps to `$handler` with the kernel's arguments and
+/// return address untouched.
+///
+/// Linux enters a handler with the interrupted code's alignment-check flag
+/// (AC, bit 18) still set (it clears only TF, DF and RF), and with CR0.AM
+/// on, every misaligned access of the handler would then raise SIGBUS: a
+/// guest that set AC and faulted, or was killed, would take the process
+/// down from inside our handler or anything it calls (libc's `memcpy`
+/// makes misaligned accesses on purpose). So AC goes before any Rust code
+/// runs. `pushfq` and the `and` touch the 8-byte word at rsp, which the
+/// kernel aligned (rsp + 8 is 16-aligned at a handler's entry), so they
+/// cannot trip the check themselves. The interrupted context's own flags
+/// are in the ucontext and come back at sigreturn (`redirect_to_host`
+/// clears AC there too when a guest is abandoned).
+///
+/// The tail jump leaves no frame of its own: `$handler` returns straight to
+/// the kernel's restorer, and unwinders see it as the signal frame's callee.
+macro_rules! ac_clearing_entry {
+    ($entry:literal, $handler:path) => {
+        core::arch::global_asm!(
+            ".p2align 4",
+            concat!(".globl ", $entry),
+            concat!(".hidden ", $entry),
+            concat!(".type ", $entry, ", @function"),
+            concat!($entry, ":"),
+            ".cfi_startproc",
+            // CFA = rsp + 8 (the restorer's address at rsp), as at any call.
+            "pushfq",
+            ".cfi_adjust_cfa_offset 8",
+            // ~(1 << 18): every flag but AC.
+            "andl $0xfffbffff, (%rsp)",
+            "popfq",
+            ".cfi_adjust_cfa_offset -8",
+            "jmp {handler}",
+            ".cfi_endproc",
+            concat!(".size ", $entry, ", .-", $entry),
+            handler = sym $handler,
+            options(att_syntax),
+        );
+    };
+}
+pub(crate) use ac_clearing_entry;
+
+ac_clearing_entry!("instance_fault_entry", handle_fault);
+
+unsafe extern "C" {
+    /// [`handle_fault`] behind the AC-clearing entry (see
+    /// `ac_clearing_entry!`); the address given to `sigaction`.
+    fn instance_fault_entry(signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void);
+}
+
+/// The handler for every fault signal (entered through
+/// `instance_fault_entry`, with EFLAGS.AC clear).
 extern "C" fn handle_fault(signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     let errno = Errno::last_raw();
     // SAFETY: the kernel passes a valid siginfo and ucontext for an
@@ -252,15 +327,45 @@ pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRec
     gregs[libc::REG_RBP as usize] = 0;
     // The ABI wants the direction flag clear at calls; a trap flag or the
     // alignment check left set by the guest must not follow the host.
-    const DF: i64 = 1 << 10;
-    const TF: i64 = 1 << 8;
-    const AC: i64 = 1 << 18;
-    gregs[libc::REG_EFL as usize] &= !(DF | TF | AC);
+    gregs[libc::REG_EFL as usize] &= !(EFLAGS_DF | EFLAGS_TF | EFLAGS_AC) as i64;
     // In ThreadSignalMode::Restore, the host's mask as read when the run
     // started (or resumed), whatever the guest did to its own; in Keep, the
     // mask the guest faulted with stays, as after a return.
     if let Some(mask) = record.host_mask() {
         uc.uc_sigmask = *mask.as_ref();
+    }
+}
+
+/// EFLAGS.TF: single-step trap.
+const EFLAGS_TF: u64 = 1 << 8;
+/// EFLAGS.DF: string instructions count down; the ABI wants it clear at
+/// every call and return.
+const EFLAGS_DF: u64 = 1 << 10;
+/// EFLAGS.AC: with CR0.AM (set by Linux), misaligned user accesses raise
+/// SIGBUS.
+const EFLAGS_AC: u64 = 1 << 18;
+
+/// Host, right after a guest switched back to it (returned, yielded, or
+/// left through a handler): clears the flags a guest may leave set that
+/// would break the host's code, the alignment check (AC, a SIGBUS at the
+/// host's first misaligned access) and the direction flag (DF, which the
+/// ABI wants clear, and which makes `memcpy` run backwards). Reading the
+/// flags is cheap; `popfq` is not, so they are written only when one is
+/// set. (After a fault or kill the handler has already cleared them in
+/// the interrupted state; a guest that returns or yields does not pass
+/// through the kernel.)
+#[inline(always)]
+pub(crate) fn clear_guest_flags() {
+    let flags: u64;
+    // SAFETY: pushes the flags on the stack and pops them into a register:
+    // no memory but the stack word, no flag changed.
+    unsafe { core::arch::asm!("pushfq", "pop {}", out(reg) flags, options(preserves_flags)) };
+    if flags & (EFLAGS_AC | EFLAGS_DF) != 0 {
+        // SAFETY: writes the same flags with AC and DF cleared, both of
+        // which only make the code that follows behave as the ABI expects.
+        // The stack word is 8-aligned (rsp is), so `popfq` itself cannot
+        // trip the alignment check.
+        unsafe { core::arch::asm!("push {}", "popfq", in(reg) flags & !(EFLAGS_AC | EFLAGS_DF)) };
     }
 }
 
