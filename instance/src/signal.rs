@@ -37,10 +37,10 @@
 //! through their raw addresses, and the jump back to the host.
 #![allow(unsafe_code)]
 
-use core::cell::{RefCell, UnsafeCell};
+use core::cell::RefCell;
 use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use context::Context;
@@ -68,31 +68,99 @@ const HANDLER_STACK_NEEDS: usize = 64 * 1024;
 /// top of the instance's stack.
 const TRAMPOLINE_HEADROOM: usize = 256;
 
-/// The handler that was in place before ours, for one signal.
-struct Previous {
-    /// Set (release) once `action` has been written; until then the
-    /// previous handler counts as `SIG_DFL`.
-    ready: AtomicBool,
-    /// Set when the previous action had `SA_RESETHAND` and has been called
-    /// once: from then on it counts as `SIG_DFL`, as the kernel would have
-    /// reset it.
-    reset: AtomicBool,
-    action: UnsafeCell<MaybeUninit<libc::sigaction>>,
-}
+/// Words of a `sigaction` as [`Previous`] stores it.
+const ACTION_WORDS: usize = core::mem::size_of::<libc::sigaction>().div_ceil(8);
 
-// SAFETY: `action` is written once, under the `INSTALLED` OnceLock, before
-// `ready` is set with release ordering; readers load `ready` with acquire
-// ordering first and never write it.
-unsafe impl Sync for Previous {}
+/// What the handler that was in place before ours asks for, for one signal:
+/// the disposition we forward to. Written when ours is installed, and again
+/// whenever a chained handler changes the disposition (Rust std's SIGSEGV
+/// handler, for one, answers a fault that is not a guard-page hit by
+/// installing `SIG_DFL`, over ours; we put ours back and remember `SIG_DFL`
+/// as what the host now wants).
+///
+/// A sequence lock over atomic words, so that a signal handler on any
+/// thread can read it without a lock and without a data race: `seq` is 0
+/// until the first write (the previous handler then counts as `SIG_DFL`),
+/// odd while a write is in progress, and even otherwise. Writers run with
+/// every signal blocked, so a reader never waits for a writer it
+/// interrupted on its own thread; a reader that meets a write in progress on
+/// another thread retries.
+struct Previous {
+    seq: AtomicU32,
+    words: [AtomicU64; ACTION_WORDS],
+}
 
 impl Previous {
     const fn new() -> Previous {
-        Previous {
-            ready: AtomicBool::new(false),
-            reset: AtomicBool::new(false),
-            action: UnsafeCell::new(MaybeUninit::uninit()),
+        Previous { seq: AtomicU32::new(0), words: [const { AtomicU64::new(0) }; ACTION_WORDS] }
+    }
+
+    /// The stored disposition, or `None` before the first write.
+    fn load(&self) -> Option<libc::sigaction> {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before & 1 != 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let mut words = [0u64; ACTION_WORDS];
+            for (w, a) in words.iter_mut().zip(&self.words) {
+                *w = a.load(Ordering::Relaxed);
+            }
+            core::sync::atomic::fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                // SAFETY: `words` holds the bytes of a `libc::sigaction`
+                // written by `store` (plain data, every bit pattern of which
+                // the kernel gave us or we built); it is at least as long.
+                return Some(unsafe { core::ptr::read_unaligned(words.as_ptr().cast::<libc::sigaction>()) });
+            }
         }
     }
+
+    /// Stores `action`. Call with every signal blocked (see the type's
+    /// docs); a write already in progress on another thread wins, and this
+    /// one is dropped.
+    fn store(&self, action: &libc::sigaction) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq & 1 != 0 || self.seq.compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return;
+        }
+        let mut words = [0u64; ACTION_WORDS];
+        // SAFETY: copies the sigaction's bytes into a buffer at least as
+        // large; both are plain data.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (action as *const libc::sigaction).cast::<u8>(),
+                words.as_mut_ptr().cast::<u8>(),
+                core::mem::size_of::<libc::sigaction>(),
+            )
+        };
+        core::sync::atomic::fence(Ordering::Release);
+        for (a, w) in self.words.iter().zip(words) {
+            a.store(w, Ordering::Relaxed);
+        }
+        self.seq.store(seq + 2, Ordering::Release);
+    }
+
+    /// [`Previous::store`] with every signal blocked around it.
+    fn store_masked(&self, action: &libc::sigaction) {
+        let mut old = SigSet::empty();
+        let blocked = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old)).is_ok();
+        self.store(action);
+        if blocked {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        }
+    }
+}
+
+/// A `SIG_DFL` disposition with no flags.
+fn default_disposition() -> libc::sigaction {
+    // SAFETY: a zeroed sigaction is SIG_DFL (0) with no flags and an empty
+    // mask.
+    unsafe { core::mem::zeroed() }
 }
 
 static PREVIOUS: [Previous; 5] = [Previous::new(), Previous::new(), Previous::new(), Previous::new(), Previous::new()];
@@ -151,10 +219,8 @@ fn install_one(signal: Signal) -> Result<(), Errno> {
     // SAFETY: a query-only sigaction (null new action) writes the current
     // action into `old`; nix has no query-only form.
     Errno::result(unsafe { libc::sigaction(signal as c_int, core::ptr::null(), old.as_mut_ptr()) })?;
-    // SAFETY: written once, before `ready` is published and before our
-    // handler (the only reader) is installed for this signal.
-    unsafe { (*prev.action.get()).write(old.assume_init()) };
-    prev.ready.store(true, Ordering::Release);
+    // SAFETY: the query succeeded, so it wrote `old`.
+    prev.store_masked(&unsafe { old.assume_init() });
     // SAFETY: `handle_fault` (behind its AC-clearing entry, which keeps
     // the kernel's arguments) is async-signal-safe (see the module docs)
     // and valid for the whole life of the process.
@@ -393,12 +459,7 @@ unsafe fn chain(signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     let Some(prev) = slot(signum) else { return };
     // SAFETY: the caller passes the kernel's siginfo.
     let code = unsafe { (*info).si_code };
-    if !prev.ready.load(Ordering::Acquire) || prev.reset.load(Ordering::Acquire) {
-        return default_action(signum, code);
-    }
-    // SAFETY: `ready` is set, so `action` was written and is never written
-    // again.
-    let action = unsafe { (*prev.action.get()).assume_init() };
+    let Some(action) = prev.load() else { return default_action(signum, code) };
     match action.sa_sigaction {
         libc::SIG_DFL => default_action(signum, code),
         // The kernel does not let a CPU fault be ignored: it resets the
@@ -407,7 +468,8 @@ unsafe fn chain(signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
         libc::SIG_IGN => {}
         handler => {
             if action.sa_flags & libc::SA_RESETHAND != 0 {
-                prev.reset.store(true, Ordering::Release);
+                // The kernel would have reset the disposition on delivery.
+                prev.store_masked(&default_disposition());
             }
             // Block what the kernel would have blocked for that handler.
             // SAFETY: sa_mask is an initialised sigset_t.
@@ -434,8 +496,42 @@ unsafe fn chain(signum: c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
                 f(signum);
             }
             let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            // SAFETY: `signum` is a fault signal (it has a slot).
+            unsafe { keep_ours_installed(signum, prev) };
         }
     }
+}
+
+/// After a chained handler ran: if it changed the disposition of `signum`
+/// (Rust std's handler installs `SIG_DFL` for a fault it does not own; a
+/// one-shot handler may install its successor), remember what it installed
+/// as the host's handler from now on and put ours back, so that guests
+/// keep being recovered. What the host gets is unchanged: the next
+/// forwarded signal goes to what it installed, `SIG_DFL` included (a host
+/// fault that recurs after the chained handler returned still kills the
+/// process with that signal).
+///
+/// A fault on another thread between the chained handler's change and our
+/// re-install meets the host's new disposition directly; that window is a
+/// few system calls long.
+///
+/// # Safety
+///
+/// `signum` must be one of [`FAULT_SIGNALS`] and `prev` its slot.
+unsafe fn keep_ours_installed(signum: c_int, prev: &Previous) {
+    let mut now = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: a query-only sigaction writes the current action into `now`.
+    if unsafe { libc::sigaction(signum, core::ptr::null(), now.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: the query succeeded.
+    let now = unsafe { now.assume_init() };
+    if now.sa_sigaction == our_action().sa_sigaction {
+        return;
+    }
+    prev.store_masked(&now);
+    // SAFETY: the caller names a fault signal.
+    let _ = unsafe { install_ours(signum) };
 }
 
 /// What the kernel would have done with no handler: put back `SIG_DFL` and

@@ -280,6 +280,24 @@ fn child() {
             let mut inst = Instance::new(64 * 1024).unwrap();
             let _ = inst.run_closure(|| raise(Signal::SIGSEGV));
         }
+        "forwarded_to_std_then_guests_fault" => {
+            // Rust std's SIGSEGV/SIGBUS handler is the one below ours (no
+            // install_before_ours): it answers a signal that is not its
+            // guard page by installing SIG_DFL and returning.
+            let mut inst = Instance::new(64 * 1024).unwrap();
+            for signal in [Signal::SIGSEGV, Signal::SIGBUS] {
+                let r = inst.run_closure(move || {
+                    raise(signal).unwrap();
+                    "guest went on"
+                });
+                assert_eq!(r.unwrap(), "guest went on");
+                // Guests still fault safely afterwards, in every way.
+                run_faulting_guests();
+            }
+            println!("guests recovered after forwarding to std");
+            // What std left (SIG_DFL) is what the host gets.
+            null_deref();
+        }
         other => panic!("unknown child case {other}"),
     }
     println!("{SURVIVED}");
@@ -359,4 +377,11 @@ fn raised_signal_in_a_guest_is_not_a_guest_fault() {
     common::deadline();
     assert_survived("raise_in_guest_goes_to_host_handler");
     assert_died_of("raise_in_guest_with_default_action", Signal::SIGSEGV);
+}
+
+#[test]
+fn forwarding_to_rusts_handler_keeps_ours_installed() {
+    common::deadline();
+    let out = assert_died_of("forwarded_to_std_then_guests_fault", Signal::SIGSEGV);
+    assert!(out.stdout.contains("guests recovered after forwarding to std"), "{out:?}");
 }
