@@ -20,7 +20,7 @@ use crate::error::{Error, Panic};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
 use crate::run::{RunRecord, current, end_run_from_guest, set_current};
-use crate::signal::{AltStackGuard, ThreadSignalMode, clear_guest_flags, install_handlers, thread_signal_mode};
+use crate::signal::{AltStackGuard, RunMask, clear_guest_flags, install_handlers, thread_signal_mode};
 use crate::stack::Stack;
 use crate::state::State;
 use crate::watchdog;
@@ -690,17 +690,16 @@ impl Instance {
         // The outermost run of a thread installs our alternate signal stack
         // (unless the thread keeps it installed); nested runs are already on
         // it.
-        let (_alt, mode) = if outer.is_null() {
-            let (guard, mode) = AltStackGuard::enter()?;
-            (Some(guard), mode)
+        let (_alt, mode, entering_keep) = if outer.is_null() {
+            let (guard, mode, entering_keep) = AltStackGuard::enter()?;
+            (Some(guard), mode, entering_keep)
         } else {
-            (None, thread_signal_mode())
+            (None, thread_signal_mode(), false)
         };
-        let host_mask = match mode {
-            ThreadSignalMode::Restore => Some(SigSet::thread_get_mask().map_err(Error::SignalMask)?),
-            ThreadSignalMode::Keep => None,
-        };
-        self.pinned.record.set_host_mask(host_mask);
+        // Dropped at the end of this function, after the kill signal is
+        // settled: blocks again what the run unblocked (see `RunMask`).
+        let signals = RunMask::enter(mode, entering_keep, self.timeout.is_some() || self.killable())?;
+        self.pinned.record.set_host_mask(signals.host_mask());
         let _ = self.pinned.record.take_fault();
         let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch())).transpose()?;
         // Current before the kill word says running, so that a kill signal
@@ -752,6 +751,21 @@ impl Instance {
         })
     }
 }
+
+impl Instance {
+    /// Whether a run started now could be terminated: a [`KillSwitch`]
+    /// exists (the watchdog holds one while a timeout is armed). None can
+    /// be made while the run lasts: that needs `&self`, and the run holds
+    /// `&mut self`; a switch dropped meanwhile only makes the answer
+    /// pessimistic.
+    fn killable(&self) -> bool {
+        Arc::strong_count(&self.kill) > KILL_STATE_OWN_REFS
+    }
+}
+
+/// References to an instance's kill state that the instance itself holds:
+/// its own and its run record's.
+const KILL_STATE_OWN_REFS: usize = 2;
 
 impl Drop for Instance {
     fn drop(&mut self) {

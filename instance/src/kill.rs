@@ -58,6 +58,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
 use nix::errno::Errno;
+use nix::sys::signal::SigSet;
 
 use crate::error::Error;
 use crate::run::{RunRecord, current};
@@ -415,9 +416,13 @@ impl KillState {
     /// wait sleeps in the kernel (futex); the signal's delivery interrupts
     /// it, and the handler has set `delivered` by then.
     pub(crate) fn settle_signal(&self) {
-        if self.load() & SENT == 0 {
+        if self.load() & SENT == 0 || self.delivered.load(Ordering::SeqCst) != 0 {
             return;
         }
+        // The signal may be pending behind a mask that blocks it (the
+        // host's, put back by a fault in ThreadSignalMode::Restore, or one
+        // the guest set): let it in for the wait, or the wait never ends.
+        let reblock = unblock_kill_signal().is_ok_and(|old| blocks_kill_signal(&old));
         while self.delivered.load(Ordering::SeqCst) == 0 {
             // SAFETY: FUTEX_WAIT on a live, aligned u32 that we own; it
             // returns at once if the value is no longer 0, and when a
@@ -431,6 +436,9 @@ impl KillState {
                     core::ptr::null::<libc::timespec>(),
                 )
             };
+        }
+        if reblock {
+            block_kill_signal();
         }
     }
 
@@ -657,6 +665,43 @@ pub fn set_kill_signal(signum: c_int) -> Result<(), Error> {
 pub fn kill_signal() -> c_int {
     let _ = KILL_SIGNAL.compare_exchange(0, default_kill_signal(), Ordering::SeqCst, Ordering::SeqCst);
     KILL_SIGNAL.load(Ordering::SeqCst)
+}
+
+/// The kill signal as a one-signal set (nix's `Signal` cannot name a
+/// real-time signal).
+fn kill_sigset() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill a local set; the
+    // signal is a valid real-time signal number.
+    unsafe {
+        let mut set = core::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, kill_signal());
+        set
+    }
+}
+
+/// Unblocks the kill signal on the calling thread; returns the mask it had.
+pub(crate) fn unblock_kill_signal() -> Result<SigSet, Errno> {
+    let set = kill_sigset();
+    let mut old = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `set` is initialised and `old` receives the previous mask.
+    Errno::result(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, old.as_mut_ptr()) })?;
+    // SAFETY: pthread_sigmask succeeded, so it wrote `old`.
+    Ok(unsafe { SigSet::from_sigset_t_unchecked(old.assume_init()) })
+}
+
+/// Blocks the kill signal on the calling thread again.
+pub(crate) fn block_kill_signal() {
+    let set = kill_sigset();
+    // SAFETY: `set` is initialised; no old mask is asked for. It cannot fail
+    // with valid arguments.
+    let _ = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut()) };
+}
+
+/// Whether `mask` blocks the kill signal.
+pub(crate) fn blocks_kill_signal(mask: &SigSet) -> bool {
+    // SAFETY: sigismember only reads an initialised set.
+    unsafe { libc::sigismember(mask.as_ref(), kill_signal()) == 1 }
 }
 
 fn send_kill(tid: c_int) {
