@@ -105,6 +105,20 @@ pub enum Error {
     /// while the thread runs an instance.
     #[error("cannot change the thread's signal mode while it runs an instance")]
     SignalModeInRun,
+    /// A closure guest suspended in a yield may be resumed or unwound only
+    /// on the thread it yielded on: its frames may hold that thread's data
+    /// (a borrow of a `thread_local!`, a `MutexGuard`, an `Rc`), which
+    /// another thread must not touch. The guest stays suspended; resume or
+    /// reset it on `yielded_on` (dropping it elsewhere abandons its frames).
+    #[error("cannot {op} a closure guest on thread {here:?}: it yielded on thread {yielded_on:?}, and only that thread may continue it")]
+    WrongThread {
+        /// What was attempted.
+        op: ThreadOp,
+        /// The thread the closure yielded on.
+        yielded_on: std::thread::ThreadId,
+        /// The calling thread.
+        here: std::thread::ThreadId,
+    },
     /// The thread is exiting and its thread-local state is gone.
     #[error("the thread is exiting; its thread-local instance state is gone")]
     ThreadExiting,
@@ -125,6 +139,25 @@ impl Error {
             Error::Panic(panic) => Some(panic),
             _ => None,
         }
+    }
+}
+
+/// What [`Error::WrongThread`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ThreadOp {
+    /// [`Instance::resume`](crate::Instance::resume).
+    Resume,
+    /// [`Instance::reset`](crate::Instance::reset).
+    Reset,
+}
+
+impl fmt::Display for ThreadOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ThreadOp::Resume => "resume",
+            ThreadOp::Reset => "reset",
+        })
     }
 }
 

@@ -11,12 +11,13 @@ use core::ffi::c_void;
 use core::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use context::{Context, UntypedRetVal, Val};
 use nix::sys::signal::SigSet;
 
-use crate::error::{Error, Panic};
+use crate::error::{Error, Panic, ThreadOp};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
 use crate::run::{RunRecord, current, end_run_from_guest, set_current};
@@ -96,12 +97,57 @@ impl<T> Outcome<T> {
 /// unwound), is discarded: its frames are abandoned and its stack is reused
 /// by the next run or unmapped with the instance.
 ///
+/// # Threads
+///
+/// An `Instance` is `Send`: it may move to another thread between runs and
+/// while suspended. A suspended *closure* stays with the thread it yielded
+/// on, because its frames may hold that thread's data: [`Instance::resume`]
+/// and [`Instance::reset`] anywhere else return [`Error::WrongThread`] (the
+/// guest stays suspended), and dropping the instance anywhere else abandons
+/// the closure's frames without running their destructors (what they own
+/// is leaked). A raw guest ([`Instance::start`]) may be resumed on any
+/// thread; keeping its state valid there is part of `start`'s contract.
+///
+/// ```
+/// use instance::{Error, Instance};
+/// use std::cell::Cell;
+///
+/// thread_local! { static HITS: Cell<u32> = const { Cell::new(0) }; }
+///
+/// let mut inst = Instance::new(64 * 1024)?;
+/// inst.start_closure(|| {
+///     // A borrow of this thread's cell, held across the yield.
+///     HITS.with(|hits| {
+///         instance::yield_value::<(), ()>(()).unwrap();
+///         hits.set(hits.get() + 1);
+///     })
+/// })?;
+/// let mut inst = std::thread::spawn(move || {
+///     let err = inst.resume::<(), ()>(()).unwrap_err();
+///     assert!(matches!(err, Error::WrongThread { .. }));
+///     inst
+/// })
+/// .join()
+/// .unwrap();
+/// inst.resume::<(), ()>(())?; // back on the thread it yielded on
+/// assert_eq!(HITS.with(Cell::get), 1);
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// What a closure captures must be `Send` (the instance may move before it
+/// starts), so a capture of thread-bound data does not compile:
+///
+/// ```compile_fail
+/// let shared = std::rc::Rc::new(1);
+/// let mut inst = instance::Instance::new(64 * 1024).unwrap();
+/// inst.start_closure(move || *shared + 1);
+/// ```
+///
 /// # Movement
 ///
-/// An `Instance` may be moved between runs, and while suspended (also to
-/// another thread); what the guest and the handler point at (the contexts,
-/// the run record, the stack mapping) lives on the heap or in the mapping
-/// and does not move with it.
+/// What the guest and the handler point at (the contexts, the run record,
+/// the stack mapping) lives on the heap or in the mapping and does not move
+/// with the `Instance`.
 pub struct Instance {
     // Field order is drop order: the record and contexts refer to the
     // stack's addresses only as numbers, so any order is sound; the stack
@@ -115,6 +161,10 @@ pub struct Instance {
     /// The type a started run returns (for `resume`'s check).
     output: (TypeId, &'static str),
     timeout: Option<Duration>,
+    /// The thread a closure guest yielded on, while it is suspended: the
+    /// only thread that may resume or unwind it (see "Threads" at
+    /// [`Instance`]).
+    suspended_on: Option<ThreadId>,
     stack: Stack,
 }
 
@@ -128,11 +178,22 @@ struct Pinned {
     record: RunRecord,
 }
 
-// SAFETY: the run record's cells are touched only by the thread executing a
-// run, which holds `&mut Instance` for its whole duration; between runs
-// (and while suspended) nothing refers to them, so the instance may move to
-// another thread. A suspended closure is `Send` (`start_closure` demands
-// it), and so are the values it yields and is resumed with.
+// SAFETY: what moving an `Instance` to another thread lets a safe caller
+// do there, and why none of it races:
+// * The run record's cells are touched only by the thread executing a run,
+//   which holds `&mut Instance` for its whole duration; between runs (and
+//   while suspended) nothing refers to them.
+// * A suspended closure guest's frames may hold `!Send` data of the thread
+//   it yielded on (a borrow of a `thread_local!`, an `Rc`, a guard), which
+//   `F: Send` does not rule out. Another thread can neither run them nor
+//   drop them: `resume` and `reset` return `Error::WrongThread` there
+//   (`check_thread`), and `drop`/`into_stack` there abandon the frames
+//   without unwinding them (`discard_suspended`). Only the yielding thread
+//   continues or unwinds them.
+// * What crosses threads with the instance is `Send`: the closure (`F`), its
+//   result (`T`), yielded and resume values (`Box<dyn Any + Send>`).
+// * A raw guest (`start`) resumed on another thread is the caller's duty
+//   under `start`'s `unsafe` contract.
 unsafe impl Send for Instance {}
 
 /// The closure guest's inputs and output, on the host's stack for the run
@@ -247,6 +308,7 @@ impl Instance {
             closure: None,
             output: (TypeId::of::<()>(), "()"),
             timeout: None,
+            suspended_on: None,
             stack,
         }
     }
@@ -316,6 +378,7 @@ impl Instance {
         if !self.state.can_reset() {
             return Err(Error::InvalidState { op: "reset", state: self.state });
         }
+        self.check_thread(ThreadOp::Reset)?;
         self.discard_suspended();
         self.kill.reset();
         self.state = State::Ready;
@@ -332,7 +395,10 @@ impl Instance {
         if self.state != State::Yielded {
             return;
         }
-        if self.closure.is_some() && self.pinned.record.expect().can_unwind() {
+        // A closure suspended on another thread is abandoned, not unwound:
+        // its destructors must not run here (see "Threads").
+        let here = self.check_thread(ThreadOp::Reset).is_ok();
+        if here && self.closure.is_some() && self.pinned.record.expect().can_unwind() {
             for _ in 0..UNWIND_TRIES {
                 // SAFETY: the guest is suspended in `yield_value`, which
                 // answers the unwind request by panicking to the
@@ -344,9 +410,22 @@ impl Instance {
             }
         }
         self.closure = None;
+        self.suspended_on = None;
         self.pinned.record.clear_slots();
         self.pinned.record.set_resumable(false);
         self.state = State::Ready;
+    }
+
+    /// Refuses to resume or unwind a suspended closure on another thread
+    /// than the one it yielded on.
+    fn check_thread(&self, op: ThreadOp) -> Result<(), Error> {
+        match self.suspended_on {
+            Some(yielded_on) if self.closure.is_some() => {
+                let here = std::thread::current().id();
+                if here == yielded_on { Ok(()) } else { Err(Error::WrongThread { op, yielded_on, here }) }
+            }
+            _ => Ok(()),
+        }
     }
 
     fn check_runnable(&self) -> Result<(), Error> {
@@ -571,6 +650,7 @@ impl Instance {
         match exit {
             Exit::Yielded(y) => {
                 self.state = State::Yielded;
+                self.suspended_on = Some(std::thread::current().id());
                 Ok(Outcome::Yielded(y))
             }
             Exit::Killed => Err(self.terminated()),
@@ -611,6 +691,7 @@ impl Instance {
         if self.state != State::Yielded {
             return Err(Error::InvalidState { op: "resume", state: self.state });
         }
+        self.check_thread(ThreadOp::Resume)?;
         if TypeId::of::<T>() != self.output.0 {
             return Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() });
         }

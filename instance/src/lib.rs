@@ -128,7 +128,7 @@ mod state;
 mod watchdog;
 mod yielding;
 
-pub use crate::error::{Error, Panic};
+pub use crate::error::{Error, Panic, ThreadOp};
 pub use crate::fault::{FaultKind, FaultReport};
 pub use crate::instance::{Instance, Outcome};
 pub use crate::kill::{
