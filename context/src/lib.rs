@@ -88,3 +88,12 @@ pub use crate::error::Error;
 pub use crate::plan::{ArgPlan, FP_ARG_REGS, GP_ARG_REGS};
 pub use crate::retval::UntypedRetVal;
 pub use crate::val::{RegVal, Val, val_to_reg, val_to_stack};
+
+/// What the process writes to standard error just before it aborts because
+/// an unwind tried to leave an entry function (see [`Context::init`]):
+/// the panic hook's message comes first, then this line.
+///
+/// ```
+/// assert!(context::UNWIND_ABORT_MESSAGE.contains("context_sys_start"));
+/// ```
+pub const UNWIND_ABORT_MESSAGE: &str = context_sys::UNWIND_ABORT_MESSAGE;
