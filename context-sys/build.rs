@@ -44,7 +44,36 @@ fn main() {
         writeln!(out, "/// `{name}` from `include/context_sys.h`.\npub const {short}: usize = {number:#x};")
             .expect("write to a String");
     }
-    let dest = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("layout.rs");
-    fs::write(&dest, out).expect("write layout.rs");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::write(out_dir.join("layout.rs"), out).expect("write layout.rs");
+    let message = string_define(&text, "CONTEXT_SYS_UNWIND_ABORT_MESSAGE")
+        .expect("include/context_sys.h defines CONTEXT_SYS_UNWIND_ABORT_MESSAGE as one string literal");
+    fs::write(out_dir.join("unwind_abort_message.rs"), format!("{message:?}\n"))
+        .expect("write unwind_abort_message.rs");
     println!("cargo::metadata=include={}", include.display());
+}
+
+/// The value of `#define name "..."` in `header`: one C string literal on
+/// the define's line, with the escapes `\n`, `\\` and `\"` (the only
+/// ones the header uses; any other escape is refused).
+fn string_define(header: &str, name: &str) -> Option<String> {
+    let line = header
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define ")?.strip_prefix(name))
+        .find(|rest| rest.starts_with([' ', '\t']))?;
+    let literal = line.trim().strip_prefix('"')?.strip_suffix('"')?;
+    let mut value = String::new();
+    let mut chars = literal.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                'n' => value.push('\n'),
+                c @ ('\\' | '"') => value.push(c),
+                _ => return None,
+            },
+            '"' => return None,
+            c => value.push(c),
+        }
+    }
+    Some(value)
 }

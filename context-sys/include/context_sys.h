@@ -8,8 +8,8 @@
  * against `offset_of!` at compile time, and C checks them below with
  * `_Static_assert`.  Change an offset here and all three follow or fail.
  *
- * Only the numeric `#define`s are visible to the assembler; the C part is
- * guarded by `__ASSEMBLER__`.
+ * Only the `#define`s (numbers, and the one string below) are visible to
+ * the assembler; the C part is guarded by `__ASSEMBLER__`.
  */
 #ifndef CONTEXT_SYS_H
 #define CONTEXT_SYS_H
@@ -83,6 +83,17 @@
 
 /* In a fresh context, until it first returns, rbx holds the address of its
  * own register block and r12 the address of its parent's. */
+
+/* ---- no unwind leaves an entry function ------------------------------- */
+
+/* An unwind (a Rust panic, a C++ exception, pthread_exit or pthread_cancel)
+ * that nothing inside a context's entry function catches reaches
+ * context_sys_start.  Its unwind information links a backtrace to the
+ * parent's frames, but no unwind may follow that link: the personality
+ * routine of context_sys_start writes this line to fd 2 and calls abort().
+ * The build script of the Rust crate turns it into
+ * `context_sys::UNWIND_ABORT_MESSAGE`. */
+#define CONTEXT_SYS_UNWIND_ABORT_MESSAGE "context-sys: an unwind (a Rust panic, a C++ exception or a thread exit) reached context_sys_start and would leave the context's entry function into the frames that switched to it; aborting\n"
 
 /* ---- valgrind client requests (context_sys_valgrind_client_request) ---- */
 

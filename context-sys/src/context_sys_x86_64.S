@@ -32,6 +32,20 @@
 #define DW_OP_breg5 0x75   /* rdi + sleb128 offset */
 #define DW_OP_breg12 0x7c  /* r12 + sleb128 offset */
 
+/* Pointer encoding of the personality routine in context_sys_start's CIE
+ * (the LSB's DW_EH_PE_* values): DW_EH_PE_pcrel (0x10, relative to the
+ * address of the pointer itself) | DW_EH_PE_sdata4 (0x0b, a signed 32-bit
+ * word).  The routine is local to this object, so a direct pc-relative word
+ * reaches it from .eh_frame in any link (PIE, shared object, static); no
+ * indirect DW.ref word (0x80) is needed, as it is for a personality that
+ * may live in another shared object. */
+#define DW_EH_PE_pcrel_sdata4 0x1b
+
+/* Linux x86_64 system call and errno numbers (kernel ABI, stable):
+ * arch/x86/entry/syscalls/syscall_64.tbl and asm-generic/errno-base.h. */
+#define SYS_write 1
+#define EINTR 4
+
 /*
  * cfi_saved_at dwarf_reg, dw_op_breg, offset
  *
@@ -223,12 +237,29 @@ context_sys_set:
  * been resumed since it last saved (it runs elsewhere, on another thread, or
  * returned past that frame), the words at parent->rsp are stale and a
  * backtrace through the link may show wrong host frames.
+ *
+ * No unwind leaves the entry through here.  The link above is for reading
+ * the stack (backtraces, debuggers), not for unwinding it: an exception
+ * unwinder that followed it would land in the parent's frames on the
+ * parent's stack, in the middle of the swap that entered the child, and run
+ * the host's landing pads while the child still counts as running.  So this
+ * routine's FDE names a personality routine,
+ * context_sys_start_personality below, that aborts the process.  An unwinder
+ * calls the personality of every frame it reaches in its search phase (a
+ * Rust panic, a C++ throw) and in a forced unwind (pthread_exit,
+ * pthread_cancel) before it steps to the frame's caller; the frame of
+ * context_sys_start is reached only when nothing inside the entry took the
+ * unwind, since a handler in the entry (catch_unwind, catch) ends the search
+ * and the unwind below this frame.  Backtraces (_Unwind_Backtrace, gdb,
+ * valgrind) call no personality and still follow the link.
  */
     .p2align 4
     .globl context_sys_start
     .type context_sys_start, @function
 context_sys_start:
     .cfi_startproc
+    /* CIE augmentation "zPR": the personality pointer, encoded as above. */
+    .cfi_personality DW_EH_PE_pcrel_sdata4, context_sys_start_personality
     /* DW_CFA_def_cfa_expression, length 5:
      *   DW_OP_breg12 CONTEXT_SYS_OFF_RSP   push r12 + offsetof(rsp)
      *   DW_OP_deref                        load parent->rsp
@@ -301,6 +332,69 @@ context_sys_start:
     jmp .Lstart_returned
     .cfi_endproc
     .size context_sys_start, .-context_sys_start
+
+/*
+ * _Unwind_Reason_Code context_sys_start_personality(
+ *         int version,                          // edi
+ *         _Unwind_Action actions,               // esi
+ *         uint64_t exception_class,             // rdx
+ *         struct _Unwind_Exception *exception,  // rcx
+ *         struct _Unwind_Context *context)      // r8
+ *
+ * The personality routine of context_sys_start (Itanium C++ ABI, base
+ * level: the unwinder calls it with these arguments for each frame whose
+ * CIE names it).  It is reached only by an unwind that would leave the
+ * entry function (see context_sys_start), and every answer it could give is
+ * wrong: _URC_CONTINUE_UNWIND lets the unwind into the parent's frames,
+ * _URC_HANDLER_FOUND needs a landing pad that could only lose the unwind's
+ * frames and the parent's return, and an error code makes a Rust panic
+ * abort with "failed to initiate panic" and pthread_exit abort with another
+ * message, neither naming the cause.  So whatever the arguments, it writes
+ * CONTEXT_SYS_UNWIND_ABORT_MESSAGE to fd 2 and calls abort().
+ *
+ * It runs inside the unwinder, maybe in a signal handler or with the heap
+ * locked, so it allocates nothing and makes only async-signal-safe calls:
+ * the write system call directly (its result in rax is bytes written or
+ * -errno, so no errno is touched), retried after a short write or EINTR and
+ * abandoned on any other error, then abort().  The arguments are ignored.
+ *
+ *     on entry                      during the calls
+ *     | unwinder's frames |         | unwinder's frames |
+ *     | return address    | <- rsp  | return address    |
+ *                                   | 8 bytes, unused   | <- rsp (16-aligned)
+ *
+ * A local symbol: only .eh_frame refers to it; it is not part of the ABI.
+ */
+    .p2align 4
+    .type context_sys_start_personality, @function
+context_sys_start_personality:
+    .cfi_startproc
+    sub $8, %rsp                     /* 16-align rsp for the call of abort */
+    .cfi_adjust_cfa_offset 8
+    lea .Lunwind_abort_message(%rip), %rsi  /* rsi = first byte not written */
+    mov $.Lunwind_abort_message_len, %edx   /* rdx = bytes not written */
+.Lpersonality_write:
+    mov $SYS_write, %eax
+    mov $2, %edi                     /* standard error */
+    syscall                          /* rax = written or -errno; rcx, r11 lost */
+    cmp $-EINTR, %rax
+    je .Lpersonality_write           /* interrupted before writing: again */
+    test %rax, %rax
+    jle .Lpersonality_abort          /* an error, or nothing written: give up */
+    add %rax, %rsi                   /* 0 < rax <= rdx: step over what went */
+    sub %rax, %rdx
+    jnz .Lpersonality_write          /* a short write: the rest */
+.Lpersonality_abort:
+    call abort@PLT                   /* does not return */
+    ud2
+    .cfi_endproc
+    .size context_sys_start_personality, .-context_sys_start_personality
+
+    .section .rodata
+.Lunwind_abort_message:
+    .ascii CONTEXT_SYS_UNWIND_ABORT_MESSAGE
+    .set .Lunwind_abort_message_len, . - .Lunwind_abort_message
+    .text
 
 /*
  * void context_sys_save_fp_control(struct context_sys_regs *regs)  // rdi

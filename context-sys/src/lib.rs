@@ -20,6 +20,13 @@
 //!   (`rbx`) and continues in the parent's (`r12`). Its unwind information
 //!   links a backtrace taken inside the child to the parent's saved frames,
 //!   and ends it cleanly when the parent was never saved into.
+//! * No unwind leaves an entry function through [`start`]: a Rust panic, a
+//!   C++ exception or a forced unwind (`pthread_exit`, `pthread_cancel`)
+//!   that nothing inside the entry catches reaches the personality routine
+//!   of [`start`], which writes [`UNWIND_ABORT_MESSAGE`] to standard error
+//!   and calls `abort()`. Without it the unwinder would follow the
+//!   backtrace link into the frames that switched into the child, while the
+//!   child still counts as running.
 //! * [`valgrind_client_request`] makes a valgrind client request (stack
 //!   registration, "am I running under valgrind?"); a no-op natively.
 //!
@@ -53,6 +60,18 @@
 pub mod layout {
     include!(concat!(env!("OUT_DIR"), "/layout.rs"));
 }
+
+/// What the process writes to standard error (fd 2), as one line, just
+/// before it aborts because an unwind reached [`start`] (see the crate
+/// docs): `CONTEXT_SYS_UNWIND_ABORT_MESSAGE` in `include/context_sys.h`.
+///
+/// For a Rust panic the panic hook has already printed the panic's own
+/// message (and backtrace, if asked for) above it.
+///
+/// ```
+/// assert!(context_sys::UNWIND_ABORT_MESSAGE.starts_with("context-sys: an unwind"));
+/// ```
+pub const UNWIND_ABORT_MESSAGE: &str = include!(concat!(env!("OUT_DIR"), "/unwind_abort_message.rs"));
 
 /// The saved state of one execution context, as the assembly reads and
 /// writes it (`struct context_sys_regs` in the C header).
@@ -193,6 +212,9 @@ unsafe extern "C" {
 
     /// Where a fresh context begins. Its address goes in the resume word
     /// below a [`BootFrame`]; it must never be called directly.
+    ///
+    /// The entry function must not unwind out: an unwind that reaches this
+    /// routine aborts the process with [`UNWIND_ABORT_MESSAGE`].
     ///
     /// # Safety
     ///

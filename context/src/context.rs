@@ -125,6 +125,12 @@ impl Context {
     /// Everything is validated before anything is written, and nothing is
     /// written outside `stack`.
     ///
+    /// The entry function must not unwind: if it does (a panic in an
+    /// `extern "C-unwind"` entry, a C++ exception, `pthread_exit`), the
+    /// process aborts with [`UNWIND_ABORT_MESSAGE`](crate::UNWIND_ABORT_MESSAGE)
+    /// instead of unwinding into the frames that switched to the child (see
+    /// the crate docs).
+    ///
     /// # Cost
     ///
     /// Linux keeps a thread's signal mask only in the kernel, so recording
@@ -348,6 +354,12 @@ impl Context {
     ///   it may continue in (its parent) must still be at its address.
     /// * If nothing ever switches back to `from`, the frames above this call
     ///   are abandoned without running destructors.
+    ///
+    /// An unwind never comes out of this call: if the child's entry
+    /// function unwinds, the process aborts with
+    /// [`UNWIND_ABORT_MESSAGE`](crate::UNWIND_ABORT_MESSAGE) (see
+    /// [`Context::init`]), so a `catch_unwind` around a swap catches nothing
+    /// from the child.
     ///
     /// Misuse: swapping to a context whose stack was freed, or to one that is
     /// already running on another thread, jumps into memory that is not

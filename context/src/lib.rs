@@ -51,11 +51,23 @@
 //! # What it deliberately does not do
 //!
 //! It does not allocate or guard stacks (the caller provides a `&mut [u64]`
-//! whose top is 16-byte aligned), install signal handlers, or catch panics:
-//! a Rust panic must never unwind out of an entry function, because there is
-//! no Rust frame above it to unwind into. Those belong to the `instance`
-//! crate, which builds guarded stacks, fault recovery, yield and termination
-//! on top of this one.
+//! whose top is 16-byte aligned), install signal handlers, or catch panics.
+//! Those belong to the `instance` crate, which builds guarded stacks, fault
+//! recovery, yield and termination on top of this one.
+//!
+//! # An entry function must not unwind
+//!
+//! Nothing above an entry function can take an unwind: the frames that
+//! switched into the child are on another stack, suspended in a
+//! [`Context::swap`]. An unwind that leaves the entry (a panic in an
+//! `extern "C-unwind"` entry, a C++ exception, `pthread_exit` or
+//! `pthread_cancel` in a child) reaches the start-up routine of
+//! `context-sys`, whose personality routine writes [`UNWIND_ABORT_MESSAGE`]
+//! to standard error and aborts the process (SIGABRT); for a panic, the panic
+//! hook has printed the panic's message first. A panic in a plain
+//! `extern "C"` entry aborts earlier, in Rust's own "panic in a function
+//! that cannot unwind" shim. Catch panics inside the entry
+//! (`std::panic::catch_unwind`) to survive them.
 //!
 //! # Debugging
 //!
@@ -88,3 +100,12 @@ pub use crate::error::Error;
 pub use crate::plan::{ArgPlan, FP_ARG_REGS, GP_ARG_REGS};
 pub use crate::retval::UntypedRetVal;
 pub use crate::val::{RegVal, Val, val_to_reg, val_to_stack};
+
+/// What the process writes to standard error just before it aborts because
+/// an unwind tried to leave an entry function (see [`Context::init`]):
+/// the panic hook's message comes first, then this line.
+///
+/// ```
+/// assert!(context::UNWIND_ABORT_MESSAGE.contains("context_sys_start"));
+/// ```
+pub const UNWIND_ABORT_MESSAGE: &str = context_sys::UNWIND_ABORT_MESSAGE;

@@ -468,7 +468,13 @@ impl Instance {
     ///   it does with them.
     ///
     /// Misuse: passing a `fn(u64)` with no arguments lets it read garbage
-    /// from rdi; an entry that panics aborts the process.
+    /// from rdi. An entry that unwinds never unwinds into this call: a
+    /// panic in an `extern "C"` entry aborts in Rust's "cannot unwind"
+    /// shim; one in an `extern "C-unwind"` entry (or a C++ exception,
+    /// `pthread_exit`) reaches the context's start-up routine, which
+    /// writes [`context::UNWIND_ABORT_MESSAGE`] to standard error (after
+    /// the panic hook's message) and aborts the process with SIGABRT. A
+    /// `catch_unwind` around `run` catches nothing from the guest.
     pub unsafe fn run(&mut self, entry: usize, args: &[Val]) -> Result<UntypedRetVal, Error> {
         // SAFETY: the caller's duties are ours.
         match unsafe { self.start_raw(entry, args, false) }? {
@@ -491,7 +497,8 @@ impl Instance {
     /// The duties of [`Instance::run`], and: what the guest reaches
     /// through pointers in `args` must stay valid until the run has
     /// returned, faulted or been terminated, reset or dropped (a suspended
-    /// guest still holds them).
+    /// guest still holds them). An entry that unwinds, here or after a
+    /// [`Instance::resume`], aborts the process as described for `run`.
     pub unsafe fn start(&mut self, entry: usize, args: &[Val]) -> Result<Outcome<UntypedRetVal>, Error> {
         // SAFETY: the caller's duties are ours.
         unsafe { self.start_raw(entry, args, true) }

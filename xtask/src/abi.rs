@@ -7,6 +7,11 @@
 //!   with a non-zero size, declared in the C header;
 //! * each has exactly one FDE in `.eh_frame`, covering exactly
 //!   `[start, start + size)`, so unwinders and debuggers find its CFI;
+//! * `context_sys_start`'s FDE, and no other, has a CIE with a personality
+//!   routine ("zPR"), and the personality pointer is relocated to the local
+//!   `FUNC` `context_sys_start_personality`, which has an exact FDE of its
+//!   own without a personality: the routine that aborts an unwind trying
+//!   to leave an entry function;
 //! * the object has a `.note.GNU-stack` section without the executable flag;
 //! * no relocation against code needs patching text at load time: the
 //!   archive links into a shared object with `-z text`, which has no
@@ -65,6 +70,157 @@ pub fn fde_ranges(frames: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// The routine whose FDE must name a personality, and that personality.
+const START: &str = "context_sys_start";
+const PERSONALITY: &str = "context_sys_start_personality";
+
+/// One FDE of `objdump --dwarf=frames`: its CIE's offset and `[start, end)`.
+#[derive(Debug, PartialEq)]
+pub struct Fde {
+    pub cie: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Every FDE of `objdump --dwarf=frames`, with the CIE it uses.
+pub fn fdes(frames: &str) -> Vec<Fde> {
+    frames
+        .lines()
+        .filter(|l| l.contains(" FDE "))
+        .filter_map(|l| {
+            let cie = l.split("cie=").nth(1)?.split_whitespace().next()?;
+            let (a, b) = l.split("pc=").nth(1)?.trim().split_once("..")?;
+            Some(Fde {
+                cie: u64::from_str_radix(cie, 16).ok()?,
+                start: u64::from_str_radix(a, 16).ok()?,
+                end: u64::from_str_radix(b.trim(), 16).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Every CIE of `objdump --dwarf=frames`: offset -> (offset one past its
+/// end, augmentation string).
+pub fn cies(frames: &str) -> BTreeMap<u64, (u64, String)> {
+    let mut out = BTreeMap::new();
+    let mut current = None;
+    for line in frames.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        // `offset length id CIE`: the length excludes its own 4 bytes.
+        if let [off, len, _, "CIE"] = w.as_slice()
+            && let (Ok(off), Ok(len)) = (u64::from_str_radix(off, 16), u64::from_str_radix(len, 16))
+        {
+            out.insert(off, (off + 4 + len, String::new()));
+            current = Some(off);
+        } else if let Some(aug) = line.trim().strip_prefix("Augmentation:")
+            && let Some(entry) = current.and_then(|c| out.get_mut(&c))
+        {
+            entry.1 = aug.trim().trim_matches('"').to_string();
+        } else if line.contains(" FDE ") {
+            current = None;
+        }
+    }
+    out
+}
+
+/// `.rela.eh_frame` entries of `readelf -rW`: (offset, symbol, addend).
+pub fn eh_frame_relocs(relocs: &str) -> Vec<(u64, String, i64)> {
+    let mut out = Vec::new();
+    let mut in_eh_frame = false;
+    for line in relocs.lines() {
+        if let Some(rest) = line.strip_prefix("Relocation section '") {
+            in_eh_frame = rest.starts_with(".rela.eh_frame'");
+            continue;
+        }
+        // `Offset Info Type Sym.Value Sym.Name + Addend` (or `- Addend`).
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if in_eh_frame
+            && let [off, _, _, _, sym, sign, addend] = w.as_slice()
+            && let (Ok(off), Ok(addend)) = (u64::from_str_radix(off, 16), i64::from_str_radix(addend, 16))
+        {
+            out.push((off, sym.to_string(), if *sign == "-" { -addend } else { addend }));
+        }
+    }
+    out
+}
+
+/// A defined symbol of `readelf -sW`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sym<'a> {
+    ty: &'a str,
+    /// The section index: values are offsets in that section.
+    ndx: &'a str,
+    value: u64,
+    size: u64,
+}
+
+/// Every defined `FUNC` and `SECTION` symbol of `readelf -sW`, local or
+/// global, by name.
+fn symbols(readelf_syms: &str) -> BTreeMap<&str, Sym<'_>> {
+    let mut out = BTreeMap::new();
+    for line in readelf_syms.lines() {
+        // Num: Value Size Type Bind Vis Ndx Name
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() >= 8 && (w[3] == "FUNC" || w[3] == "SECTION") && w[6] != "UND" && w[0].ends_with(':') {
+            let value = u64::from_str_radix(w[1], 16).unwrap_or(u64::MAX);
+            out.insert(w[7], Sym { ty: w[3], ndx: w[6], value, size: w[2].parse().unwrap_or(0) });
+        }
+    }
+    out
+}
+
+/// Checks that `START`'s FDE, and only it, names `PERSONALITY`, and that
+/// `PERSONALITY` has CFI of its own.
+fn personality_problems(name: &str, frames: &str, relocs: &str, syms: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let syms = symbols(syms);
+    let (Some(start), Some(pers)) = (syms.get(START), syms.get(PERSONALITY).filter(|p| p.ty == "FUNC")) else {
+        return vec![format!("{name}: {START} or its personality routine {PERSONALITY} is not a defined FUNC here")];
+    };
+    let cies = cies(frames);
+    let fdes = fdes(frames);
+    let has_personality = |cie: u64| cies.get(&cie).is_some_and(|(_, aug)| aug.contains('P'));
+    for fde in &fdes {
+        let is_start = fde.start == start.value;
+        match (is_start, has_personality(fde.cie)) {
+            (true, false) => problems.push(format!(
+                "{name}: {START}'s CIE has no personality routine (missing .cfi_personality?), so an unwind would leave the entry function"
+            )),
+            (false, true) => problems.push(format!(
+                "{name}: the FDE of {:#x}..{:#x} names a personality routine; only {START}'s may",
+                fde.start, fde.end
+            )),
+            _ => {}
+        }
+    }
+    // In an object, a pointer in .eh_frame is a relocation against a
+    // symbol (usually the section's) plus an addend: the target is that
+    // section at the symbol's value + addend.
+    let relocs = eh_frame_relocs(relocs);
+    for (&cie, (end, _)) in cies.iter().filter(|(off, _)| has_personality(**off)) {
+        let targets: Vec<(&str, i64)> = relocs
+            .iter()
+            .filter(|(off, _, _)| (cie..*end).contains(off))
+            .map(|(_, sym, addend)| syms.get(sym.as_str()).map_or(("?", 0), |s| (s.ndx, s.value as i64 + addend)))
+            .collect();
+        if targets != [(pers.ndx, pers.value as i64)] {
+            problems.push(format!(
+                "{name}: the personality pointer of the CIE at {cie:#x} points at {targets:?} (section, offset), not at {PERSONALITY} ({}, {})",
+                pers.ndx, pers.value
+            ));
+        }
+    }
+    let covering: Vec<&Fde> = fdes.iter().filter(|f| f.start <= pers.value && pers.value < f.end).collect();
+    match covering.as_slice() {
+        [f] if (f.start, f.end) == (pers.value, pers.value + pers.size) && !has_personality(f.cie) => {}
+        _ => problems.push(format!(
+            "{name}: {PERSONALITY} ({:#x}, {} bytes) needs exactly one FDE covering exactly it, without a personality; found {covering:?}",
+            pers.value, pers.size
+        )),
+    }
+    problems
+}
+
 /// Relocation types that patch an absolute address into the section they
 /// apply to: in code, those need a writable text segment at load time.
 const ABSOLUTE_RELOCS: [&str; 3] = ["R_X86_64_64", "R_X86_64_32", "R_X86_64_32S"];
@@ -110,6 +266,11 @@ pub fn check_object(obj: &Path, linked: &[String], header: &str) -> Result<Vec<S
         }
     }
 
+    let relocs = output(Command::new("readelf").arg("-rW").arg(obj))?;
+    if funcs.contains_key(START) {
+        problems.extend(personality_problems(&name, &frames, &relocs, &syms));
+    }
+
     let sections = output(Command::new("readelf").arg("-SW").arg(obj))?;
     match sections.lines().find(|l| l.contains(".note.GNU-stack")) {
         None => {
@@ -126,7 +287,6 @@ pub fn check_object(obj: &Path, linked: &[String], header: &str) -> Result<Vec<S
         }
     }
 
-    let relocs = output(Command::new("readelf").arg("-rW").arg(obj))?;
     let mut section = String::new();
     for line in relocs.lines() {
         if let Some(rest) = line.strip_prefix("Relocation section '") {
@@ -253,7 +413,7 @@ pub fn run() -> Result<(), String> {
         return Err(format!("{} problem(s) with the built assembly:\n  {}", problems.len(), problems.join("\n  ")));
     }
     println!(
-        "  ok: {} routines ({}) are sized FUNCs with exact FDEs; GNU-stack non-executable; no text relocations",
+        "  ok: {} routines ({}) are sized FUNCs with exact FDEs; only {START}'s names a personality ({PERSONALITY}, exact FDE); GNU-stack non-executable; no text relocations",
         linked.len(),
         linked.join(", ")
     );
@@ -281,6 +441,25 @@ mod tests {
         let frames = "00000018 0000000000000048 0000001c FDE cie=00000000 pc=0000000000000000..0000000000000068\n\
                       00000064 0000000000000044 00000068 FDE cie=00000000 pc=0000000000000070..000000000000009b\n";
         assert_eq!(fde_ranges(frames), [(0, 0x68), (0x70, 0x9b)]);
+    }
+
+    #[test]
+    fn cies_fdes_and_eh_frame_relocations_are_parsed() {
+        let frames = "00000000 0000000000000014 00000000 CIE\n  Augmentation:          \"zR\"\n\
+                      00000018 0000000000000048 0000001c FDE cie=00000000 pc=0000000000000000..0000000000000059\n\
+                      000000ac 0000000000000018 00000000 CIE\n  Augmentation:          \"zPR\"\n\
+                      000000c8 0000000000000084 00000020 FDE cie=000000ac pc=0000000000000090..0000000000000138\n";
+        let cies = cies(frames);
+        assert_eq!(cies.get(&0), Some(&(0x18, "zR".to_string())));
+        assert_eq!(cies.get(&0xac), Some(&(0xc8, "zPR".to_string())));
+        assert_eq!(fdes(frames), [Fde { cie: 0, start: 0, end: 0x59 }, Fde { cie: 0xac, start: 0x90, end: 0x138 }]);
+        let relocs = "Relocation section '.rela.text' at offset 0x960 contains 1 entry:\n\
+                      0000000000000147  0000000300000002 R_X86_64_PC32          0000000000000000 .rodata - 4\n\
+                      Relocation section '.rela.eh_frame' at offset 0xbb8 contains 2 entries:\n\
+                      \x20   Offset             Info             Type               Symbol's Value  Symbol's Name + Addend\n\
+                      00000000000000be  0000000100000002 R_X86_64_PC32          0000000000000000 .text + 140\n\
+                      00000000000000d0  0000000100000002 R_X86_64_PC32          0000000000000000 .text - 10\n";
+        assert_eq!(eh_frame_relocs(relocs), [(0xbe, ".text".to_string(), 0x140), (0xd0, ".text".to_string(), -0x10)]);
     }
 
     #[test]
