@@ -110,7 +110,9 @@ pub enum Error {
     /// (a borrow of a `thread_local!`, a `MutexGuard`, an `Rc`), which
     /// another thread must not touch. The guest stays suspended; resume or
     /// reset it on `yielded_on` (dropping it elsewhere abandons its frames).
-    #[error("cannot {op} a closure guest on thread {here:?}: it yielded on thread {yielded_on:?}, and only that thread may continue it")]
+    #[error(
+        "cannot {op} a closure guest on thread {here:?}: it yielded on thread {yielded_on:?}, and only that thread may continue it"
+    )]
     WrongThread {
         /// What was attempted.
         op: ThreadOp,

@@ -198,9 +198,9 @@ unsafe impl Send for Instance {}
 
 /// The closure guest's inputs and output, on the host's stack for the run
 /// (`run_closure`) or on the heap (`start_closure`).
-struct ClosureSlot<F, T> {
-    f: Option<F>,
-    out: Option<std::thread::Result<T>>,
+pub(crate) struct ClosureSlot<F, T> {
+    pub(crate) f: Option<F>,
+    pub(crate) out: Option<std::thread::Result<T>>,
 }
 
 /// A started closure's slot with its types erased.
@@ -216,7 +216,7 @@ impl<F: Send, T: Send + 'static> ClosureOut for ClosureSlot<F, T> {
 
 /// Entry point of a closure guest: calls the closure, catching any panic
 /// here, before it could unwind into `context_sys_start`.
-extern "C" fn closure_entry<F: FnOnce() -> T, T>(slot: *mut ClosureSlot<F, T>) {
+pub(crate) extern "C" fn closure_entry<F: FnOnce() -> T, T>(slot: *mut ClosureSlot<F, T>) {
     // SAFETY: the caller passes a pointer to a live slot and does not touch
     // the slot until the guest has switched back.
     let slot = unsafe { &mut *slot };

@@ -720,7 +720,8 @@ pub(crate) fn install_kill_handler() -> Result<(), (c_int, Errno)> {
     // handler, flags and an empty mask. nix's Signal enum cannot name
     // real-time signals, so this uses libc.
     let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
-    action.sa_sigaction = instance_kill_entry as unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
+    action.sa_sigaction =
+        instance_kill_entry as unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
     action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
     // SAFETY: `action.sa_mask` is a valid sigset_t to initialise.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };

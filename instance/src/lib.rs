@@ -135,7 +135,7 @@ pub use crate::kill::{
     Ended, KillSignalCounts, KillSwitch, Termination, default_kill_signal, kill_signal, kill_signal_counts,
     set_kill_signal,
 };
-pub use crate::region::{host_region, in_host_region, terminable};
+pub use crate::region::{host_region, in_host_region, on_host_stack, terminable};
 pub use crate::run::in_guest;
 pub use crate::signal::{
     FAULT_SIGNALS, ThreadSignalMode, alt_stack_size, install_handlers, set_thread_signal_mode, thread_signal_mode,

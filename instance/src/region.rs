@@ -2,10 +2,18 @@
 //! whose faults are therefore the host's; and terminable regions, where a
 //! closure guest may be stopped by a [`KillSwitch`](crate::KillSwitch).
 //!
-//! This module needs `unsafe` to dereference the current run record and to
-//! end a run whose termination waited for a region.
+//! This module needs `unsafe` to dereference the current run record, to
+//! end a run whose termination waited for a region, and to run host code on
+//! the host's own stack ([`on_host_stack`]).
 #![allow(unsafe_code)]
 
+use core::ffi::c_void;
+use std::panic::resume_unwind;
+
+use context::{Context, Val};
+use nix::sys::signal::SigSet;
+
+use crate::instance::{ClosureSlot, closure_entry};
 use crate::run::{RunRecord, current, end_run_from_guest};
 
 /// Runs `f` as host code: while it runs, a fault on this thread is not
@@ -43,6 +51,130 @@ pub fn host_region<T>(f: impl FnOnce() -> T) -> T {
     let out = f();
     region.leave();
     out
+}
+
+/// Runs `f` as host code ([`host_region`]) on the host's own stack instead
+/// of the guest's, and returns its result.
+///
+/// A host region called from a guest runs on the guest's stack, which is
+/// sized for the guest: deep host code (a parser, a logger that formats, a
+/// recursive algorithm) can overflow it, and an overflow inside a host
+/// region is the host's fault, which kills the process (with a message
+/// naming it, see [`host_region`]). `on_host_stack` switches to the stack of
+/// the host that started the run (the thread's stack, below the frames of
+/// the host suspended in the run) for the duration of `f`, so `f` has what
+/// the host thread has, and an overflow there is reported by Rust's own
+/// "has overflowed its stack" handler.
+///
+/// Use [`host_region`] for short host calls (allocation, a lock, a small
+/// write): it costs two atomic updates. Use `on_host_stack` when the host
+/// code may need more stack than the guest can spare: it costs a context
+/// preparation and two switches more (tens of nanoseconds).
+///
+/// A panic in `f` is carried back to the guest's stack and continues there.
+/// Inside a nested run the host's stack is that of the innermost host not
+/// running on an instance's stack; called while already on it, `f` is just
+/// called. Outside a run, `f` is simply called.
+///
+/// ```
+/// let mut inst = instance::Instance::new(16 * 1024)?;
+/// // 1 MiB of host stack for a guest whose own stack is 16 KiB.
+/// let n = inst.run_closure(|| instance::on_host_stack(|| {
+///     let big = std::hint::black_box([1u8; 1 << 20]);
+///     big.iter().map(|&b| b as u32).sum::<u32>()
+/// }))?;
+/// assert_eq!(n, 1 << 20);
+/// # Ok::<(), instance::Error>(())
+/// ```
+pub fn on_host_stack<T>(f: impl FnOnce() -> T) -> T {
+    let record = current();
+    if record.is_null() {
+        return f();
+    }
+    // SAFETY: as in `host_region`.
+    let record: &RunRecord = unsafe { &*record };
+    // SAFETY: reads the stack pointer; no duty beyond calling it.
+    let here = unsafe { Context::get_current_stack_pointer() } as usize;
+    if !record.in_mapping(here) {
+        // Already on a host's stack (inside `on_host_stack`, or in the host
+        // code of a run that never switched stacks).
+        return host_region(f);
+    }
+    host_region(|| {
+        let top = host_stack_top(record);
+        // SAFETY: `top` lies on the stack of a host suspended in a switch
+        // (found by `host_stack_top`), below its live frames; nothing uses
+        // that memory until the host resumes, which only happens after the
+        // guest (us) switches back, after `run_below` returned.
+        unsafe { run_below(top, f) }
+    })
+}
+
+/// Bytes left unused below a suspended host's stack pointer (its red zone
+/// and then some).
+const HOST_STACK_SLACK: usize = 256;
+
+/// Bytes of the host stack handed to `Context::init` for the boot frame;
+/// the code then runs on below it, on the rest of the host's stack.
+const HOST_STACK_WINDOW: usize = 1024;
+
+/// The stack pointer of the innermost host of this thread that does not run
+/// on an instance's stack: the lowest live point of the host's own stack.
+fn host_stack_top(record: &RunRecord) -> usize {
+    let mut r = record;
+    loop {
+        let host_sp = r.host().regs().rsp as usize;
+        let outer = r.outer();
+        if outer.is_null() {
+            return host_sp;
+        }
+        // SAFETY: the chain holds the records of the runs this thread is
+        // inside, each outliving its run.
+        let outer: &RunRecord = unsafe { &*outer };
+        if !outer.in_mapping(host_sp) {
+            return host_sp;
+        }
+        r = outer;
+    }
+}
+
+/// Runs `f` on a fresh context whose stack begins below `host_sp`, and
+/// returns its result (or continues its panic).
+///
+/// # Safety
+///
+/// The memory below `host_sp` (down to wherever `f` needs) must be a stack
+/// that nothing else uses until this returns: the stack of a host that is
+/// suspended in a switch and stays so.
+unsafe fn run_below<F: FnOnce() -> T, T>(host_sp: usize, f: F) -> T {
+    let top = (host_sp - HOST_STACK_SLACK) & !15;
+    let base = top - HOST_STACK_WINDOW;
+    // SAFETY: the window lies just below the suspended host's stack pointer,
+    // on its stack (the caller's duty), 16-aligned, and nothing else
+    // refers to it while this function runs.
+    let window = unsafe { core::slice::from_raw_parts_mut(base as *mut u64, HOST_STACK_WINDOW / 8) };
+    let mut slot = ClosureSlot { f: Some(f), out: None };
+    let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
+    let arg = Val::CPtr(&mut slot as *mut ClosureSlot<F, T> as *const c_void);
+    let mut parent = Context::new();
+    let mut child = Context::new();
+    // The window holds the boot frame and one register argument, and the
+    // entry is not null, so this does not fail; if it did, `f` would run
+    // here, on the guest's stack, as in a plain host region.
+    if Context::init_with_sigmask(window, &mut parent, &mut child, entry, &[arg], &SigSet::empty()).is_ok() {
+        // SAFETY: `child` was just prepared to call `closure_entry` (which
+        // catches every panic) on the host's stack and return to `parent`;
+        // both contexts live in this frame until the switch comes back.
+        unsafe { Context::swap(&mut parent, &child) };
+    }
+    let out = match slot.f.take() {
+        Some(f) => Ok(f()),
+        None => slot.out.take().unwrap_or_else(|| Err(Box::new("on_host_stack: no result"))),
+    };
+    match out {
+        Ok(value) => value,
+        Err(payload) => resume_unwind(payload),
+    }
 }
 
 /// An entered host region; `leave` ends it normally, dropping it (during an

@@ -40,7 +40,7 @@
 use core::cell::RefCell;
 use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use context::Context;
@@ -232,7 +232,8 @@ fn our_action() -> libc::sigaction {
     // SAFETY: a zeroed sigaction is a valid value to fill in; nix's
     // SigHandler cannot name an assembly entry point.
     let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
-    action.sa_sigaction = instance_fault_entry as unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
+    action.sa_sigaction =
+        instance_fault_entry as unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
     action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
     // SAFETY: `sa_mask` is a valid sigset_t to initialise.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
@@ -341,7 +342,20 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
     let uc = unsafe { &mut *uc };
     let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
     let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
-    if !record.in_mapping(sp) || record.in_host_region() {
+    if !record.in_mapping(sp) {
+        return false;
+    }
+    if record.in_host_region() {
+        // The host's fault, forwarded as if we were not there; but a host
+        // region that ran out of the guest's stack would otherwise die
+        // without a word (Rust's own report knows only thread stacks).
+        if signum == libc::SIGSEGV {
+            // SAFETY: si_addr is valid to read for SIGSEGV.
+            let addr = unsafe { info.si_addr() } as usize;
+            if record.in_guard(addr) || record.in_guard(sp) {
+                report_region_overflow(addr);
+            }
+        }
         return false;
     }
     let (signal, kind) = match signum {
@@ -364,6 +378,32 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
     // abandoned now that its fault is recorded.
     unsafe { redirect_to_host(uc, record) };
     true
+}
+
+/// Writes, once per process, to stderr that host code in a host region
+/// overflowed the guest's stack (the fault then goes to the host's handler
+/// and, as for any host fault, normally kills the process). Async-signal-
+/// safe: one `write` of a message built in a stack buffer.
+fn report_region_overflow(addr: usize) {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if REPORTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    const HEAD: &[u8] = b"instance: host code in a host region overflowed the guest's stack (fault at 0x";
+    const TAIL: &[u8] = b"); run deep host code with instance::on_host_stack\n";
+    let mut buf = [0u8; HEAD.len() + 16 + TAIL.len()];
+    buf[..HEAD.len()].copy_from_slice(HEAD);
+    let mut n = HEAD.len();
+    let digits = (usize::BITS - addr.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        buf[n] = b"0123456789abcdef"[(addr >> (i * 4)) & 0xf];
+        n += 1;
+    }
+    buf[n..n + TAIL.len()].copy_from_slice(TAIL);
+    n += TAIL.len();
+    // SAFETY: writes `n` initialised bytes of a live buffer to fd 2; a
+    // failure leaves nothing to do.
+    let _ = unsafe { libc::write(2, buf.as_ptr().cast(), n) };
 }
 
 /// Rewrites the interrupted register state `uc` so that returning from the

@@ -187,6 +187,17 @@ fn child() {
             let mut inst = Instance::new(64 * 1024).unwrap();
             let _ = inst.run_closure(|| instance::host_region(|| rust_recursion(0)));
         }
+        "host_stack_overflow" => {
+            // The same host code on the host's own stack: Rust's report.
+            let t = std::thread::Builder::new().name("host-stack".into()).stack_size(256 * 1024);
+            t.spawn(|| {
+                let mut inst = Instance::new(64 * 1024).unwrap();
+                let _ = inst.run_closure(|| instance::on_host_stack(|| rust_recursion(0)));
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        }
         "prev_siginfo_mprotect" => {
             install_before_ours(Signal::SIGSEGV, SigHandler::SigAction(mprotect_and_continue), SaFlags::empty());
             run_faulting_guests();
@@ -336,7 +347,20 @@ fn host_stack_overflow_still_gets_rusts_message() {
 fn fault_inside_a_host_region_is_the_hosts() {
     common::deadline();
     assert_died_of("region_fault", Signal::SIGSEGV);
-    assert_died_of("region_overflow", Signal::SIGSEGV);
+    let out = assert_died_of("region_overflow", Signal::SIGSEGV);
+    assert!(
+        out.stderr.contains("instance: host code in a host region overflowed the guest's stack (fault at 0x")
+            && out.stderr.contains("run deep host code with instance::on_host_stack"),
+        "{out:?}"
+    );
+    assert_eq!(out.stderr.matches("overflowed the guest's stack").count(), 1, "{out:?}");
+}
+
+#[test]
+fn overflow_on_the_host_stack_gets_rusts_message() {
+    common::deadline();
+    let out = assert_died_of("host_stack_overflow", Signal::SIGABRT);
+    assert!(out.stderr.contains("thread 'host-stack'") && out.stderr.contains("has overflowed its stack"), "{out:?}");
 }
 
 #[test]
