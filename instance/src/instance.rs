@@ -340,6 +340,10 @@ impl Instance {
     /// time from its start (None: no bound). A run that exceeds it is
     /// terminated as by [`KillSwitch::terminate`]; the process's single
     /// watchdog thread does it.
+    ///
+    /// Works on threads that block signals: a run with a timeout unblocks
+    /// the kill signal for its duration and restores the thread's mask
+    /// afterwards (see [`KillSwitch`]'s "Blocked signals").
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
     }

@@ -505,10 +505,21 @@ impl KillState {
 /// next one if none was. Once that run is over, [`terminate`] has no effect
 /// (and says why), also on later runs of the same instance.
 ///
-/// The kill signal ([`kill_signal`]) must not be blocked in threads that
-/// run instances: a blocked signal never stops a spinning guest, and the
-/// host, which waits for a signal sent for its run to be taken before it
-/// returns, would wait with it.
+/// # Blocked signals
+///
+/// A thread that blocks the kill signal ([`kill_signal`]), or every signal,
+/// may run terminable instances: a run that can be terminated (a switch
+/// exists, or a timeout is set) unblocks the kill signal (and the fault
+/// signals) for its duration and blocks it again afterwards, so the
+/// thread's mask comes back exactly (in [`ThreadSignalMode::Restore`]; in
+/// [`ThreadSignalMode::Keep`] they stay unblocked, see there). The guest
+/// itself must leave the kill signal unblocked: a guest that blocks it
+/// cannot be stopped while it runs (its host still returns once the guest
+/// does, with [`Error::Terminated`](crate::Error::Terminated) if the switch
+/// said so).
+///
+/// [`ThreadSignalMode::Restore`]: crate::ThreadSignalMode::Restore
+/// [`ThreadSignalMode::Keep`]: crate::ThreadSignalMode::Keep
 ///
 /// [`terminate`]: KillSwitch::terminate
 #[derive(Clone)]

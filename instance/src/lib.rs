@@ -17,7 +17,8 @@
 //!   installed before ours, so the host behaves as if this crate were not
 //!   there (see [`install_handlers`]).
 //! * [`host_region`]: host code called by a guest, whose faults are the
-//!   host's and which a termination waits for.
+//!   host's and which a termination waits for; [`on_host_stack`] runs it on
+//!   the host's own stack when it needs more room than the guest's.
 //! * Yield and resume: a guest started with [`Instance::start`] or
 //!   [`Instance::start_closure`] hands values to the host with
 //!   [`yield_value`] (typed, Rust), [`yield_u64`] or the C `instance_yield`
@@ -112,6 +113,40 @@
 //! sent by this process with `tgkill` to a thread running a terminable run
 //! whose termination was requested; every other delivery is counted
 //! ([`kill_signal_counts`]) and ignored.
+//!
+//! Both handlers enter through a few instructions of assembly that clear
+//! EFLAGS.AC before any Rust code runs (Linux keeps a guest's alignment
+//! check set in the handler, where it would turn the handler's first
+//! misaligned access into SIGBUS), and the host clears AC and DF after
+//! every switch back from a guest.
+//!
+//! A signal we forward to the handler installed before ours may change the
+//! disposition (Rust std's SIGSEGV handler installs `SIG_DFL` for a fault
+//! that is not its guard page): we then remember what it installed as the
+//! host's handler from now on and put ours back, so guests keep being
+//! recovered.
+//!
+//! # Signals you must leave unblocked
+//!
+//! None, in the thread: a run unblocks what it needs (the five fault
+//! signals, since the kernel kills the process when a CPU fault meets a
+//! blocked one, and the kill signal of a run that can be terminated) and
+//! gives the thread its mask back (see [`ThreadSignalMode`] for Keep
+//! mode). In the guest: a guest that blocks a fault signal dies of its next
+//! fault, and one that blocks the kill signal cannot be stopped while it
+//! runs; leave both unblocked in guest code.
+//!
+//! # Threads
+//!
+//! Instances run on many threads at once; faults and kills on one thread
+//! never touch another's instance. An [`Instance`] is `Send`; a suspended
+//! closure guest is continued (resumed, reset, unwound) only on the thread
+//! it yielded on ([`Error::WrongThread`] elsewhere), because its frames may
+//! hold that thread's data; a raw guest may be resumed anywhere, under
+//! [`Instance::start`]'s contract. [`KillSwitch`] is `Send + Sync + Clone`.
+//! No unwind leaves a guest except through this crate's own paths: a
+//! closure's panic comes back as [`Error::Panic`], and an unwind that would
+//! leave a raw entry point aborts the process with a message.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

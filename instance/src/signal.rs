@@ -709,7 +709,8 @@ pub fn alt_stack_size() -> usize {
 /// |---|---|---|
 /// | our alternate signal stack | installed by each outermost run, the thread's own put back when it ends | installed by the first run, stays until the mode is set back or the thread exits |
 /// | signal mask after a fault | the one the run started with, whatever the guest did | the one the guest faulted with (as after a return) |
-/// | system calls per run | 3 (`sigaltstack` × 2, `rt_sigprocmask`) | none |
+/// | fault signals and kill signal | unblocked for the run, blocked again after if the thread had them blocked | unblocked when the thread enters Keep (its first run) and left so |
+/// | system calls per run | 3 (`sigaltstack` × 2, `rt_sigprocmask`), 4 if the thread blocks a fault or kill signal | none; 1 (`rt_sigprocmask`) for a run that can be terminated |
 ///
 /// In both modes the handler always runs on our alternate stack during a
 /// run, and the MXCSR and x87 control word come back as they were.
