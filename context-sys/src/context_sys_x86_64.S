@@ -108,6 +108,38 @@
     jmp *%rcx
 .endm
 
+/*
+ * load_fp_control base
+ *
+ * Gives MXCSR's control bits and the x87 control word the values saved in
+ * the block at %\base, executing ldmxcsr or fldcw only when the saved
+ * control bits differ from the current ones (why: see context_sys_swap).
+ * For the paths that hold no saved copy of the current values (set, and
+ * the start routine's return): they are stored into the red zone, the 8
+ * bytes below rsp, which the ABI lets a function use without moving rsp
+ * (signal frames are placed below it).  Straight-line apart from two
+ * forward branches, rsp unchanged: no CFI needed.  Clobbers eax.
+ *
+ *     | caller's frame ... |  <- rsp
+ *     | fpucw now  (2 B)   |  <- rsp - 4
+ *     | mxcsr now  (4 B)   |  <- rsp - 8
+ */
+.macro load_fp_control base
+    stmxcsr -8(%rsp)
+    fnstcw -4(%rsp)
+    mov CONTEXT_SYS_OFF_MXCSR(%\base), %eax
+    xor -8(%rsp), %eax
+    test $CONTEXT_SYS_MXCSR_CONTROL_MASK, %eax
+    jz 1f
+    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%\base)
+1:
+    movzwl CONTEXT_SYS_OFF_FPUCW(%\base), %eax
+    cmp -4(%rsp), %ax
+    je 2f
+    fldcw CONTEXT_SYS_OFF_FPUCW(%\base)
+2:
+.endm
+
     .text
 
 /*
@@ -121,14 +153,19 @@
  *     | caller's frame     |
  *     | return address     |  <- rsp  == from->rsp
  *
- * MXCSR and the x87 control word are stored every time.  The x87 control
- * word is loaded only when *to's differs from ours (fldcw is microcoded;
- * reading back what fnstcw stored is free).  MXCSR is loaded always: reading
- * back what stmxcsr just stored, to compare, stalls on the store and costs
- * more than the ldmxcsr it would save (measured on Zen 4: a round trip of
- * two swaps takes 13.5 ns with the comparison, 10.3 ns without; see
- * docs/PERFORMANCE.md).  Loading *to's status bits along with its control
- * bits is allowed: the ABI makes the status bits caller-saved.
+ * MXCSR and the x87 control word are stored every time, and each is loaded
+ * only when *to's control bits differ from ours.  Both loads are expensive
+ * when they change the register: fldcw is microcoded everywhere, and on
+ * Intel cores an ldmxcsr whose value differs from the current MXCSR costs
+ * about 55 ns, status bits included.  Since the status bits (the sticky
+ * exception flags) are caller-saved and differ between any two contexts
+ * that did different float work, loading *to's MXCSR unconditionally would
+ * pay that on almost every switch of a real program.  So only the control
+ * bits (CONTEXT_SYS_MXCSR_CONTROL_MASK) are compared, and when they match
+ * our status bits are simply left as they are.  The comparison reads back
+ * the word stmxcsr just stored; on Zen 4 that store-to-load costs ~3 ns a
+ * round trip over loading blindly, a price that holds on every vendor,
+ * where the blind load's cliff does not.
  *
  * stmxcsr goes first so that its latency overlaps the register stores.
  */
@@ -147,8 +184,12 @@ context_sys_swap:
     mov %r14, CONTEXT_SYS_OFF_R14(%rdi)
     mov %r15, CONTEXT_SYS_OFF_R15(%rdi)
 
-    /* MXCSR: always (see above).  x87 control word: only if it differs. */
-    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rsi)
+    /* MXCSR and x87 control word: each only if its control bits differ. */
+    mov CONTEXT_SYS_OFF_MXCSR(%rsi), %eax
+    xor CONTEXT_SYS_OFF_MXCSR(%rdi), %eax
+    test $CONTEXT_SYS_MXCSR_CONTROL_MASK, %eax
+    jnz .Lswap_load_mxcsr
+.Lswap_mxcsr_done:
     movzwl CONTEXT_SYS_OFF_FPUCW(%rsi), %eax
     cmp CONTEXT_SYS_OFF_FPUCW(%rdi), %ax
     jne .Lswap_load_fpucw
@@ -156,8 +197,14 @@ context_sys_swap:
     .cfi_remember_state
     load_context_and_jump rsi, DW_OP_breg4
 
+    /* Out of line, so the common path falls through.  The CFI here is
+     * that of the body above: CFA = rsp + 8, nothing moved. */
+.Lswap_load_mxcsr:
+    .cfi_restore_state
+    .cfi_remember_state
+    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rsi)
+    jmp .Lswap_mxcsr_done
 .Lswap_load_fpucw:
-    /* CFI here is that of the body above: CFA = rsp + 8, nothing moved. */
     .cfi_restore_state
     fldcw CONTEXT_SYS_OFF_FPUCW(%rsi)
     jmp .Lswap_fpucw_done
@@ -167,17 +214,16 @@ context_sys_swap:
 /*
  * void context_sys_set(const struct context_sys_regs *to)  // rdi
  *
- * Continues in *to without saving anything; never returns.  Unlike swap it
- * always loads MXCSR and the x87 control word: it has no saved copy of the
- * current ones to compare with, and it is not the hot path.
+ * Continues in *to without saving anything; never returns.  MXCSR and the
+ * x87 control word are loaded only where their control bits differ from
+ * the current ones (load_fp_control).
  */
     .p2align 4
     .globl context_sys_set
     .type context_sys_set, @function
 context_sys_set:
     .cfi_startproc
-    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rdi)
-    fldcw CONTEXT_SYS_OFF_FPUCW(%rdi)
+    load_fp_control rdi
     load_context_and_jump rdi, DW_OP_breg5
     .cfi_endproc
     .size context_sys_set, .-context_sys_set
@@ -315,8 +361,7 @@ context_sys_start:
     mov %rdx, CONTEXT_SYS_OFF_RET_RDX(%rbx)
     movups %xmm0, CONTEXT_SYS_OFF_RET_XMM0(%rbx)
     mov %r12, %rdi
-    ldmxcsr CONTEXT_SYS_OFF_MXCSR(%rdi)
-    fldcw CONTEXT_SYS_OFF_FPUCW(%rdi)
+    load_fp_control rdi
     load_context_and_jump rdi, DW_OP_breg5
 
 .Lstart_unlinked:

@@ -1,0 +1,100 @@
+//! A switch loads MXCSR or the x87 control word only when the control bits
+//! differ: the status bits (sticky exception flags) are caller-saved and
+//! left as they are. Loading a different MXCSR costs ~55 ns on Intel cores,
+//! and two contexts whose float work differed always have different flags,
+//! so a switch that loaded them would pay it on nearly every switch.
+#![cfg(target_arch = "x86_64")]
+
+use context::{Context, ContextHandle};
+
+const DEFAULT_MXCSR: u32 = 0x1f80;
+/// Precision (inexact) and zero-divide exception flags.
+const PE: u32 = 0x20;
+const ZE: u32 = 0x04;
+const STATUS: u32 = 0x3f;
+
+fn mxcsr() -> u32 {
+    let mut v = 0u32;
+    // SAFETY: stores MXCSR into a local.
+    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+    v
+}
+
+fn set_mxcsr(v: u32) {
+    // SAFETY: loads a valid MXCSR value (reserved bits clear).
+    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
+}
+
+/// Records the MXCSR it starts with, raises ZE, and returns.
+extern "C" fn child(seen: *mut u32) {
+    // SAFETY: the test passes a live u32.
+    unsafe { seen.write(mxcsr()) };
+    set_mxcsr(mxcsr() | ZE);
+}
+
+#[repr(align(16))]
+struct Stack([u64; 4096]);
+
+#[test]
+fn switches_leave_status_flags_alone_when_control_bits_match() {
+    let before = mxcsr();
+    set_mxcsr(DEFAULT_MXCSR);
+    let mut stack = Box::new(Stack([0; 4096]));
+    let mut parent = ContextHandle::new();
+    let mut seen = 0u32;
+    // The child is prepared with no status flags...
+    let child = ContextHandle::create_and_init(
+        &mut stack.0,
+        &mut parent,
+        child as *const () as usize,
+        &[context::Val::CPtr(&mut seen as *mut u32 as *const _)],
+    )
+    .unwrap();
+    assert_eq!(child.regs().mxcsr & STATUS, 0);
+    // ... and the host has an inexact flag when it switches.
+    set_mxcsr(DEFAULT_MXCSR | PE);
+    // SAFETY: heap-pinned contexts, the stack outlives the run.
+    unsafe { Context::swap(&mut parent, &child) };
+    let after = mxcsr();
+    set_mxcsr(before);
+    // Same control bits: swap did not load the child's MXCSR, so the child
+    // started with the host's flag ...
+    assert_eq!(seen & !STATUS, DEFAULT_MXCSR, "control bits {seen:#x}");
+    assert_ne!(seen & PE, 0, "swap loaded the child's status bits: {seen:#x}");
+    // ... and the start routine's return did not load the parent's: the
+    // child's ZE came back with it.
+    assert_ne!(after & ZE, 0, "the return loaded the parent's status bits: {after:#x}");
+    assert_eq!(after & !STATUS, DEFAULT_MXCSR);
+}
+
+/// Sets round-toward-zero (control bits 13-14) and reports what it had.
+extern "C" fn child_changes_rounding(seen: *mut u32) {
+    // SAFETY: the test passes a live u32.
+    unsafe { seen.write(mxcsr()) };
+    set_mxcsr(mxcsr() | 0x6000);
+}
+
+#[test]
+fn switches_load_control_bits_that_differ_in_both_directions() {
+    let before = mxcsr();
+    // The child is made with flush-to-zero (bit 15); the host then runs
+    // with the default.
+    set_mxcsr(DEFAULT_MXCSR | 0x8000);
+    let mut stack = Box::new(Stack([0; 4096]));
+    let mut parent = ContextHandle::new();
+    let mut seen = 0u32;
+    let child = ContextHandle::create_and_init(
+        &mut stack.0,
+        &mut parent,
+        child_changes_rounding as *const () as usize,
+        &[context::Val::CPtr(&mut seen as *mut u32 as *const _)],
+    )
+    .unwrap();
+    set_mxcsr(DEFAULT_MXCSR | PE);
+    // SAFETY: as above.
+    unsafe { Context::swap(&mut parent, &child) };
+    let after = mxcsr();
+    set_mxcsr(before);
+    assert_eq!(seen & !STATUS, DEFAULT_MXCSR | 0x8000, "the child's control bits were not loaded: {seen:#x}");
+    assert_eq!(after & !STATUS, DEFAULT_MXCSR, "the host's control bits were not restored: {after:#x}");
+}
