@@ -252,15 +252,9 @@ fn dropping_or_resetting_a_suspended_closure_runs_its_destructors_once() {
     assert_eq!(inst.state(), State::Ready);
     assert_eq!(inst.run_closure(|| 5).unwrap(), 5);
 
-    // Dropped on another thread than the one it yielded on: its frames are
-    // abandoned, not unwound there (they may hold that thread's data): none
-    // of the three destructors runs (what they own is leaked).
-    drops.store(0, Ordering::SeqCst);
-    let mut inst = Instance::new(STACK).unwrap();
-    suspended_with_tallies(&mut inst, &drops, &after);
-    std::thread::spawn(move || drop(inst)).join().unwrap();
-    assert_eq!(drops.load(Ordering::SeqCst), 0);
-    assert_eq!(after.load(Ordering::SeqCst), 0);
+    // Dropped on another thread than the one it yielded on, its frames are
+    // abandoned (leaked) instead: tests/threads.rs, which does not run under
+    // valgrind's leak check.
 }
 
 #[test]
