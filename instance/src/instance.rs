@@ -26,6 +26,10 @@ use crate::state::State;
 use crate::watchdog;
 use crate::yielding::{Expect, ResumeSlot, Yielded};
 
+// The stack's guard and scrubbing options: `Instance::with_guard`,
+// `set_scrub_stack`, and the scrub that `reset` and `into_stack` call.
+mod stack_options;
+
 /// How a resumable run got back to the host: it returned, or it yielded.
 #[derive(Debug)]
 pub enum Outcome<T> {
@@ -72,7 +76,7 @@ impl<T> Outcome<T> {
 /// let mut inst = Instance::new(64 * 1024)?;
 /// assert_eq!(inst.run_closure(|| 6 * 7)?, 42);
 ///
-/// // A Rust recursion that never ends overflows into the guard page.
+/// // A Rust recursion that never ends overflows into the guard region.
 /// fn recurse(n: u64) -> u64 {
 ///     let pad = std::hint::black_box([n; 64]);
 ///     recurse(pad[3] + 1) + pad[7]
@@ -220,8 +224,9 @@ impl Drop for Nested {
 }
 
 impl Instance {
-    /// An instance on a new stack of `stack_size` usable bytes with one
-    /// guard page (sizes rounded up to pages).
+    /// An instance on a new stack of `stack_size` usable bytes with a
+    /// [`DEFAULT_GUARD_SIZE`](crate::DEFAULT_GUARD_SIZE) guard region (sizes
+    /// rounded up to pages; [`Instance::with_guard`] chooses the guard).
     ///
     /// # Errors
     ///

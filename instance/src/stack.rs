@@ -88,8 +88,19 @@ fn round_up_to_page(n: usize) -> Option<usize> {
     n.checked_add(page - 1).map(|m| m & !(page - 1))
 }
 
-/// The default guard: one page.
-pub const DEFAULT_GUARD_PAGES: usize = 1;
+/// The default guard region, in bytes: 64 KiB of `PROT_NONE` address space
+/// below every stack made by [`Stack::new`] (and [`Instance::new`](crate::Instance::new)),
+/// rounded up to whole pages (16 pages of 4 KiB; one page on a kernel with
+/// 64 KiB pages).
+///
+/// A guard costs address space only: it is never committed. It catches a
+/// guest that runs off the bottom of its stack with frames smaller than the
+/// guard (the common case for C code compiled without stack probes, whose
+/// largest locals are rarely near 64 KiB); a frame larger than the guard can
+/// step over it into whatever is mapped below, unless the code probes its
+/// stack (`-fstack-clash-protection` in C, the default in Rust). See the
+/// crate docs, "Stack sizing and guards".
+pub const DEFAULT_GUARD_SIZE: usize = 64 * 1024;
 
 /// A `mmap`'d stack with a `PROT_NONE` guard region below its usable part.
 ///
@@ -116,15 +127,15 @@ unsafe impl Send for Stack {}
 unsafe impl Sync for Stack {}
 
 impl Stack {
-    /// A stack with `size` usable bytes and one guard page, both rounded up
-    /// to whole pages.
+    /// A stack with `size` usable bytes and a [`DEFAULT_GUARD_SIZE`] guard
+    /// region, both rounded up to whole pages.
     ///
     /// # Errors
     ///
     /// [`StackError::ZeroSize`], [`StackError::TooLarge`], or the failing
     /// system call ([`StackError::Map`], [`StackError::Protect`]).
     pub fn new(size: usize) -> Result<Stack, StackError> {
-        Stack::with_guard(size, DEFAULT_GUARD_PAGES * page_size())
+        Stack::with_guard(size, DEFAULT_GUARD_SIZE)
     }
 
     /// A stack with `size` usable bytes and a `guard`-byte `PROT_NONE`
@@ -390,7 +401,10 @@ mod tests {
     fn bad_sizes_are_typed_errors() {
         assert_eq!(Stack::new(0).unwrap_err(), StackError::ZeroSize);
         assert_eq!(Stack::with_guard(4096, 0).unwrap_err(), StackError::ZeroGuard);
-        assert_eq!(Stack::new(usize::MAX).unwrap_err(), StackError::TooLarge { size: usize::MAX, guard: page_size() });
+        assert_eq!(
+            Stack::new(usize::MAX).unwrap_err(),
+            StackError::TooLarge { size: usize::MAX, guard: DEFAULT_GUARD_SIZE }
+        );
         assert_eq!(
             Stack::with_guard(usize::MAX / 2, usize::MAX / 2).unwrap_err(),
             StackError::TooLarge { size: usize::MAX / 2, guard: usize::MAX / 2 }

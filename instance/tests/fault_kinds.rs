@@ -126,11 +126,27 @@ fn rust_recursion_overflows_into_the_guard() {
     let r = closure_fault(&mut inst, || rust_recursion(0));
     assert_eq!((r.kind, r.signal), (FaultKind::StackOverflow, Signal::SIGSEGV));
     assert!(inst.stack().in_guard(r.addr));
-    // A larger guard works the same way.
-    let mut inst = Instance::with_stack(instance::Stack::with_guard(STACK, 16 * instance::page_size()).unwrap());
+    // A larger guard than the default works the same way.
+    let mut inst = Instance::with_guard(STACK, 4 * instance::DEFAULT_GUARD_SIZE).unwrap();
     let r = closure_fault(&mut inst, || rust_recursion(0));
     assert_eq!(r.kind, FaultKind::StackOverflow);
     assert!(inst.stack().in_guard(r.addr));
+}
+
+#[test]
+fn a_write_to_any_page_of_the_default_guard_is_a_stack_overflow() {
+    common::deadline();
+    let page = instance::page_size();
+    let mut inst = Instance::new(STACK).unwrap();
+    let (start, base) = (inst.stack().mapping_start(), inst.stack().base());
+    assert_eq!(base - start, instance::DEFAULT_GUARD_SIZE.next_multiple_of(page));
+    // Each page's lowest and highest word: the stack pointer stays in the
+    // usable part, only the address tells.
+    for addr in (start..base).step_by(page).flat_map(|p| [p, p + page - 8]) {
+        let r = raw_fault(&mut inst, write_to as *const () as usize, &[Val::USize(addr)]);
+        assert_eq!((r.kind, r.signal, r.code, r.addr), (FaultKind::StackOverflow, Signal::SIGSEGV, SEGV_ACCERR, addr));
+        assert!(!inst.stack().in_guard(r.sp) && in_stack(&inst, r.sp));
+    }
 }
 
 #[test]

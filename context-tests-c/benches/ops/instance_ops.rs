@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use context::Val;
-use instance::{FaultKind, Instance, StackPool, ThreadSignalMode};
+use instance::{DEFAULT_GUARD_SIZE, FaultKind, Instance, StackPool, ThreadSignalMode};
 
 use super::Op;
 use super::c_baseline::NoAccessPage;
@@ -90,7 +90,7 @@ pub struct OursPooledRun<const KEEP: bool> {
 impl<const KEEP: bool> OursPooledRun<KEEP> {
     pub fn new() -> Self {
         set_mode(KEEP);
-        let pool = StackPool::new(STACK_BYTES, instance::page_size(), 4).expect("a pool of 64 KiB stacks");
+        let pool = StackPool::new(STACK_BYTES, DEFAULT_GUARD_SIZE, 4).expect("a pool of 64 KiB stacks");
         // Warm the pool so the timed loop never maps.
         let warm = pool.take().expect("map a pooled stack");
         pool.put(warm).expect("same pool");
