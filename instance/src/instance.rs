@@ -119,6 +119,8 @@ pub struct Instance {
     /// The type a started run returns (for `resume`'s check).
     output: (TypeId, &'static str),
     timeout: Option<Duration>,
+    /// Whether `reset` and `into_stack` scrub the stack (see `stack_options`).
+    scrub_stack: bool,
     stack: Stack,
 }
 
@@ -252,15 +254,18 @@ impl Instance {
             closure: None,
             output: (TypeId::of::<()>(), "()"),
             timeout: None,
+            scrub_stack: true,
             stack,
         }
     }
 
     /// Gives the stack back, for reuse in another instance or a pool. A
-    /// suspended guest is unwound or discarded first, as by `drop`.
+    /// suspended guest is unwound or discarded first, as by `drop`; then the
+    /// stack is scrubbed (see [`Instance::set_scrub_stack`]).
     pub fn into_stack(mut self) -> Stack {
         self.discard_suspended();
         self.kill.dropped();
+        self.scrub_stack_if_asked();
         let this = ManuallyDrop::new(self);
         // SAFETY: each field is read exactly once and `this` is never
         // dropped, so nothing is dropped twice; the fields other than the
@@ -311,7 +316,8 @@ impl Instance {
     /// Makes a faulted, panicked, terminated, yielded or finished instance
     /// ready to run again. Whatever a faulted or terminated guest left on
     /// the stack is abandoned (its destructors do not run); a yielded guest
-    /// is unwound or discarded (see the type's docs).
+    /// is unwound or discarded (see the type's docs). Then the stack is
+    /// scrubbed (see [`Instance::set_scrub_stack`]).
     ///
     /// # Errors
     ///
@@ -327,6 +333,7 @@ impl Instance {
         self.last_fault = None;
         let _ = self.pinned.record.take_fault();
         self.pinned.record.clear_slots();
+        self.scrub_stack_if_asked();
         Ok(())
     }
 
