@@ -130,6 +130,31 @@
 //! usual one: 64 KiB is plenty for small C entries, a Rust closure that
 //! formats or panics wants a few hundred KiB, like a thread's stack would.
 //!
+//! # What one guest leaves on the stack for the next
+//!
+//! A guest's locals stay in its stack's memory after it returns, faults or
+//! is terminated. So that one tenant's data does not reach the next guest
+//! to use that memory, stacks are scrubbed ([`Stack::scrub`]: the pages
+//! the guest touched are zeroed, untouched pages stay uncommitted) by
+//! default at each point where a stack may change hands:
+//!
+//! | when | default | opt out |
+//! |---|---|---|
+//! | [`StackPool::put`] | scrubbed | [`StackPool::scrub_on_put`]`(false)` |
+//! | [`Instance::reset`] and [`Instance::into_stack`] | scrubbed | [`Instance::set_scrub_stack`]`(false)` |
+//!
+//! A run that follows a returned run on the same instance needs no reset
+//! and is not preceded by a scrub: run each tenant on its own instance or
+//! pooled stack, or reset between tenants. A stack already scrubbed (say by
+//! `into_stack`, then handed to a scrubbing pool) is not scrubbed twice.
+//!
+//! The cost is one `mincore` and usually one `madvise(MADV_DONTNEED)` (for
+//! the untouched part, where the kernel may also have swapped a page out),
+//! plus writing zeros over the touched pages: a few hundred nanoseconds for
+//! a guest that used a page or two, more than the rest of a pooled run in
+//! [`ThreadSignalMode::Keep`] (see `docs/PERFORMANCE.md`). Guests that
+//! trust each other, or one tenant's guests, can turn it off.
+//!
 //! # Signals, in one place
 //!
 //! The first run (or [`install_handlers`]) installs one process-wide
