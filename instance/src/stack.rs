@@ -113,7 +113,8 @@ pub const DEFAULT_GUARD_SIZE: usize = 64 * 1024;
 ///
 /// Sizes are rounded up to whole pages. Memory is committed lazily, page by
 /// page, as the stack is touched; [`Stack::decommit`] gives touched pages
-/// back. Dropping the stack unmaps it.
+/// back, [`Stack::scrub`] zeroes them in place. Dropping the stack unmaps
+/// it.
 ///
 /// # Movement
 ///
@@ -273,7 +274,9 @@ impl Stack {
     /// part), plus writing the touched pages. After a scrub, and until
     /// [`Stack::as_words_mut`] hands the usable part out again (which every
     /// run on it does), another scrub knows there is nothing to do and
-    /// returns `Ok(0)` without a system call.
+    /// returns `Ok(0)` without a system call. (Writes that do not come
+    /// through that slice, through an address computed from
+    /// [`Stack::base`], say, are not seen.)
     ///
     /// ```
     /// let mut stack = instance::Stack::new(1024 * 1024)?;
@@ -490,7 +493,8 @@ impl StackPool {
     /// The scrub is [`Stack::scrub`]'s (nothing to do for a stack already
     /// scrubbed, say by [`Instance::into_stack`](crate::Instance::into_stack)).
     /// Should `mincore` fail, the stack's memory is given back with
-    /// `madvise(MADV_DONTNEED)` instead, which zeroes it as well.
+    /// `madvise(MADV_DONTNEED)` instead, which zeroes it as well (and should
+    /// that fail too, every word is written with zero).
     ///
     /// # Errors
     ///
