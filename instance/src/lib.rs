@@ -150,10 +150,10 @@
 //!
 //! The cost is one `mincore` and usually one `madvise(MADV_DONTNEED)` (for
 //! the untouched part, where the kernel may also have swapped a page out),
-//! plus writing zeros over the touched pages: a few hundred nanoseconds for
-//! a guest that used a page or two, more than the rest of a pooled run in
-//! [`ThreadSignalMode::Keep`] (see `docs/PERFORMANCE.md`). Guests that
-//! trust each other, or one tenant's guests, can turn it off.
+//! plus writing zeros over the touched pages. The two system calls dominate:
+//! about 4 µs together on the shared VM of `docs/PERFORMANCE.md`, several
+//! times the rest of a pooled run. Guests that trust each other, or one
+//! tenant's guests, can turn it off.
 //!
 //! # Signals, in one place
 //!
