@@ -11,14 +11,20 @@
 //!   for the fixed part). No peer marshals SysV arguments.
 //! * `sigmask_read`: the `rt_sigprocmask` call `init` makes to record the
 //!   signal mask, alone.
-//! * `fault_to_host`: a fault in the guest back in the host, beside a plain C
-//!   `sigsetjmp`/`siglongjmp` baseline.
+//! * `fault_to_host`: a fault in the guest back in the host, then a reset,
+//!   beside a plain C `sigsetjmp`/`siglongjmp` baseline; the reset scrubs
+//!   the stack by default (`ours`, `ours_keep`), not in `*_noscrub`.
 //! * `fresh_guard_stack`: map a guard-page stack, run on it, unmap it —
 //!   ours (an `instance::Instance`), corosensei, Boost, and the raw system
 //!   calls.
 //! * `pooled_instance_run`: an instance run of a trivial entry on a stack
-//!   from a `StackPool`, beside a bare `Context::init` + run; and, for the
-//!   breakdown, a run on one kept instance (no per-run allocation).
+//!   from a `StackPool`, beside a bare `Context::init` + run; with the
+//!   default scrub of the stack (`ours`, `ours_keep`) and without
+//!   (`ours_noscrub`, `ours_keep_noscrub`); and, for the breakdown, a run on
+//!   one kept instance (no per-run allocation, no reset, so no scrub).
+//! * `stack_scrub`: `Stack::scrub` of a 256 KiB stack whose top page
+//!   (`ours_1_page`) or top 16 pages (`ours_16_pages`) were touched. No
+//!   peer scrubs.
 //!
 //! `cargo xtask bench` runs these briefly and prints the ratios;
 //! `cargo bench -p context-tests-c --bench compare` runs them at criterion's
@@ -70,8 +76,10 @@ fn init_24_args(c: &mut Criterion) {
 fn fault_to_host(c: &mut Criterion) {
     let mut g = c.benchmark_group("fault_to_host");
     // Ours first: the C baseline puts back whatever handler it replaced.
-    bench(&mut g, "ours", inst::OursFault::<false>::new());
-    bench(&mut g, "ours_keep", inst::OursFault::<true>::new());
+    bench(&mut g, "ours", inst::OursFault::<false, true>::new());
+    bench(&mut g, "ours_noscrub", inst::OursFault::<false, false>::new());
+    bench(&mut g, "ours_keep", inst::OursFault::<true, true>::new());
+    bench(&mut g, "ours_keep_noscrub", inst::OursFault::<true, false>::new());
     bench(&mut g, "c_sigsetjmp", c_baseline::CFault::new());
     g.finish();
 }
@@ -88,11 +96,20 @@ fn fresh_guard_stack(c: &mut Criterion) {
 
 fn pooled_instance_run(c: &mut Criterion) {
     let mut g = c.benchmark_group("pooled_instance_run");
-    bench(&mut g, "ours", inst::OursPooledRun::<false>::new());
-    bench(&mut g, "ours_keep", inst::OursPooledRun::<true>::new());
+    bench(&mut g, "ours", inst::OursPooledRun::<false, true>::new());
+    bench(&mut g, "ours_noscrub", inst::OursPooledRun::<false, false>::new());
+    bench(&mut g, "ours_keep", inst::OursPooledRun::<true, true>::new());
+    bench(&mut g, "ours_keep_noscrub", inst::OursPooledRun::<true, false>::new());
     bench(&mut g, "bare_context", cx::OursInitRun::new());
     bench(&mut g, "ours_kept_instance", inst::OursReusedInstance::<false>::new());
     bench(&mut g, "ours_kept_instance_keep", inst::OursReusedInstance::<true>::new());
+    g.finish();
+}
+
+fn stack_scrub(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stack_scrub");
+    bench(&mut g, "ours_1_page", inst::OursScrub::<1>::new());
+    bench(&mut g, "ours_16_pages", inst::OursScrub::<16>::new());
     g.finish();
 }
 
@@ -103,6 +120,7 @@ criterion_group!(
     init_24_args,
     fault_to_host,
     fresh_guard_stack,
-    pooled_instance_run
+    pooled_instance_run,
+    stack_scrub
 );
 criterion_main!(benches);

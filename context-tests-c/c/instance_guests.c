@@ -6,6 +6,11 @@
  * They are entries of `instance::Instance::start` / `run`; the yield and
  * host-region calls resolve to the Rust functions of the `instance` crate
  * linked into the test binary.
+ *
+ * The large-frame guest is built like every file here, with the compiler's
+ * default flags: gcc (Debian 12) does not enable -fstack-clash-protection,
+ * so its frame is made with one `sub rsp` and no probes, as much C code in
+ * the wild is.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -22,6 +27,10 @@ uint64_t ctc_inst_yield_mixed(uint64_t n, double scale);
 uint64_t ctc_inst_spin(volatile uint64_t *progress);
 uint64_t ctc_inst_sleep(volatile uint64_t *progress);
 uint64_t ctc_inst_alloc_forever(volatile uint64_t *progress, uint64_t seed);
+uint64_t ctc_inst_frame_60k(void);
+
+/* Size of ctc_inst_frame_60k's local array (instance_guard_c.rs has it as FRAME_BYTES). */
+#define CTC_INST_FRAME_BYTES (60 * 1024)
 
 /* Yields 0, 1, ..., n-1, adds up the values it is resumed with, and returns
  * the sum (UINT64_MAX if a yield was refused). */
@@ -95,4 +104,14 @@ uint64_t ctc_inst_alloc_forever(volatile uint64_t *progress, uint64_t seed) {
         seed = seed * 6364136223846793005u + 1442695040888963407u;
         *progress += 1;
     }
+}
+
+/* One 60 KiB local whose lowest byte is written first: with no stack probes
+ * the first touch of the frame is 60 KiB below the caller's stack pointer,
+ * skipping any smaller guard. Returns 3 when the frame fits. */
+uint64_t ctc_inst_frame_60k(void) {
+    volatile unsigned char buf[CTC_INST_FRAME_BYTES];
+    buf[0] = 1;
+    buf[sizeof buf - 1] = 2;
+    return (uint64_t)buf[0] + buf[sizeof buf - 1];
 }

@@ -27,6 +27,10 @@ use crate::state::State;
 use crate::watchdog;
 use crate::yielding::{Expect, ResumeSlot, Yielded};
 
+// The stack's guard and scrubbing options: `Instance::with_guard`,
+// `set_scrub_stack`, and the scrub that `reset` and `into_stack` call.
+mod stack_options;
+
 /// How a resumable run got back to the host: it returned, or it yielded.
 #[derive(Debug)]
 pub enum Outcome<T> {
@@ -73,7 +77,7 @@ impl<T> Outcome<T> {
 /// let mut inst = Instance::new(64 * 1024)?;
 /// assert_eq!(inst.run_closure(|| 6 * 7)?, 42);
 ///
-/// // A Rust recursion that never ends overflows into the guard page.
+/// // A Rust recursion that never ends overflows into the guard region.
 /// fn recurse(n: u64) -> u64 {
 ///     let pad = std::hint::black_box([n; 64]);
 ///     recurse(pad[3] + 1) + pad[7]
@@ -165,6 +169,8 @@ pub struct Instance {
     /// only thread that may resume or unwind it (see "Threads" at
     /// [`Instance`]).
     suspended_on: Option<ThreadId>,
+    /// Whether `reset` and `into_stack` scrub the stack (see `stack_options`).
+    scrub_stack: bool,
     stack: Stack,
 }
 
@@ -281,8 +287,9 @@ impl Drop for Nested {
 }
 
 impl Instance {
-    /// An instance on a new stack of `stack_size` usable bytes with one
-    /// guard page (sizes rounded up to pages).
+    /// An instance on a new stack of `stack_size` usable bytes with a
+    /// [`DEFAULT_GUARD_SIZE`](crate::DEFAULT_GUARD_SIZE) guard region (sizes
+    /// rounded up to pages; [`Instance::with_guard`] chooses the guard).
     ///
     /// # Errors
     ///
@@ -309,15 +316,18 @@ impl Instance {
             output: (TypeId::of::<()>(), "()"),
             timeout: None,
             suspended_on: None,
+            scrub_stack: true,
             stack,
         }
     }
 
     /// Gives the stack back, for reuse in another instance or a pool. A
-    /// suspended guest is unwound or discarded first, as by `drop`.
+    /// suspended guest is unwound or discarded first, as by `drop`; then the
+    /// stack is scrubbed (see [`Instance::set_scrub_stack`]).
     pub fn into_stack(mut self) -> Stack {
         self.discard_suspended();
         self.kill.dropped();
+        self.scrub_stack_if_asked();
         let this = ManuallyDrop::new(self);
         // SAFETY: each field is read exactly once and `this` is never
         // dropped, so nothing is dropped twice; the fields other than the
@@ -372,7 +382,8 @@ impl Instance {
     /// Makes a faulted, panicked, terminated, yielded or finished instance
     /// ready to run again. Whatever a faulted or terminated guest left on
     /// the stack is abandoned (its destructors do not run); a yielded guest
-    /// is unwound or discarded (see the type's docs).
+    /// is unwound or discarded (see the type's docs). Then the stack is
+    /// scrubbed (see [`Instance::set_scrub_stack`]).
     ///
     /// # Errors
     ///
@@ -389,6 +400,7 @@ impl Instance {
         self.last_fault = None;
         let _ = self.pinned.record.take_fault();
         self.pinned.record.clear_slots();
+        self.scrub_stack_if_asked();
         Ok(())
     }
 

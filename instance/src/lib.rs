@@ -88,6 +88,74 @@
 //! way), it does not interrupt a closure outside [`terminable`] regions,
 //! and it supports only x86_64 Linux.
 //!
+//! # Stack sizing and guards
+//!
+//! A stack is one mapping: a `PROT_NONE` guard region with the usable part
+//! above it. [`Stack::new`] and [`Instance::new`] give it a guard of
+//! [`DEFAULT_GUARD_SIZE`], 64 KiB (16 pages of 4 KiB, rounded up to one
+//! page where pages are 64 KiB). The guard is address space only: it is
+//! never committed, so it costs no memory, and the usable part is committed
+//! page by page as the guest touches it.
+//!
+//! A guest that runs off the bottom of its stack is caught when its first
+//! access below the usable part lands in the guard: that SIGSEGV, at any
+//! page of the guard, is a [`FaultKind::StackOverflow`]. Code whose frames
+//! are smaller than the guard always lands there, however deep it recurses.
+//! A single frame larger than the guard can step over it: a function with a
+//! large local array (or `alloca`, or a variable-length array) compiled
+//! without stack probes moves the stack pointer down by the whole frame in
+//! one instruction and may write first at its lowest address, below the
+//! guard, into whatever is mapped there. Stacks made one after the other
+//! are usually adjacent, so that is typically another instance's stack,
+//! written silently; if nothing is mapped there, the fault is not the
+//! guest's (its stack pointer is outside its stack) and the process dies
+//! of SIGSEGV as it would without this crate.
+//!
+//! So:
+//!
+//! * Frames smaller than the guard are caught without help: with the
+//!   default, C code whose locals stay under about 60 KiB per function.
+//! * Larger frames need stack probes, which touch every page of a large
+//!   frame in order, so the first touch below the stack is in the guard's
+//!   top page: `-fstack-clash-protection` for C and C++ (gcc and clang; not
+//!   gcc's default on every distribution, Debian's included), and the
+//!   equivalent option of whatever compiler produces guest code. Rust
+//!   probes frames larger than a page by default on x86_64.
+//! * Or give the guest a guard larger than its largest frame:
+//!   [`Instance::with_guard`], [`Stack::with_guard`], or the guard argument
+//!   of [`StackPool::new`]. Guests known to probe can use a one-page guard.
+//!
+//! The usable size bounds the guest's deepest call chain (plus a few hundred
+//! bytes the fault path uses near the top). Since untouched pages cost
+//! nothing but address space, size it for the worst case rather than the
+//! usual one: 64 KiB is plenty for small C entries, a Rust closure that
+//! formats or panics wants a few hundred KiB, like a thread's stack would.
+//!
+//! # What one guest leaves on the stack for the next
+//!
+//! A guest's locals stay in its stack's memory after it returns, faults or
+//! is terminated. So that one tenant's data does not reach the next guest
+//! to use that memory, stacks are scrubbed ([`Stack::scrub`]: the pages
+//! the guest touched are zeroed, untouched pages stay uncommitted) by
+//! default at each point where a stack may change hands:
+//!
+//! | when | default | opt out |
+//! |---|---|---|
+//! | [`StackPool::put`] | scrubbed | [`StackPool::scrub_on_put`]`(false)` |
+//! | [`Instance::reset`] and [`Instance::into_stack`] | scrubbed | [`Instance::set_scrub_stack`]`(false)` |
+//!
+//! A run that follows a returned run on the same instance needs no reset
+//! and is not preceded by a scrub: run each tenant on its own instance or
+//! pooled stack, or reset between tenants. A stack already scrubbed (say by
+//! `into_stack`, then handed to a scrubbing pool) is not scrubbed twice.
+//!
+//! The cost is one `mincore` and usually one `madvise(MADV_DONTNEED)` (for
+//! the untouched part, where the kernel may also have swapped a page out),
+//! plus writing zeros over the touched pages. The two system calls dominate:
+//! about 4 µs together on the shared VM of `docs/PERFORMANCE.md`, several
+//! times the rest of a pooled run. Guests that trust each other, or one
+//! tenant's guests, can turn it off.
+//!
 //! # Signals, in one place
 //!
 //! The first run (or [`install_handlers`]) installs one process-wide
@@ -175,7 +243,7 @@ pub use crate::run::in_guest;
 pub use crate::signal::{
     FAULT_SIGNALS, ThreadSignalMode, alt_stack_size, install_handlers, set_thread_signal_mode, thread_signal_mode,
 };
-pub use crate::stack::{DEFAULT_GUARD_PAGES, Stack, StackError, StackPool, page_size};
+pub use crate::stack::{DEFAULT_GUARD_SIZE, Stack, StackError, StackPool, page_size};
 pub use crate::state::State;
 pub use crate::watchdog::watchdog_threads;
 pub use crate::yielding::{

@@ -12,9 +12,9 @@
 //!   lower addresses                     the stack grows down from top <-
 //! ```
 //!
-//! This module needs `unsafe` to call `mmap`, `mprotect`, `madvise` and
-//! `munmap`, and to hand out the usable part as a `&mut [u64]`; each call
-//! says why it holds.
+//! This module needs `unsafe` to call `mmap`, `mprotect`, `madvise`,
+//! `mincore` and `munmap`, and to hand out the usable part as a
+//! `&mut [u64]`; each call says why it holds.
 #![allow(unsafe_code)]
 
 use core::ffi::c_void;
@@ -59,6 +59,9 @@ pub enum StackError {
     /// `madvise(MADV_DONTNEED)` failed.
     #[error("madvise(MADV_DONTNEED) failed")]
     Advise(#[source] Errno),
+    /// `mincore`, asked which pages of the usable part are resident, failed.
+    #[error("mincore of the usable part failed")]
+    Residency(#[source] Errno),
     /// A stack was handed to a pool whose size or guard differs from its own.
     #[error("a stack of {size} bytes with a {guard}-byte guard does not belong to a pool of {pool_size}/{pool_guard}")]
     WrongPool {
@@ -88,14 +91,30 @@ fn round_up_to_page(n: usize) -> Option<usize> {
     n.checked_add(page - 1).map(|m| m & !(page - 1))
 }
 
-/// The default guard: one page.
-pub const DEFAULT_GUARD_PAGES: usize = 1;
+/// Pages whose residency one `mincore` call asks for: the size of the
+/// buffer on the stack that receives the answer.
+const RESIDENCY_CHUNK: usize = 512;
+
+/// The default guard region, in bytes: 64 KiB of `PROT_NONE` address space
+/// below every stack made by [`Stack::new`] (and [`Instance::new`](crate::Instance::new)),
+/// rounded up to whole pages (16 pages of 4 KiB; one page on a kernel with
+/// 64 KiB pages).
+///
+/// A guard costs address space only: it is never committed. It catches a
+/// guest that runs off the bottom of its stack with frames smaller than the
+/// guard (the common case for C code compiled without stack probes, whose
+/// largest locals are rarely near 64 KiB); a frame larger than the guard can
+/// step over it into whatever is mapped below, unless the code probes its
+/// stack (`-fstack-clash-protection` in C, the default in Rust). See the
+/// crate docs, "Stack sizing and guards".
+pub const DEFAULT_GUARD_SIZE: usize = 64 * 1024;
 
 /// A `mmap`'d stack with a `PROT_NONE` guard region below its usable part.
 ///
 /// Sizes are rounded up to whole pages. Memory is committed lazily, page by
 /// page, as the stack is touched; [`Stack::decommit`] gives touched pages
-/// back. Dropping the stack unmaps it.
+/// back, [`Stack::scrub`] zeroes them in place. Dropping the stack unmaps
+/// it.
 ///
 /// # Movement
 ///
@@ -106,6 +125,10 @@ pub struct Stack {
     start: NonNull<c_void>,
     guard: usize,
     size: usize,
+    /// The usable part reads as zero: true when mapped, scrubbed or
+    /// decommitted, false once [`Stack::as_words_mut`] has handed it out
+    /// (every write to it, a guest's included, starts from that slice).
+    known_zero: bool,
 }
 
 // SAFETY: a Stack exclusively owns its mapping, like a Box<[u8]> does; the
@@ -116,15 +139,15 @@ unsafe impl Send for Stack {}
 unsafe impl Sync for Stack {}
 
 impl Stack {
-    /// A stack with `size` usable bytes and one guard page, both rounded up
-    /// to whole pages.
+    /// A stack with `size` usable bytes and a [`DEFAULT_GUARD_SIZE`] guard
+    /// region, both rounded up to whole pages.
     ///
     /// # Errors
     ///
     /// [`StackError::ZeroSize`], [`StackError::TooLarge`], or the failing
     /// system call ([`StackError::Map`], [`StackError::Protect`]).
     pub fn new(size: usize) -> Result<Stack, StackError> {
-        Stack::with_guard(size, DEFAULT_GUARD_PAGES * page_size())
+        Stack::with_guard(size, DEFAULT_GUARD_SIZE)
     }
 
     /// A stack with `size` usable bytes and a `guard`-byte `PROT_NONE`
@@ -163,7 +186,7 @@ impl Stack {
             mmap_anonymous(None, nz_len, ProtFlags::PROT_NONE, MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE)
         }
         .map_err(|errno| StackError::Map { len, errno })?;
-        let stack = Stack { start, guard: guard_r, size: size_r };
+        let stack = Stack { start, guard: guard_r, size: size_r, known_zero: true };
         // SAFETY: the range lies inside the mapping just made, which nothing
         // else refers to yet. On failure `stack` is dropped and unmapped.
         unsafe {
@@ -221,10 +244,119 @@ impl Stack {
 
     /// The usable part as words, for [`context::Context::init`].
     pub fn as_words_mut(&mut self) -> &mut [u64] {
+        self.known_zero = false;
+        self.words()
+    }
+
+    fn words(&mut self) -> &mut [u64] {
         // SAFETY: the usable part is mapped read/write, page-aligned (so
         // u64-aligned), `size` bytes long, and exclusively owned by `self`,
         // which `&mut self` borrows for the slice's lifetime.
         unsafe { core::slice::from_raw_parts_mut(self.base_ptr().as_ptr().cast::<u64>(), self.size / 8) }
+    }
+
+    /// Zeroes what a guest left in the usable part, without committing the
+    /// pages it never touched; returns the bytes written.
+    ///
+    /// `mincore(2)` tells which pages are resident; each of those is zeroed
+    /// from its bottom up to its highest non-zero word (a page that already
+    /// reads as zero is left alone, so a page only ever read, which the
+    /// kernel backs with its shared zero page, is not committed by the
+    /// scrub). The runs of pages that are not resident are given back with
+    /// `madvise(MADV_DONTNEED)`: a page never touched costs nothing there,
+    /// and a page the kernel swapped out (which `mincore` reports as not
+    /// resident) is discarded rather than swapped back in with the last
+    /// guest's data. Resident pages stay committed, so the next guest does
+    /// not take a page fault for them.
+    ///
+    /// It costs one `mincore` per 512 pages (2 MiB of 4 KiB pages) and one
+    /// `madvise` per run of absent pages (usually one, below the touched
+    /// part), plus writing the touched pages. After a scrub, and until
+    /// [`Stack::as_words_mut`] hands the usable part out again (which every
+    /// run on it does), another scrub knows there is nothing to do and
+    /// returns `Ok(0)` without a system call. (Writes that do not come
+    /// through that slice, through an address computed from
+    /// [`Stack::base`], say, are not seen.)
+    ///
+    /// ```
+    /// let mut stack = instance::Stack::new(1024 * 1024)?;
+    /// let page = instance::page_size();
+    /// let words = stack.as_words_mut();
+    /// let n = words.len();
+    /// words[n - 1] = 0x5ec2e7; // the top page
+    /// assert_eq!(stack.scrub()?, page);
+    /// assert!(stack.as_words_mut().iter().all(|&w| w == 0));
+    /// assert_eq!(stack.scrub()?, 0); // nothing written since
+    /// # Ok::<(), instance::StackError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::Residency`] if `mincore` fails, [`StackError::Advise`]
+    /// if `madvise` does; the usable part may then be partly zeroed.
+    pub fn scrub(&mut self) -> Result<usize, StackError> {
+        if self.known_zero {
+            return Ok(0);
+        }
+        let page = page_size();
+        let pages = self.size / page;
+        let mut resident = [0u8; RESIDENCY_CHUNK];
+        let mut written = 0;
+        // First page of the run of absent pages being collected.
+        let mut absent_from = None;
+        let mut first = 0;
+        while first < pages {
+            let n = (pages - first).min(RESIDENCY_CHUNK);
+            // SAFETY: the range is `n` pages of our own usable part
+            // (page-aligned), and `resident` has room for one byte per page.
+            let rc = unsafe {
+                libc::mincore(self.base_ptr().byte_add(first * page).as_ptr(), n * page, resident.as_mut_ptr())
+            };
+            if rc != 0 {
+                return Err(StackError::Residency(Errno::last()));
+            }
+            for (i, &flags) in resident[..n].iter().enumerate() {
+                let p = first + i;
+                if flags & 1 == 0 {
+                    absent_from.get_or_insert(p);
+                    continue;
+                }
+                if let Some(from) = absent_from.take() {
+                    self.discard(from, p)?;
+                }
+                let words = &mut self.words()[p * page / 8..(p + 1) * page / 8];
+                if let Some(last) = words.iter().rposition(|&w| w != 0) {
+                    words[..=last].fill(0);
+                    written += (last + 1) * 8;
+                }
+            }
+            first += n;
+        }
+        if let Some(from) = absent_from {
+            self.discard(from, pages)?;
+        }
+        self.known_zero = true;
+        Ok(written)
+    }
+
+    /// `madvise(MADV_DONTNEED)` of usable pages `from..to`.
+    fn discard(&mut self, from: usize, to: usize) -> Result<(), StackError> {
+        let page = page_size();
+        // SAFETY: the range lies in our own usable part; `&mut self` means
+        // no context runs on it, and dropping its contents is the point.
+        unsafe { madvise(self.base_ptr().byte_add(from * page), (to - from) * page, MmapAdvise::MADV_DONTNEED) }
+            .map_err(StackError::Advise)
+    }
+
+    /// [`Stack::scrub`], and should it fail, [`Stack::decommit`], and
+    /// should that fail too, zeroes every word (committing the whole usable
+    /// part): afterwards the usable part reads as zero, whatever happened.
+    pub(crate) fn scrub_or_decommit(&mut self) {
+        if self.scrub().is_ok() || self.decommit().is_ok() {
+            return;
+        }
+        self.words().fill(0);
+        self.known_zero = true;
     }
 
     /// Gives the touched pages of the usable part back to the OS
@@ -237,7 +369,9 @@ impl Stack {
         // SAFETY: the range is the usable part of our own private anonymous
         // mapping; `&mut self` means no context is running on it, and
         // dropping its contents is what the caller asked for.
-        unsafe { madvise(self.base_ptr(), self.size, MmapAdvise::MADV_DONTNEED) }.map_err(StackError::Advise)
+        unsafe { madvise(self.base_ptr(), self.size, MmapAdvise::MADV_DONTNEED) }.map_err(StackError::Advise)?;
+        self.known_zero = true;
+        Ok(())
     }
 }
 
@@ -253,17 +387,23 @@ impl Drop for Stack {
 /// A pool of same-sized [`Stack`]s: [`StackPool::take`] hands back a
 /// previously returned stack (the same mapping) before making a new one.
 ///
-/// Returned stacks keep their touched pages until [`StackPool::trim`] gives
-/// them back to the OS; at most `max_idle` stacks are kept, further ones are
-/// unmapped. Thread-safe.
+/// [`StackPool::put`] scrubs a stack before keeping it ([`Stack::scrub`]),
+/// so an idle stack holds nothing of the guest that last ran on it and the
+/// next taker cannot read it; [`StackPool::scrub_on_put`] turns that off for
+/// pools whose guests trust each other. Returned stacks keep their touched
+/// pages (zeroed) until [`StackPool::trim`] gives them back to the OS; at
+/// most `max_idle` stacks are kept, further ones are unmapped. Thread-safe.
 ///
 /// ```
 /// use instance::StackPool;
 /// let pool = StackPool::new(64 * 1024, 4096, 8)?;
-/// let stack = pool.take()?;
+/// let mut stack = pool.take()?;
 /// let top = stack.top();
+/// stack.as_words_mut()[100] = 0x5ec2e7; // a tenant's data
 /// pool.put(stack)?;
-/// assert_eq!(pool.take()?.top(), top); // the same mapping again
+/// let mut again = pool.take()?;
+/// assert_eq!(again.top(), top); // the same mapping again,
+/// assert_eq!(again.as_words_mut()[100], 0); // scrubbed
 /// # Ok::<(), instance::StackError>(())
 /// ```
 #[derive(Debug)]
@@ -271,12 +411,14 @@ pub struct StackPool {
     size: usize,
     guard: usize,
     max_idle: usize,
+    scrub: bool,
     idle: Mutex<Vec<Stack>>,
 }
 
 impl StackPool {
     /// A pool of stacks with `size` usable and `guard` guard bytes (rounded
-    /// up to pages), keeping at most `max_idle` idle stacks.
+    /// up to pages), keeping at most `max_idle` idle stacks, scrubbed on
+    /// [`StackPool::put`].
     ///
     /// # Errors
     ///
@@ -292,7 +434,27 @@ impl StackPool {
         let size = round_up_to_page(size).ok_or(too_large)?;
         let guard = round_up_to_page(guard).ok_or(too_large)?;
         size.checked_add(guard).filter(|&l| l <= isize::MAX as usize).ok_or(too_large)?;
-        Ok(StackPool { size, guard, max_idle, idle: Mutex::new(Vec::new()) })
+        Ok(StackPool { size, guard, max_idle, scrub: true, idle: Mutex::new(Vec::new()) })
+    }
+
+    /// Whether [`StackPool::put`] scrubs the stacks it keeps (by default it
+    /// does). Off, a stack comes back from [`StackPool::take`] with whatever
+    /// the previous guest left on it, and `put` costs no system call.
+    ///
+    /// ```
+    /// let pool = instance::StackPool::new(64 * 1024, 4096, 8)?.scrub_on_put(false);
+    /// assert!(!pool.scrubs_on_put());
+    /// # Ok::<(), instance::StackError>(())
+    /// ```
+    #[must_use]
+    pub fn scrub_on_put(mut self, scrub: bool) -> StackPool {
+        self.scrub = scrub;
+        self
+    }
+
+    /// Whether [`StackPool::put`] scrubs the stacks it keeps.
+    pub fn scrubs_on_put(&self) -> bool {
+        self.scrub
     }
 
     /// Usable bytes of this pool's stacks.
@@ -325,13 +487,20 @@ impl StackPool {
     }
 
     /// Returns `stack` to the pool (or unmaps it if `max_idle` stacks are
-    /// already idle).
+    /// already idle), scrubbed unless [`StackPool::scrub_on_put`] turned
+    /// that off.
+    ///
+    /// The scrub is [`Stack::scrub`]'s (nothing to do for a stack already
+    /// scrubbed, say by [`Instance::into_stack`](crate::Instance::into_stack)).
+    /// Should `mincore` fail, the stack's memory is given back with
+    /// `madvise(MADV_DONTNEED)` instead, which zeroes it as well (and should
+    /// that fail too, every word is written with zero).
     ///
     /// # Errors
     ///
     /// [`StackError::WrongPool`] if the stack's size or guard differs from
     /// the pool's; the stack is dropped.
-    pub fn put(&self, stack: Stack) -> Result<(), StackError> {
+    pub fn put(&self, mut stack: Stack) -> Result<(), StackError> {
         if stack.size != self.size || stack.guard != self.guard {
             return Err(StackError::WrongPool {
                 size: stack.size,
@@ -340,8 +509,15 @@ impl StackPool {
                 pool_guard: self.guard,
             });
         }
+        // Scrub outside the lock, and not at all a stack that will be
+        // unmapped because the pool is full.
+        if self.scrub && !stack.known_zero && self.idle_count() < self.max_idle {
+            stack.scrub_or_decommit();
+        }
         let mut idle = self.idle();
-        if idle.len() < self.max_idle {
+        // Room may have appeared since the count: a stack that was not
+        // scrubbed for want of it is unmapped all the same.
+        if idle.len() < self.max_idle && (stack.known_zero || !self.scrub) {
             idle.push(stack);
         }
         Ok(())
@@ -390,7 +566,10 @@ mod tests {
     fn bad_sizes_are_typed_errors() {
         assert_eq!(Stack::new(0).unwrap_err(), StackError::ZeroSize);
         assert_eq!(Stack::with_guard(4096, 0).unwrap_err(), StackError::ZeroGuard);
-        assert_eq!(Stack::new(usize::MAX).unwrap_err(), StackError::TooLarge { size: usize::MAX, guard: page_size() });
+        assert_eq!(
+            Stack::new(usize::MAX).unwrap_err(),
+            StackError::TooLarge { size: usize::MAX, guard: DEFAULT_GUARD_SIZE }
+        );
         assert_eq!(
             Stack::with_guard(usize::MAX / 2, usize::MAX / 2).unwrap_err(),
             StackError::TooLarge { size: usize::MAX / 2, guard: usize::MAX / 2 }

@@ -126,11 +126,68 @@ fn rust_recursion_overflows_into_the_guard() {
     let r = closure_fault(&mut inst, || rust_recursion(0));
     assert_eq!((r.kind, r.signal), (FaultKind::StackOverflow, Signal::SIGSEGV));
     assert!(inst.stack().in_guard(r.addr));
-    // A larger guard works the same way.
-    let mut inst = Instance::with_stack(instance::Stack::with_guard(STACK, 16 * instance::page_size()).unwrap());
+    // A larger guard than the default works the same way.
+    let mut inst = Instance::with_guard(STACK, 4 * instance::DEFAULT_GUARD_SIZE).unwrap();
     let r = closure_fault(&mut inst, || rust_recursion(0));
     assert_eq!(r.kind, FaultKind::StackOverflow);
     assert!(inst.stack().in_guard(r.addr));
+}
+
+#[test]
+fn a_write_to_any_page_of_the_default_guard_is_a_stack_overflow() {
+    common::deadline();
+    let page = instance::page_size();
+    let mut inst = Instance::new(STACK).unwrap();
+    let (start, base) = (inst.stack().mapping_start(), inst.stack().base());
+    assert_eq!(base - start, instance::DEFAULT_GUARD_SIZE.next_multiple_of(page));
+    // Each page's lowest and highest word: the stack pointer stays in the
+    // usable part, only the address tells.
+    for addr in (start..base).step_by(page).flat_map(|p| [p, p + page - 8]) {
+        let r = raw_fault(&mut inst, write_to as *const () as usize, &[Val::USize(addr)]);
+        assert_eq!((r.kind, r.signal, r.code, r.addr), (FaultKind::StackOverflow, Signal::SIGSEGV, SEGV_ACCERR, addr));
+        assert!(!inst.stack().in_guard(r.sp) && in_stack(&inst, r.sp));
+    }
+}
+
+/// A guest's secret, for the scrub after a fault.
+const SECRET: u64 = 0x5ec2_e75e_c2e7_5ec2;
+
+/// Fills a 1,024-word local with `secret`, then writes to `addr` (a
+/// `PROT_NONE` page): a tenant that crashes with data on its stack.
+extern "C" fn write_secret_then_fault(secret: u64, addr: usize) -> u64 {
+    let mut words = [0u64; 1024];
+    words.fill(secret);
+    std::hint::black_box(&mut words);
+    write_to(addr);
+    words[0]
+}
+
+/// Words of `SECRET` in the usable part of `inst`'s stack.
+fn secrets_on(inst: &Instance) -> usize {
+    let stack = inst.stack();
+    // SAFETY: the usable part is mapped readable, page-aligned and `size()`
+    // bytes long; the instance is borrowed here, so no guest writes to it.
+    let words = unsafe { std::slice::from_raw_parts(stack.base() as *const u64, stack.size() / 8) };
+    words.iter().filter(|&&w| w == SECRET).count()
+}
+
+#[test]
+fn reset_after_a_fault_scrubs_the_guests_data_unless_turned_off() {
+    common::deadline();
+    let page = NoAccessPage::new();
+    let entry = write_secret_then_fault as extern "C" fn(u64, usize) -> u64 as usize;
+    for scrub in [true, false] {
+        let mut inst = Instance::new(STACK).unwrap();
+        inst.set_scrub_stack(scrub);
+        // SAFETY: an extern "C" fn(u64, usize) that faults on the page.
+        let err = unsafe { inst.run(entry, &[Val::U64(SECRET), Val::USize(page.0)]) }.unwrap_err();
+        assert_eq!(err.fault().map(|f| f.kind), Some(FaultKind::MemoryFault));
+        // The way back from the fault reuses the top few hundred bytes of
+        // the stack, over the top of the guest's frame: most words remain.
+        assert!(secrets_on(&inst) > 512, "{} words of the secret", secrets_on(&inst));
+        inst.reset().unwrap();
+        assert_eq!(secrets_on(&inst) == 0, scrub, "scrub {scrub}");
+    }
 }
 
 #[test]

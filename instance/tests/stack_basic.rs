@@ -68,7 +68,7 @@ fn bad_sizes_are_typed_errors() {
     // Fits usize but not the address space: mmap says no, with its errno.
     match Stack::new(1 << 62).unwrap_err() {
         StackError::Map { len, errno } => {
-            assert_eq!(len, (1 << 62) + page_size());
+            assert_eq!(len, (1 << 62) + instance::DEFAULT_GUARD_SIZE.next_multiple_of(page_size()));
             // ENOMEM from Linux; valgrind's own mmap says EINVAL.
             assert!(matches!(errno, nix::errno::Errno::ENOMEM | nix::errno::Errno::EINVAL), "{errno}");
         }

@@ -20,7 +20,7 @@ fn pool_keeps_at_most_max_idle_and_rejects_foreign_stacks() {
     let foreign = Stack::new(4096).unwrap();
     assert_eq!(
         pool.put(foreign).unwrap_err(),
-        StackError::WrongPool { size: 4096, guard: 4096, pool_size: 8192, pool_guard: 4096 }
+        StackError::WrongPool { size: 4096, guard: instance::DEFAULT_GUARD_SIZE, pool_size: 8192, pool_guard: 4096 }
     );
     pool.shrink_to(0);
     assert_eq!(pool.idle_count(), 0);

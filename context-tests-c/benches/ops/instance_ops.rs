@@ -1,7 +1,8 @@
 //! Operations that need the `instance` crate: a fault in the guest back in
-//! the host, a run on a fresh guard-page stack, and a run on a pooled stack.
+//! the host, a run on a fresh guard-page stack, a run on a pooled stack,
+//! and the scrub of a stack a guest touched.
 //!
-//! Each comes in the two [`ThreadSignalMode`]s, as a const parameter
+//! Each run comes in the two [`ThreadSignalMode`]s, as a const parameter
 //! `KEEP`: `false` is the default `Restore` (our alternate stack installed
 //! and the thread's own put back by every run, the mask read per run),
 //! `true` is `Keep` (no system call per run). `new()` sets the bench
@@ -10,7 +11,7 @@
 use std::hint::black_box;
 
 use context::Val;
-use instance::{FaultKind, Instance, StackPool, ThreadSignalMode};
+use instance::{DEFAULT_GUARD_SIZE, FaultKind, Instance, Stack, StackPool, ThreadSignalMode};
 
 use super::Op;
 use super::c_baseline::NoAccessPage;
@@ -34,20 +35,24 @@ fn set_mode(keep: bool) {
 }
 
 /// Ours: run a guest that reads a `PROT_NONE` page; the fault comes back
-/// as `Error::Fault`; reset the instance for the next iteration.
-pub struct OursFault<const KEEP: bool> {
+/// as `Error::Fault`; reset the instance for the next iteration. `SCRUB` is
+/// the default (the reset scrubs the stack); without it, the fault path
+/// alone.
+pub struct OursFault<const KEEP: bool, const SCRUB: bool> {
     inst: Instance,
     page: NoAccessPage,
 }
 
-impl<const KEEP: bool> OursFault<KEEP> {
+impl<const KEEP: bool, const SCRUB: bool> OursFault<KEEP, SCRUB> {
     pub fn new() -> Self {
         set_mode(KEEP);
-        OursFault { inst: Instance::new(STACK_BYTES).expect("map an instance stack"), page: NoAccessPage::new() }
+        let mut inst = Instance::new(STACK_BYTES).expect("map an instance stack");
+        inst.set_scrub_stack(SCRUB);
+        OursFault { inst, page: NoAccessPage::new() }
     }
 }
 
-impl<const KEEP: bool> Op for OursFault<KEEP> {
+impl<const KEEP: bool, const SCRUB: bool> Op for OursFault<KEEP, SCRUB> {
     #[inline]
     fn run(&mut self) {
         let arg = Val::CPtr(self.page.ptr().cast());
@@ -82,15 +87,18 @@ impl<const KEEP: bool> Op for OursFreshStack<KEEP> {
 }
 
 /// Ours: take a stack from a pool, build an instance on it, run an
-/// identity entry, give the stack back.
-pub struct OursPooledRun<const KEEP: bool> {
+/// identity entry, give the stack back. `SCRUB` is the default (the
+/// instance's `into_stack` scrubs, the pool's `put` then finds nothing to
+/// do); without it neither scrubs.
+pub struct OursPooledRun<const KEEP: bool, const SCRUB: bool> {
     pool: StackPool,
 }
 
-impl<const KEEP: bool> OursPooledRun<KEEP> {
+impl<const KEEP: bool, const SCRUB: bool> OursPooledRun<KEEP, SCRUB> {
     pub fn new() -> Self {
         set_mode(KEEP);
-        let pool = StackPool::new(STACK_BYTES, instance::page_size(), 4).expect("a pool of 64 KiB stacks");
+        let pool = StackPool::new(STACK_BYTES, DEFAULT_GUARD_SIZE, 4).expect("a pool of 64 KiB stacks");
+        let pool = pool.scrub_on_put(SCRUB);
         // Warm the pool so the timed loop never maps.
         let warm = pool.take().expect("map a pooled stack");
         pool.put(warm).expect("same pool");
@@ -98,14 +106,46 @@ impl<const KEEP: bool> OursPooledRun<KEEP> {
     }
 }
 
-impl<const KEEP: bool> Op for OursPooledRun<KEEP> {
+impl<const KEEP: bool, const SCRUB: bool> Op for OursPooledRun<KEEP, SCRUB> {
     #[inline]
     fn run(&mut self) {
         let mut inst = Instance::with_stack(self.pool.take().expect("a pooled stack"));
+        inst.set_scrub_stack(SCRUB);
         // SAFETY: `identity` is an extern "C" fn of one u64 that returns.
         let r = unsafe { inst.run(identity as *const () as usize, &[Val::U64(black_box(7))]) };
         black_box(r.expect("the entry returns").as_u64());
         self.pool.put(inst.into_stack()).expect("same pool");
+    }
+}
+
+/// Usable bytes of the scrubbed stack: room below the touched pages, as a
+/// guest's stack has.
+const SCRUB_STACK_BYTES: usize = 256 * 1024;
+
+/// Ours: dirty the top `PAGES` pages of a 256 KiB stack (one word at the
+/// top of each, so the whole page below it is zeroed, as after a guest's
+/// frames), then `Stack::scrub`: one `mincore`, one `madvise` for the
+/// untouched rest, `PAGES` pages of zeros.
+pub struct OursScrub<const PAGES: usize> {
+    stack: Stack,
+}
+
+impl<const PAGES: usize> OursScrub<PAGES> {
+    pub fn new() -> Self {
+        OursScrub { stack: Stack::new(SCRUB_STACK_BYTES).expect("map a stack") }
+    }
+}
+
+impl<const PAGES: usize> Op for OursScrub<PAGES> {
+    #[inline]
+    fn run(&mut self) {
+        let per_page = instance::page_size() / 8;
+        let words = self.stack.as_words_mut();
+        let n = words.len();
+        for p in 0..PAGES {
+            words[n - 1 - p * per_page] = black_box(7);
+        }
+        black_box(self.stack.scrub().expect("mincore of our own stack"));
     }
 }
 

@@ -1,10 +1,12 @@
-//! Fresh guard-page stacks: map a stack with a guard page below it, run a
+//! Fresh guard-page stacks: map a stack with a guard region below it, run a
 //! trivial entry on it, unmap it — every iteration.
 //!
 //! The raw baseline is the kernel work any such stack costs: `mmap` the whole
 //! region `PROT_NONE`, `mprotect` the usable part read-write, write one word
 //! at the top (the page fault a run takes), `munmap`. The others must do at
-//! least that; the ratio to it is their own overhead.
+//! least that; the ratio to it is their own overhead. It maps the same guard
+//! as ours (`instance::DEFAULT_GUARD_SIZE`); corosensei and Boost keep their
+//! own default of one guard page (a guard's size changes no system call).
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
@@ -18,7 +20,7 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, mprotect, munmap};
 use super::Op;
 use super::context_ops::STACK_BYTES;
 
-/// The page size; every stack here has exactly one guard page.
+/// The page size.
 pub fn page_size() -> usize {
     nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
@@ -27,8 +29,9 @@ pub fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
-/// A guard page plus `usable` read-write bytes above it, mapped with raw
-/// system calls and unmapped on drop.
+/// A guard region of `instance::DEFAULT_GUARD_SIZE` (rounded up to pages)
+/// plus `usable` read-write bytes above it, mapped with raw system calls and
+/// unmapped on drop.
 pub struct RawStack {
     base: NonNull<core::ffi::c_void>,
     len: usize,
@@ -38,8 +41,8 @@ pub struct RawStack {
 impl RawStack {
     /// Maps the region `PROT_NONE`, then opens everything above the guard.
     pub fn new(usable: usize) -> nix::Result<RawStack> {
-        let guard = page_size();
-        let len = usable.next_multiple_of(guard) + guard;
+        let guard = instance::DEFAULT_GUARD_SIZE.next_multiple_of(page_size());
+        let len = usable.next_multiple_of(page_size()) + guard;
         let nz = NonZeroUsize::new(len).ok_or(nix::errno::Errno::EINVAL)?;
         // SAFETY: a fresh private anonymous mapping aliases nothing.
         let base = unsafe { mmap_anonymous(None, nz, ProtFlags::PROT_NONE, MapFlags::MAP_PRIVATE) }?;

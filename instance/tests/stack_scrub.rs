@@ -1,0 +1,197 @@
+//! Tenants do not read each other's data: a stack that goes back to a pool,
+//! or an instance that is reset or gives its stack back, is scrubbed; the
+//! opt-outs keep the data (so these tests can tell); a scrub commits no
+//! page the guest did not touch. No guest here faults (this file runs under
+//! valgrind); `fault_kinds` checks the reset after a fault.
+
+mod common;
+
+use std::error::Error as _;
+use std::hint::black_box;
+
+use context::Val;
+use instance::{Instance, Stack, StackError, StackPool, page_size};
+
+const STACK: usize = 64 * 1024;
+
+/// The secret a tenant leaves on its stack.
+const SECRET: u64 = 0x5ec2_e75e_c2e7_5ec2;
+
+/// Words of the secret the guest writes.
+const SECRET_WORDS: usize = 1024;
+
+/// Fills a 1,024-word local with `secret` and returns one of its words.
+extern "C" fn write_secret(secret: u64) -> u64 {
+    let mut words = [0u64; SECRET_WORDS];
+    words.fill(secret);
+    black_box(&mut words);
+    words[SECRET_WORDS - 1]
+}
+
+fn run_secret(inst: &mut Instance) {
+    // SAFETY: write_secret is an extern "C" fn(u64) -> u64 that returns.
+    let r = unsafe { inst.run(write_secret as extern "C" fn(u64) -> u64 as usize, &[Val::U64(SECRET)]) };
+    assert_eq!(r.unwrap().as_u64(), SECRET);
+}
+
+/// Words of the secret in `stack`'s usable part.
+fn secrets_in(stack: &Stack) -> usize {
+    // SAFETY: the usable part is mapped readable, page-aligned and
+    // `size()` bytes long; no guest runs on it (its instance, if any, is
+    // borrowed here), so nothing writes to it while the slice lives.
+    let words = unsafe { std::slice::from_raw_parts(stack.base() as *const u64, stack.size() / 8) };
+    words.iter().filter(|&&w| w == SECRET).count()
+}
+
+/// Memory committed to the mapping that holds `addr`: the `Rss` of its
+/// `/proc/self/smaps` entry, which counts pages of its own (a page backed by
+/// the kernel's shared zero page is resident for `mincore` but not counted
+/// here).
+fn committed_bytes(addr: usize) -> usize {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        {
+            inside = lo <= addr && addr < hi;
+        } else if inside && let Some(kib) = line.strip_prefix("Rss:") {
+            return kib.trim().trim_end_matches("kB").trim().parse::<usize>().unwrap() * 1024;
+        }
+    }
+    panic!("no smaps entry holds {addr:#x}");
+}
+
+#[test]
+fn a_pooled_stack_comes_back_without_the_last_tenants_data() {
+    common::deadline();
+    for instance_scrubs in [false, true] {
+        let pool = StackPool::new(STACK, instance::DEFAULT_GUARD_SIZE, 2).unwrap();
+        assert!(pool.scrubs_on_put());
+        let mut inst = Instance::with_stack(pool.take().unwrap());
+        // Off: only the pool's scrub is tested; on: the instance's, then a
+        // pool's that finds nothing left.
+        inst.set_scrub_stack(instance_scrubs);
+        let top = inst.stack().top();
+        run_secret(&mut inst);
+        assert!(secrets_in(inst.stack()) >= SECRET_WORDS);
+        pool.put(inst.into_stack()).unwrap();
+        let mut again = pool.take().unwrap();
+        assert_eq!(again.top(), top, "not the same mapping");
+        assert_eq!(secrets_in(&again), 0);
+        assert!(again.as_words_mut().iter().all(|&w| w == 0));
+    }
+}
+
+#[test]
+fn without_scrub_on_put_the_next_taker_reads_the_secret() {
+    common::deadline();
+    let pool = StackPool::new(STACK, instance::DEFAULT_GUARD_SIZE, 2).unwrap().scrub_on_put(false);
+    assert!(!pool.scrubs_on_put());
+    let mut inst = Instance::with_stack(pool.take().unwrap());
+    inst.set_scrub_stack(false);
+    let top = inst.stack().top();
+    run_secret(&mut inst);
+    pool.put(inst.into_stack()).unwrap();
+    let again = pool.take().unwrap();
+    assert_eq!(again.top(), top);
+    assert!(secrets_in(&again) >= SECRET_WORDS, "the opt-out lost the data: the test could not fail");
+}
+
+#[test]
+fn reset_scrubs_unless_turned_off() {
+    common::deadline();
+    for scrub in [true, false] {
+        let mut inst = Instance::new(STACK).unwrap();
+        assert!(inst.scrubs_stack());
+        inst.set_scrub_stack(scrub);
+        // After a return.
+        run_secret(&mut inst);
+        assert!(secrets_in(inst.stack()) >= SECRET_WORDS);
+        inst.reset().unwrap();
+        assert_eq!(secrets_in(inst.stack()) == 0, scrub, "scrub {scrub}");
+        // A run after a returned run needs no reset, and is not scrubbed.
+        run_secret(&mut inst);
+        run_secret(&mut inst);
+        assert!(secrets_in(inst.stack()) >= SECRET_WORDS);
+    }
+}
+
+#[test]
+fn into_stack_scrubs_unless_turned_off() {
+    common::deadline();
+    for scrub in [true, false] {
+        let mut inst = Instance::new(STACK).unwrap();
+        inst.set_scrub_stack(scrub);
+        run_secret(&mut inst);
+        let stack = inst.into_stack();
+        assert_eq!(secrets_in(&stack) == 0, scrub, "scrub {scrub}");
+    }
+}
+
+#[test]
+fn scrub_zeroes_touched_pages_and_commits_no_others() {
+    common::deadline();
+    let page = page_size();
+    let words_per_page = page / 8;
+    // 4 MiB: two full `mincore` chunks of 512 pages, so the chunk boundary
+    // is crossed.
+    let size = 4 * 1024 * 1024;
+    let pages = size / page;
+    let mut stack = Stack::new(size).unwrap();
+    let base = stack.base();
+    assert_eq!(common::resident_pages(base, size), 0);
+    // Written pages: the top two, both sides of the chunk boundary, the
+    // bottom one; each filled up to a different height.
+    let written = [pages - 1, pages - 2, 511, 512, 0];
+    let words = stack.as_words_mut();
+    for (k, &p) in written.iter().enumerate() {
+        let height = words_per_page >> k;
+        words[p * words_per_page..p * words_per_page + height].fill(SECRET);
+    }
+    // A page only read: backed by the kernel's zero page, resident, all
+    // zero, and not committed by the scrub.
+    let read_only = 700;
+    assert_eq!(black_box(words[read_only * words_per_page]), 0);
+    let resident = common::resident_pages(base, size);
+    assert!(resident >= written.len(), "{resident} resident pages");
+    let committed = committed_bytes(base);
+
+    let zeroed = stack.scrub().unwrap();
+    let expected: usize = (0..written.len()).map(|k| (words_per_page >> k) * 8).sum();
+    assert_eq!(zeroed, expected);
+    assert_eq!(common::resident_pages(base, size), resident, "the scrub changed which pages are resident");
+    assert_eq!(committed_bytes(base), committed, "the scrub committed memory");
+    let words = stack.as_words_mut();
+    for p in written {
+        assert!(words[p * words_per_page..(p + 1) * words_per_page].iter().all(|&w| w == 0), "page {p}");
+    }
+    // Handed out, but nothing written since: a scan, nothing to write.
+    assert_eq!(stack.scrub().unwrap(), 0);
+    assert_eq!(common::resident_pages(base, size), resident);
+    // Not handed out since: no work at all.
+    assert_eq!(stack.scrub().unwrap(), 0);
+    // (Reading every page maps the zero page under the untouched ones.)
+    assert_eq!(secrets_in(&stack), 0);
+}
+
+#[test]
+fn a_decommitted_stack_scrubs_to_nothing() {
+    common::deadline();
+    let mut stack = Stack::new(STACK).unwrap();
+    stack.as_words_mut().fill(SECRET);
+    stack.decommit().unwrap();
+    assert_eq!(common::resident_pages(stack.base(), STACK), 0);
+    assert_eq!(stack.scrub().unwrap(), 0);
+    assert_eq!(secrets_in(&stack), 0);
+}
+
+#[test]
+fn the_residency_error_keeps_its_errno_as_the_source_only() {
+    let err = StackError::Residency(nix::errno::Errno::ENOMEM);
+    assert_eq!(err.to_string(), "mincore of the usable part failed");
+    let source = err.source().expect("the errno is the source");
+    assert_eq!(source.to_string(), nix::errno::Errno::ENOMEM.to_string());
+    assert!(!err.to_string().contains(&source.to_string()));
+}
