@@ -11,6 +11,7 @@ use core::ffi::c_void;
 use core::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -171,7 +172,15 @@ pub struct Instance {
     suspended_on: Option<ThreadId>,
     /// Whether `reset` and `into_stack` scrub the stack (see `stack_options`).
     scrub_stack: bool,
-    stack: Stack,
+    /// Whether the current or last run is a closure guest's (safe code),
+    /// whose abandoned frames taint the stack.
+    closure_run: bool,
+    /// The stack holds abandoned frames of a closure guest (see
+    /// [`Instance::quarantine_stack`]): it must never be written, reused or
+    /// unmapped again.
+    tainted: bool,
+    /// Dropped by hand in `Drop` (never, when tainted).
+    stack: ManuallyDrop<Stack>,
 }
 
 /// What must stay at one address for an instance's life, in one
@@ -317,16 +326,27 @@ impl Instance {
             timeout: None,
             suspended_on: None,
             scrub_stack: true,
-            stack,
+            closure_run: false,
+            tainted: false,
+            stack: ManuallyDrop::new(stack),
         }
     }
 
     /// Gives the stack back, for reuse in another instance or a pool. A
     /// suspended guest is unwound or discarded first, as by `drop`; then the
-    /// stack is scrubbed (see [`Instance::set_scrub_stack`]).
-    pub fn into_stack(mut self) -> Stack {
+    /// stack is scrubbed (see [`Instance::set_scrub_stack`]). A stack that
+    /// holds abandoned frames of a closure guest is quarantined and a fresh
+    /// one of the same size is given instead (see
+    /// [`quarantined_stacks`](crate::quarantined_stacks)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stack`] if the fresh stack of a quarantine cannot be mapped
+    /// (the instance is dropped; its stack stays quarantined).
+    pub fn into_stack(mut self) -> Result<Stack, Error> {
         self.discard_suspended();
         self.kill.dropped();
+        self.quarantine_stack()?;
         self.scrub_stack_if_asked();
         let this = ManuallyDrop::new(self);
         // SAFETY: each field is read exactly once and `this` is never
@@ -336,8 +356,36 @@ impl Instance {
             drop(core::ptr::read(&this.pinned));
             drop(core::ptr::read(&this.kill));
             drop(core::ptr::read(&this.closure));
-            core::ptr::read(&this.stack)
+            Ok(ManuallyDrop::into_inner(core::ptr::read(&this.stack)))
         }
+    }
+
+    /// Replaces a tainted stack by a fresh one of the same size and guard,
+    /// leaking the tainted mapping as it is.
+    ///
+    /// Safe code in a closure guest may lend memory on its own frames to
+    /// something that outlives them: a thread of `std::thread::scope`
+    /// reading a local, say. When the frames are abandoned (a fault, a kill
+    /// that lands in guest code, a suspended closure discarded without
+    /// unwinding), the scope never ends, so its threads may go on using that
+    /// memory for as long as the process lives. Unmapping it, zeroing it or
+    /// running the next guest on it would be a use after free or a data race
+    /// from safe code; so the mapping is left alone for good (its touched
+    /// pages stay committed) and counted by
+    /// [`quarantined_stacks`](crate::quarantined_stacks). A raw guest's
+    /// frames are the caller's business under [`Instance::run`]'s contract
+    /// and do not taint.
+    fn quarantine_stack(&mut self) -> Result<(), Error> {
+        if !self.tainted {
+            return Ok(());
+        }
+        let fresh = Stack::with_guard(self.stack.size(), self.stack.guard_size())?;
+        let old = core::mem::replace(&mut *self.stack, fresh);
+        core::mem::forget(old);
+        QUARANTINED.fetch_add(1, Ordering::Relaxed);
+        self.pinned.record.set_bounds(self.stack.mapping_start(), self.stack.base(), self.stack.top());
+        self.tainted = false;
+        Ok(())
     }
 
     /// A switch that terminates this instance's current run, or its next
@@ -400,6 +448,9 @@ impl Instance {
         self.last_fault = None;
         let _ = self.pinned.record.take_fault();
         self.pinned.record.clear_slots();
+        // A tainted stack is replaced, not scrubbed (its memory may still be
+        // in use); should that fail, the next run tries again first.
+        self.quarantine_stack()?;
         self.scrub_stack_if_asked();
         Ok(())
     }
@@ -414,16 +465,29 @@ impl Instance {
         // A closure suspended on another thread is abandoned, not unwound:
         // its destructors must not run here (see "Threads").
         let here = self.check_thread(ThreadOp::Reset).is_ok();
+        let mut unwound = false;
         if here && self.closure.is_some() && self.pinned.record.expect().can_unwind() {
+            // The unwinding is a run nested in the caller's, if the caller
+            // is a guest: a kill of that outer run waits for it.
+            let _nested = Nested::enter();
             for _ in 0..UNWIND_TRIES {
                 // SAFETY: the guest is suspended in `yield_value`, which
                 // answers the unwind request by panicking to the
                 // closure's entry.
                 match unsafe { self.enter(How::Unwind) } {
                     Ok(Exit::Yielded(_)) => continue,
+                    // Unwound to `closure_entry`, which caught the request
+                    // (a kill landing in the destructors leaves no result).
+                    Ok(Exit::Returned) => {
+                        unwound = self.closure.as_mut().and_then(|c| c.take()).is_some();
+                        break;
+                    }
                     _ => break,
                 }
             }
+        }
+        if self.closure.is_some() && !unwound {
+            self.tainted = true;
         }
         self.closure = None;
         self.suspended_on = None;
@@ -531,7 +595,7 @@ impl Instance {
     ) -> Result<Outcome<UntypedRetVal>, Error> {
         let _nested = Nested::enter();
         self.check_runnable()?;
-        self.prepare(entry, args)?;
+        self.prepare(entry, args, false)?;
         self.closure = None;
         self.output = (TypeId::of::<UntypedRetVal>(), core::any::type_name::<UntypedRetVal>());
         self.pinned.record.set_resumable(resumable);
@@ -597,7 +661,7 @@ impl Instance {
         let mut slot = ClosureSlot { f: Some(f), out: None };
         let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
         let arg = Val::CPtr(&mut slot as *mut ClosureSlot<F, T> as *const c_void);
-        self.prepare(entry, &[arg])?;
+        self.prepare(entry, &[arg], true)?;
         self.closure = None;
         self.pinned.record.set_resumable(false);
         // SAFETY: `closure_entry` is an extern "C" fn taking one pointer
@@ -630,11 +694,15 @@ impl Instance {
                     Err(Error::Panic(Panic::new(payload)))
                 }
             },
-            // Ended from guest code by a kill (no result).
-            None => match self.kill.finish(Ended::Returned) {
-                Ended::Terminated => Err(self.terminated()),
-                _ => Err(Error::InvalidState { op: "collect the result of", state: State::Running }),
-            },
+            // Ended from guest code by a kill (no result): the closure's
+            // frames are abandoned.
+            None => {
+                self.tainted = true;
+                match self.kill.finish(Ended::Returned) {
+                    Ended::Terminated => Err(self.terminated()),
+                    _ => Err(Error::InvalidState { op: "collect the result of", state: State::Running }),
+                }
+            }
         }
     }
 
@@ -657,7 +725,7 @@ impl Instance {
         let mut slot = Box::new(ClosureSlot { f: Some(f), out: None });
         let entry = closure_entry::<F, T> as extern "C" fn(*mut ClosureSlot<F, T>) as usize;
         let arg = Val::CPtr(&mut *slot as *mut ClosureSlot<F, T> as *const c_void);
-        self.prepare(entry, &[arg])?;
+        self.prepare(entry, &[arg], true)?;
         // The slot is on the heap: moving the box into the instance keeps
         // the address the guest was given.
         self.closure = Some(slot);
@@ -756,6 +824,8 @@ impl Instance {
     }
 
     fn faulted(&mut self, report: FaultReport) -> Error {
+        // A closure's frames are abandoned at the fault.
+        self.tainted |= self.closure_run;
         if self.kill.finish(Ended::Faulted) == Ended::Terminated {
             return self.terminated();
         }
@@ -773,7 +843,13 @@ impl Instance {
     /// call): nothing here ever `set_from_signal`s into them. The fault
     /// handler restores the mask kept in the run record instead, which
     /// `enter` reads per run when the thread's mode asks for it.
-    fn prepare(&mut self, entry: usize, args: &[Val]) -> Result<(), Error> {
+    ///
+    /// `closure`: whether the guest is a closure (see `closure_run`). A
+    /// stack still tainted (its quarantine failed at `reset`) is replaced
+    /// first.
+    fn prepare(&mut self, entry: usize, args: &[Val], closure: bool) -> Result<(), Error> {
+        self.quarantine_stack()?;
+        self.closure_run = closure;
         let Pinned { host, guest, .. } = &mut *self.pinned;
         Context::init_with_sigmask(self.stack.as_words_mut(), host, guest, entry, args, &SigSet::empty())?;
         Ok(())
@@ -875,7 +951,28 @@ impl Drop for Instance {
     fn drop(&mut self) {
         self.discard_suspended();
         self.kill.dropped();
+        if self.tainted {
+            // Quarantined for good: never unmapped (see `quarantine_stack`).
+            QUARANTINED.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // SAFETY: dropped exactly once, here; `into_stack` takes the
+            // stack out without running this `drop`.
+            unsafe { ManuallyDrop::drop(&mut self.stack) };
+        }
     }
+}
+
+/// Stacks left mapped for good because they held abandoned frames of a
+/// closure guest (see [`Instance::reset`]).
+static QUARANTINED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many stacks this process has quarantined: left mapped, untouched,
+/// for the rest of its life, because a closure guest's frames on them were
+/// abandoned (it faulted, a kill landed in its code, or it was discarded
+/// while suspended without being unwound) and safe code may still use
+/// memory on them. Each keeps the pages its guests touched committed.
+pub fn quarantined_stacks() -> usize {
+    QUARANTINED.load(Ordering::Relaxed)
 }
 
 impl core::fmt::Debug for Instance {

@@ -233,7 +233,7 @@ mod yielding;
 
 pub use crate::error::{Error, Panic, ThreadOp};
 pub use crate::fault::{FaultKind, FaultReport};
-pub use crate::instance::{Instance, Outcome};
+pub use crate::instance::{Instance, Outcome, quarantined_stacks};
 pub use crate::kill::{
     Ended, KillSignalCounts, KillSwitch, Termination, default_kill_signal, kill_signal, kill_signal_counts,
     set_kill_signal,

@@ -114,6 +114,14 @@ impl RunRecord {
         self.guest = guest;
     }
 
+    /// Points the record at a new stack mapping (a quarantine replaced the
+    /// instance's stack; no run is in progress).
+    pub(crate) fn set_bounds(&mut self, map_start: usize, base: usize, top: usize) {
+        self.map_start = map_start;
+        self.base = base;
+        self.top = top;
+    }
+
     pub(crate) fn outer(&self) -> *const RunRecord {
         self.outer.get()
     }

@@ -251,7 +251,7 @@ fn stack_comes_back_for_reuse() {
     let top = stack.top();
     let mut inst = Instance::with_stack(stack);
     assert_eq!(inst.run_closure(|| 8).unwrap(), 8);
-    pool.put(inst.into_stack()).unwrap();
+    pool.put(inst.into_stack().unwrap()).unwrap();
     let mut inst = Instance::with_stack(pool.take().unwrap());
     assert_eq!(inst.stack().top(), top);
     assert_eq!(inst.run_closure(|| 9).unwrap(), 9);

@@ -309,7 +309,7 @@ fn a_suspended_raw_entry_is_discarded_and_its_stack_reused() {
     inst.reset().unwrap();
     // SAFETY: as above.
     unsafe { inst.start(raw_yield_then_count as extern "C" fn() -> u64 as usize, &[]) }.unwrap();
-    let stack = inst.into_stack();
+    let stack = inst.into_stack().unwrap();
     assert_eq!(stack.top(), top);
     assert_eq!(RAW_AFTER.load(Ordering::SeqCst), 0);
 }

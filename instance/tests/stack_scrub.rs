@@ -76,7 +76,7 @@ fn a_pooled_stack_comes_back_without_the_last_tenants_data() {
         let top = inst.stack().top();
         run_secret(&mut inst);
         assert!(secrets_in(inst.stack()) >= SECRET_WORDS);
-        pool.put(inst.into_stack()).unwrap();
+        pool.put(inst.into_stack().unwrap()).unwrap();
         let mut again = pool.take().unwrap();
         assert_eq!(again.top(), top, "not the same mapping");
         assert_eq!(secrets_in(&again), 0);
@@ -93,7 +93,7 @@ fn without_scrub_on_put_the_next_taker_reads_the_secret() {
     inst.set_scrub_stack(false);
     let top = inst.stack().top();
     run_secret(&mut inst);
-    pool.put(inst.into_stack()).unwrap();
+    pool.put(inst.into_stack().unwrap()).unwrap();
     let again = pool.take().unwrap();
     assert_eq!(again.top(), top);
     assert!(secrets_in(&again) >= SECRET_WORDS, "the opt-out lost the data: the test could not fail");
@@ -125,7 +125,7 @@ fn into_stack_scrubs_unless_turned_off() {
         let mut inst = Instance::new(STACK).unwrap();
         inst.set_scrub_stack(scrub);
         run_secret(&mut inst);
-        let stack = inst.into_stack();
+        let stack = inst.into_stack().unwrap();
         assert_eq!(secrets_in(&stack) == 0, scrub, "scrub {scrub}");
     }
 }

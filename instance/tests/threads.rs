@@ -131,7 +131,7 @@ fn into_stack_on_another_thread_abandons_the_suspended_closure() {
     let drops = Arc::new(AtomicUsize::new(0));
     let mut inst = Instance::new(64 * 1024).unwrap();
     inst.start_closure(guest_holding(drops.clone())).unwrap();
-    let stack = std::thread::spawn(move || inst.into_stack()).join().unwrap();
+    let stack = std::thread::spawn(move || inst.into_stack().unwrap()).join().unwrap();
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     // The stack is reusable.
     let mut inst = Instance::with_stack(stack);

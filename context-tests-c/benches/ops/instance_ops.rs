@@ -114,7 +114,7 @@ impl<const KEEP: bool, const SCRUB: bool> Op for OursPooledRun<KEEP, SCRUB> {
         // SAFETY: `identity` is an extern "C" fn of one u64 that returns.
         let r = unsafe { inst.run(identity as *const () as usize, &[Val::U64(black_box(7))]) };
         black_box(r.expect("the entry returns").as_u64());
-        self.pool.put(inst.into_stack()).expect("same pool");
+        self.pool.put(inst.into_stack().expect("a stack")).expect("same pool");
     }
 }
 
