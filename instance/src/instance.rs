@@ -139,6 +139,13 @@ impl<T> Outcome<T> {
 /// # Ok::<(), Error>(())
 /// ```
 ///
+/// One case the thread check cannot see: a suspended closure kept in a
+/// `thread_local!` is dropped, and so unwound, while its thread exits, in an
+/// order of thread-local destruction this crate does not control; if its
+/// frames borrow another thread-local that was destroyed first, their
+/// destructors see it destroyed. Drop or reset suspended closures before
+/// their thread ends, not from thread-local destructors.
+///
 /// What a closure captures must be `Send` (the instance may move before it
 /// starts), so a capture of thread-bound data does not compile:
 ///
@@ -179,6 +186,10 @@ pub struct Instance {
     /// [`Instance::quarantine_stack`]): it must never be written, reused or
     /// unmapped again.
     tainted: bool,
+    /// The owner vouched that closure guests lend nothing on their frames
+    /// ([`Instance::set_reuse_abandoned_stack`]): abandoned frames do not
+    /// taint.
+    reuse_abandoned: bool,
     /// Dropped by hand in `Drop` (never, when tainted).
     stack: ManuallyDrop<Stack>,
 }
@@ -328,6 +339,7 @@ impl Instance {
             scrub_stack: true,
             closure_run: false,
             tainted: false,
+            reuse_abandoned: false,
             stack: ManuallyDrop::new(stack),
         }
     }
@@ -375,6 +387,33 @@ impl Instance {
     /// [`quarantined_stacks`](crate::quarantined_stacks). A raw guest's
     /// frames are the caller's business under [`Instance::run`]'s contract
     /// and do not taint.
+    /// A closure guest's frames were just abandoned on the stack.
+    fn abandon_closure_frames(&mut self) {
+        self.tainted |= !self.reuse_abandoned;
+    }
+
+    /// Lets [`Instance::reset`] and [`Instance::into_stack`] reuse (and
+    /// scrub) a stack on which a closure guest's frames were abandoned,
+    /// instead of quarantining it (see
+    /// [`quarantined_stacks`](crate::quarantined_stacks)). Off by default.
+    ///
+    /// A sandbox whose Rust closure guests fault often would otherwise keep
+    /// one stack mapping per fault for the life of the process.
+    ///
+    /// # Safety
+    ///
+    /// No closure guest run on this instance may make memory on its own
+    /// stack frames reachable by anything that outlives a fault or a kill
+    /// of the guest: no `std::thread::scope` thread borrowing a local, no
+    /// pointer to a local sent to another thread, stored in a static or in
+    /// heap data the host keeps. Misuse: a guest that spawns a scoped thread
+    /// reading one of its locals and then overflows its stack leaves that
+    /// thread reading memory the next run overwrites (a data race, and a use
+    /// after free once the stack is unmapped).
+    pub unsafe fn set_reuse_abandoned_stack(&mut self, reuse: bool) {
+        self.reuse_abandoned = reuse;
+    }
+
     fn quarantine_stack(&mut self) -> Result<(), Error> {
         if !self.tainted {
             return Ok(());
@@ -487,7 +526,7 @@ impl Instance {
             }
         }
         if self.closure.is_some() && !unwound {
-            self.tainted = true;
+            self.abandon_closure_frames();
         }
         self.closure = None;
         self.suspended_on = None;
@@ -697,7 +736,7 @@ impl Instance {
             // Ended from guest code by a kill (no result): the closure's
             // frames are abandoned.
             None => {
-                self.tainted = true;
+                self.abandon_closure_frames();
                 match self.kill.finish(Ended::Returned) {
                     Ended::Terminated => Err(self.terminated()),
                     _ => Err(Error::InvalidState { op: "collect the result of", state: State::Running }),
@@ -825,7 +864,9 @@ impl Instance {
 
     fn faulted(&mut self, report: FaultReport) -> Error {
         // A closure's frames are abandoned at the fault.
-        self.tainted |= self.closure_run;
+        if self.closure_run {
+            self.abandon_closure_frames();
+        }
         if self.kill.finish(Ended::Faulted) == Ended::Terminated {
             return self.terminated();
         }

@@ -81,6 +81,8 @@ const SENT: u64 = 1 << 10;
 const DEPTH_SHIFT: u32 = 16;
 const DEPTH_ONE: u64 = 1 << DEPTH_SHIFT;
 const DEPTH_MASK: u64 = 0xffff << DEPTH_SHIFT;
+/// The deepest region nesting the word counts.
+const MAX_DEPTH: u64 = DEPTH_MASK >> DEPTH_SHIFT;
 const ID_SHIFT: u32 = 32;
 
 fn id_of(w: u64) -> u32 {
@@ -249,11 +251,24 @@ pub(crate) struct KillState {
     /// (futex) before leaving a run whose word says SENT, so that no kill
     /// signal is still pending when the host's own code continues.
     delivered: AtomicU32,
+    /// The run id (plus one; 0 = none) whose kill signal `tgkill` has
+    /// queued: from then on the signal is pending on the run's thread,
+    /// delivered, or taken by someone else (a guest's `sigwait` or
+    /// `signalfd`), and `settle_signal` can tell which.
+    queued: AtomicU32,
+    /// Host regions entered beyond the word's `MAX_DEPTH`.
+    deeper: AtomicU32,
 }
 
 impl KillState {
     pub(crate) fn new() -> KillState {
-        KillState { word: AtomicU64::new(pack(0, NOT_STARTED)), tid: AtomicI32::new(0), delivered: AtomicU32::new(0) }
+        KillState {
+            word: AtomicU64::new(pack(0, NOT_STARTED)),
+            tid: AtomicI32::new(0),
+            delivered: AtomicU32::new(0),
+            queued: AtomicU32::new(0),
+            deeper: AtomicU32::new(0),
+        }
     }
 
     fn load(&self) -> u64 {
@@ -277,6 +292,7 @@ impl KillState {
     pub(crate) fn start(&self, terminable: bool) -> bool {
         self.tid.store(current_tid(), Ordering::SeqCst);
         self.delivered.store(0, Ordering::SeqCst);
+        self.deeper.store(0, Ordering::SeqCst);
         loop {
             let w = self.load();
             let id = if phase_of(w) == ENDED { id_of(w).wrapping_add(1) } else { id_of(w) };
@@ -381,12 +397,30 @@ impl KillState {
 
     /// Guest: enters a host region.
     pub(crate) fn enter_region(&self) {
+        // Only the guest's own thread enters and leaves its regions, so the
+        // depth cannot change between this test and the update.
+        if depth_of(self.load()) == MAX_DEPTH {
+            // Deeper than the word counts (only unpaired C region entries
+            // get here): the excess is counted aside, and the word keeps
+            // saying "in a region" until it is left again.
+            self.deeper.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         self.word.fetch_add(DEPTH_ONE, Ordering::SeqCst);
     }
 
     /// Guest: leaves a host region. Returns true if the run must end now
     /// (a kill waited for this region, and the guest is terminable).
     pub(crate) fn leave_region(&self) -> bool {
+        if self.deeper.load(Ordering::SeqCst) != 0 {
+            self.deeper.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        if depth_of(self.load()) == 0 {
+            // An unpaired leave (the C `instance_host_region_leave` is
+            // callable anywhere): nothing to leave.
+            return false;
+        }
         let before = self.word.fetch_sub(DEPTH_ONE, Ordering::SeqCst);
         depth_of(before) == 1 && before & (KILL | TERMINABLE) == KILL | TERMINABLE && phase_of(before) == RUNNING
     }
@@ -415,25 +449,40 @@ impl KillState {
     /// pending here), so that it cannot reach the host's code later. The
     /// wait sleeps in the kernel (futex); the signal's delivery interrupts
     /// it, and the handler has set `delivered` by then.
+    ///
+    /// It ends also when the signal can no longer come: `tgkill` has queued
+    /// it, yet it is neither pending on this thread nor delivered, because
+    /// the guest took it itself (`sigwait`, `signalfd`). Delivery to this
+    /// thread happens only while this thread returns from a system call, so
+    /// "not pending and not delivered" seen here after the queueing is final.
     pub(crate) fn settle_signal(&self) {
-        if self.load() & SENT == 0 || self.delivered.load(Ordering::SeqCst) != 0 {
+        let w = self.load();
+        if w & SENT == 0 || self.delivered.load(Ordering::SeqCst) != 0 {
             return;
         }
+        let queued_mark = id_of(w).wrapping_add(1);
         // The signal may be pending behind a mask that blocks it (the
         // host's, put back by a fault in ThreadSignalMode::Restore, or one
         // the guest set): let it in for the wait, or the wait never ends.
         let reblock = unblock_kill_signal().is_ok_and(|old| blocks_kill_signal(&old));
+        let tick = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
         while self.delivered.load(Ordering::SeqCst) == 0 {
-            // SAFETY: FUTEX_WAIT on a live, aligned u32 that we own; it
-            // returns at once if the value is no longer 0, and when a
-            // signal interrupts it. nix has no futex.
+            if self.queued.load(Ordering::SeqCst) == queued_mark && !kill_signal_pending() {
+                // Re-read: the handler may have run inside sigpending.
+                if self.delivered.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+            }
+            // SAFETY: FUTEX_WAIT on a live, aligned u32 that we own, for at
+            // most `tick`; it returns at once if the value is no longer 0,
+            // and when a signal interrupts it. nix has no futex.
             unsafe {
                 libc::syscall(
                     libc::SYS_futex,
                     self.delivered.as_ptr(),
                     libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
                     0u32,
-                    core::ptr::null::<libc::timespec>(),
+                    &tick as *const libc::timespec,
                 )
             };
         }
@@ -492,6 +541,7 @@ impl KillState {
             }
             if sent != 0 {
                 send_kill(self.tid.load(Ordering::SeqCst));
+                self.queued.store(id_of(w).wrapping_add(1), Ordering::SeqCst);
             }
             return answer;
         }
@@ -699,6 +749,15 @@ pub(crate) fn unblock_kill_signal() -> Result<SigSet, Errno> {
     Errno::result(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, old.as_mut_ptr()) })?;
     // SAFETY: pthread_sigmask succeeded, so it wrote `old`.
     Ok(unsafe { SigSet::from_sigset_t_unchecked(old.assume_init()) })
+}
+
+/// Whether the kill signal is pending on the calling thread (or the
+/// process).
+fn kill_signal_pending() -> bool {
+    let mut set = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigpending writes the pending set into `set`; sigismember
+    // reads it once written.
+    unsafe { libc::sigpending(set.as_mut_ptr()) == 0 && libc::sigismember(set.as_ptr(), kill_signal()) == 1 }
 }
 
 /// Blocks the kill signal on the calling thread again.

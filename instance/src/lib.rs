@@ -164,8 +164,10 @@
 //! `getauxval(AT_MINSIGSTKSZ)`, with a guard page) and puts the thread's
 //! previous one back afterwards. A recovered fault returns from the handler
 //! through the kernel's sigreturn, so the signal mask, the alternate stack
-//! and the FPU state are restored by the kernel; the host's signal mask,
-//! MXCSR and x87 control word are the same after a run as before it.
+//! and the FPU state are restored by the kernel; the host's MXCSR and x87
+//! control word are the same after every run as before it, and its signal
+//! mask is after a fault (a guest that changes the mask and returns leaves
+//! it changed, as any function called by the host would).
 //!
 //! That costs three system calls per run (two `sigaltstack`, one
 //! `rt_sigprocmask`), more than the rest of a run. A thread that runs many
@@ -196,11 +198,13 @@
 //!
 //! # Signals you must leave unblocked
 //!
-//! None, in the thread: a run unblocks what it needs (the five fault
-//! signals, since the kernel kills the process when a CPU fault meets a
-//! blocked one, and the kill signal of a run that can be terminated) and
-//! gives the thread its mask back (see [`ThreadSignalMode`] for Keep
-//! mode). In the guest: a guest that blocks a fault signal dies of its next
+//! None, in the thread, in the default [`ThreadSignalMode::Restore`]: a
+//! run unblocks what it needs (the five fault signals, since the kernel
+//! kills the process when a CPU fault meets a blocked one, and the kill
+//! signal of a run that can be terminated) and gives the thread its mask
+//! back. In [`ThreadSignalMode::Keep`], which reads no mask per run, they
+//! are unblocked when the mode is set: a thread that blocks them again must
+//! set Keep again before its next run. In the guest: a guest that blocks a fault signal dies of its next
 //! fault, and one that blocks the kill signal cannot be stopped while it
 //! runs; leave both unblocked in guest code.
 //!

@@ -186,6 +186,9 @@ pub(crate) struct Region<'a> {
 impl<'a> Region<'a> {
     pub(crate) fn enter(record: &'a RunRecord) -> Region<'a> {
         record.enter_region();
+        // Host code follows: a guest's alignment check or direction flag
+        // must not reach it.
+        crate::signal::clear_guest_flags();
         Region { record }
     }
 

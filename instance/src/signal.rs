@@ -709,7 +709,7 @@ pub fn alt_stack_size() -> usize {
 /// |---|---|---|
 /// | our alternate signal stack | installed by each outermost run, the thread's own put back when it ends | installed by the first run, stays until the mode is set back or the thread exits |
 /// | signal mask after a fault | the one the run started with, whatever the guest did | the one the guest faulted with (as after a return) |
-/// | fault signals and kill signal | unblocked for the run, blocked again after if the thread had them blocked | unblocked when the thread enters Keep (its first run) and left so |
+/// | fault signals and kill signal | unblocked for the run, blocked again after if the thread had them blocked | unblocked when Keep is set (and by the first run) and left so: block them again only after setting Restore, or set Keep again after |
 /// | system calls per run | 3 (`sigaltstack` × 2, `rt_sigprocmask`), 4 if the thread blocks a fault or kill signal | none; 1 (`rt_sigprocmask`) for a run that can be terminated |
 ///
 /// In both modes the handler always runs on our alternate stack during a
@@ -722,6 +722,12 @@ pub enum ThreadSignalMode {
     Restore,
     /// Our alternate signal stack stays installed on this thread between
     /// runs, and the signal mask is not read at each run.
+    ///
+    /// The fault signals and the kill signal are unblocked when this mode
+    /// is set and stay so: runs do not read the mask. A thread that blocks
+    /// them again while in Keep (a worker that blocks every signal between
+    /// jobs) must set Keep again before its next run; otherwise a guest's
+    /// fault meets a blocked SIGSEGV, and the kernel kills the process.
     ///
     /// Host code of this thread that takes a signal on the alternate stack
     /// between runs takes it on ours (larger than the usual one). Do not
@@ -817,6 +823,13 @@ pub fn set_thread_signal_mode(mode: ThreadSignalMode) -> Result<(), Error> {
         let mut alt = cell.borrow_mut();
         if mode == ThreadSignalMode::Restore {
             alt.give_back().map_err(Error::AltStack)?;
+        } else {
+            // Keep reads no mask per run: what runs need unblocked is
+            // unblocked now (and again whenever Keep is set).
+            let set = run_sigset();
+            // SAFETY: `set` is initialised; no old mask is asked for.
+            Errno::result(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut()) })
+                .map_err(Error::SignalMask)?;
         }
         alt.mode = mode;
         Ok(())

@@ -134,6 +134,11 @@ pub enum YieldError {
     /// The caller is inside a host region (host code does not yield).
     #[error("cannot yield from inside a host region")]
     InHostRegion,
+    /// The guest is unwinding (a panic, or the unwinding of a dropped
+    /// suspended closure): a destructor that yields then could not be
+    /// unwound again.
+    #[error("cannot yield while the guest is unwinding")]
+    Unwinding,
     /// The host resumed with a value of another type (the host checks this
     /// first, so it is only reachable through a bug).
     #[error("resumed with a value that is not a {expected}")]
@@ -148,6 +153,9 @@ fn yielding_record() -> Result<&'static RunRecord, YieldError> {
     let record = current();
     if record.is_null() {
         return Err(YieldError::NotInGuest);
+    }
+    if std::thread::panicking() {
+        return Err(YieldError::Unwinding);
     }
     // SAFETY: the current record belongs to the run this thread executes;
     // the instance outlives the run, and the reference is used only while
@@ -288,7 +296,7 @@ fn status(err: YieldError) -> i32 {
         YieldError::NotInGuest => INSTANCE_E_NOT_IN_GUEST,
         YieldError::NotResumable => INSTANCE_E_NOT_RESUMABLE,
         YieldError::InHostRegion => INSTANCE_E_IN_HOST_REGION,
-        YieldError::WrongType { .. } => INSTANCE_E_NOT_RESUMABLE,
+        YieldError::WrongType { .. } | YieldError::Unwinding => INSTANCE_E_NOT_RESUMABLE,
     }
 }
 
@@ -326,7 +334,7 @@ pub extern "C" fn instance_host_region_enter() {
     let record = current();
     if !record.is_null() {
         // SAFETY: the current record belongs to the run this thread runs.
-        unsafe { &*record }.enter_region();
+        core::mem::forget(Region::enter(unsafe { &*record }));
     }
 }
 

@@ -32,10 +32,17 @@ fn raw_fault(inst: &mut Instance, f: usize, args: &[Val]) -> FaultReport {
     report
 }
 
+/// Runs a closure that must fault, resets and reruns the instance. The
+/// closure's abandoned frames quarantine the stack: the reset replaces it by
+/// a fresh one (and the faulted stack's address range is not reused).
 fn closure_fault<T>(inst: &mut Instance, f: impl FnOnce() -> T) -> FaultReport {
+    let faulted_top = inst.stack().top();
+    let quarantined = instance::quarantined_stacks();
     let err = inst.run_closure(f).map(|_| ()).unwrap_err();
     let report = *err.fault().unwrap_or_else(|| panic!("expected a fault, got {err:?}"));
     inst.reset().unwrap();
+    assert_ne!(inst.stack().top(), faulted_top, "the faulted stack was reused");
+    assert!(instance::quarantined_stacks() > quarantined);
     assert_eq!(inst.run_closure(|| 7).unwrap(), 7);
     report
 }
@@ -123,14 +130,18 @@ fn c_recursion_overflows_into_the_guard() {
 fn rust_recursion_overflows_into_the_guard() {
     common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
+    let guard = inst.stack().mapping_start()..inst.stack().base();
     let r = closure_fault(&mut inst, || rust_recursion(0));
     assert_eq!((r.kind, r.signal), (FaultKind::StackOverflow, Signal::SIGSEGV));
-    assert!(inst.stack().in_guard(r.addr));
+    assert!(guard.contains(&r.addr));
     // A larger guard than the default works the same way.
     let mut inst = Instance::with_guard(STACK, 4 * instance::DEFAULT_GUARD_SIZE).unwrap();
+    let guard = inst.stack().mapping_start()..inst.stack().base();
     let r = closure_fault(&mut inst, || rust_recursion(0));
     assert_eq!(r.kind, FaultKind::StackOverflow);
-    assert!(inst.stack().in_guard(r.addr));
+    assert!(guard.contains(&r.addr));
+    // The fresh stack has the same guard.
+    assert_eq!(inst.stack().guard_size(), 4 * instance::DEFAULT_GUARD_SIZE);
 }
 
 #[test]

@@ -15,6 +15,10 @@ fn ten_thousand_faults_and_reruns_leak_nothing() {
     let page = NoAccessPage::new();
     let bus = TruncatedMapping::new();
     let mut inst = Instance::new(64 * 1024).unwrap();
+    // SAFETY: the closures below lend nothing on their frames to anything
+    // that outlives them, so the stack may be reused after their faults
+    // (without this, each closure fault quarantines one stack for good).
+    unsafe { inst.set_reuse_abandoned_stack(true) };
     let mut other_thread_inst = Some(Instance::new(64 * 1024).unwrap());
 
     let cycle = |inst: &mut Instance, i: u32| {
@@ -48,6 +52,7 @@ fn ten_thousand_faults_and_reruns_leak_nothing() {
         cycle(&mut inst, i);
     }
     assert_eq!(common::maps_lines(), maps0, "mappings leaked");
+    assert_eq!(instance::quarantined_stacks(), 0);
     assert_eq!(common::fd_count(), fds0, "file descriptors leaked");
     let rss = common::rss_bytes();
     assert!(rss <= rss0 + (2 << 20), "RSS grew from {rss0} to {rss}");
@@ -64,6 +69,8 @@ fn ten_thousand_faults_and_reruns_leak_nothing() {
     .join()
     .unwrap();
     assert_eq!(alt.1, instance::alt_stack_size());
+    // That instance's closure fault quarantined its stack (the default).
+    assert_eq!(instance::quarantined_stacks(), 1);
     assert_eq!(common::perms_at(alt.0), None, "the exited thread's alternate stack is still mapped");
 }
 

@@ -286,6 +286,10 @@ fn kills_at_random_points_while_allocating_never_deadlock_the_host() {
     let runs = scale(1000);
     let mut rng = Rng(0x5eed);
     let mut inst = Instance::new(STACK).unwrap();
+    // SAFETY: the closures lend nothing on their frames to anything that
+    // outlives a kill, so the killed runs' stacks may be reused (else each
+    // kill quarantines one).
+    unsafe { inst.set_reuse_abandoned_stack(true) };
     let allocated = Arc::new(AtomicUsize::new(0));
     for i in 0..runs {
         let switch = inst.kill_switch();
@@ -314,7 +318,9 @@ fn kills_at_random_points_while_allocating_never_deadlock_the_host() {
         });
         let t = killer.join().unwrap();
         assert!(matches!(r, Err(Error::Terminated)), "run {i}: {r:?}");
-        assert!(t == Termination::Signalled || t == Termination::AfterHostRegion || t == Termination::AtStart, "{t:?}");
+        // Pending: the kill came before the closure entered `terminable`
+        // (closures are not terminable outside it); it lands on entry.
+        assert!(t.takes_effect(), "{t:?}");
         // The host's allocator is usable.
         let v: Vec<u64> = (0..64).collect();
         assert_eq!(v.iter().sum::<u64>(), 2016);
