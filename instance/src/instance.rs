@@ -687,6 +687,15 @@ impl Instance {
     /// host keeps using (or reach it only inside a
     /// [`host_region`](crate::host_region), whose faults are the host's).
     ///
+    /// Since something may still use memory on those frames (a thread of a
+    /// `std::thread::scope` that `f` opened, reading one of its locals), the
+    /// stack is never reused after that: [`Instance::reset`] gives the
+    /// instance a fresh stack and leaves the old one mapped and untouched
+    /// for good ([`quarantined_stacks`] counts them). The same holds when a
+    /// kill lands in `f`'s code, or a suspended closure is discarded without
+    /// being unwound. An owner whose guests lend nothing on their frames can
+    /// opt out with the `unsafe` [`Instance::set_reuse_abandoned_stack`].
+    ///
     /// # Errors
     ///
     /// [`Error::Panic`], [`Error::Fault`], [`Error::InvalidState`], and the
