@@ -585,6 +585,10 @@ impl Instance {
     ///   other than by returning or faulting.
     /// * What it reaches through pointers in `args` must be valid for what
     ///   it does with them.
+    /// * Nothing may use memory on its frames once they are abandoned (a
+    ///   fault, a kill, a discarded yield): the stack is reused by the next
+    ///   run (closure guests get quarantined stacks instead; raw ones do
+    ///   not).
     ///
     /// Misuse: passing a `fn(u64)` with no arguments lets it read garbage
     /// from rdi. An entry that unwinds never unwinds into this call: a
