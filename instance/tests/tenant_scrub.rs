@@ -1,8 +1,12 @@
 //! Tenants do not read each other's data: a stack that goes back to a pool,
 //! or an instance that is reset or gives its stack back, is scrubbed; the
 //! opt-outs keep the data (so these tests can tell); a scrub commits no
-//! page the guest did not touch. No guest here faults (this file runs under
-//! valgrind); `fault_kinds` checks the reset after a fault.
+//! page the guest did not touch. `fault_kinds` checks the reset after a
+//! fault.
+//!
+//! Not a `stack_*` test: it reads guest stacks directly after runs, which
+//! memcheck (run over the `stack_*`/`run_*` tests) reports as reads of dead
+//! stack.
 
 mod common;
 
@@ -163,7 +167,12 @@ fn scrub_zeroes_touched_pages_and_commits_no_others() {
     let committed = committed_bytes(base);
 
     let zeroed = stack.scrub().unwrap();
-    let expected: usize = (0..written.len()).map(|k| (words_per_page >> k) * 8).sum();
+    let expected: usize = if context::valgrind::running_on_valgrind() {
+        // Under valgrind the scrub writes whole resident pages unread.
+        resident * page
+    } else {
+        (0..written.len()).map(|k| (words_per_page >> k) * 8).sum()
+    };
     assert_eq!(zeroed, expected);
     assert_eq!(common::resident_pages(base, size), resident, "the scrub changed which pages are resident");
     assert_eq!(committed_bytes(base), committed, "the scrub committed memory");
