@@ -26,6 +26,14 @@
 //!   (`ours_1_page`) or top 16 pages (`ours_16_pages`) were touched. No
 //!   peer scrubs.
 //!
+//! * `green_tasks_1000`: one round of 1,000 green tasks resumed in turn,
+//!   each doing a little float work between yields — ours (`context` alone),
+//!   corosensei.
+//!
+//! Every switch-based group (switch, init + run, fault, pooled run) runs
+//! twice: with the two sides' floating-point status flags equal, and, as
+//! `<group>_fp_differ`, with them differing (see `Fp`).
+//!
 //! `cargo xtask bench` runs these briefly and prints the ratios;
 //! `cargo bench -p context-tests-c --bench compare` runs them at criterion's
 //! defaults. The operations themselves live in `ops/`, shared with the
@@ -46,21 +54,86 @@ fn bench<O: Op>(g: &mut BenchmarkGroup<'_, WallTime>, who: &str, mut op: O) {
     g.bench_function(who, |b| b.iter(|| op.run()));
 }
 
+/// The two conditions of the SSE floating-point status flags (MXCSR's
+/// sticky exception bits) under which every switch-based group runs.
+///
+/// On Intel cores an `ldmxcsr` that changes MXCSR costs ~55 ns, status bits
+/// included; a switch that loaded the other side's whole MXCSR would pay it
+/// whenever the two sides' float work differed, which the equal condition
+/// alone never shows. Groups of the differing condition get the suffix
+/// `_fp_differ`; `cargo xtask bench` sets the two side by side.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fp {
+    /// Host and child both carry the inexact flag.
+    Equal,
+    /// The child is prepared with no flags; the host then raises inexact.
+    Differ,
+}
+
+impl Fp {
+    const BOTH: [Fp; 2] = [Fp::Equal, Fp::Differ];
+
+    fn group(self, name: &str) -> String {
+        match self {
+            Fp::Equal => name.to_string(),
+            Fp::Differ => format!("{name}_fp_differ"),
+        }
+    }
+
+    /// Makes the op (whose constructor prepares its child with the
+    /// thread's MXCSR) under this condition.
+    fn prepare<O>(self, make: impl FnOnce() -> O) -> O {
+        set_mxcsr(mxcsr() & !MXCSR_STATUS);
+        if self == Fp::Equal {
+            raise_inexact();
+        }
+        let op = make();
+        if self == Fp::Differ {
+            raise_inexact();
+        }
+        op
+    }
+}
+
+const MXCSR_STATUS: u32 = 0x3f;
+
+fn mxcsr() -> u32 {
+    let mut v = 0u32;
+    // SAFETY: stores MXCSR into a local.
+    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+    v
+}
+
+fn set_mxcsr(v: u32) {
+    // SAFETY: loads a valid MXCSR value (the current one with flags cleared).
+    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
+}
+
+/// One inexact division: sets MXCSR's precision flag.
+fn raise_inexact() {
+    let q = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
+    std::hint::black_box(q);
+}
+
 fn switch_round_trip(c: &mut Criterion) {
-    let mut g = c.benchmark_group("switch_round_trip");
-    bench(&mut g, "ours", cx::OursSwitch::new());
-    bench(&mut g, "corosensei", cx::CorosenseiSwitch::new());
-    bench(&mut g, "boost_context", cx::BoostSwitch::new());
-    g.finish();
+    for fp in Fp::BOTH {
+        let mut g = c.benchmark_group(fp.group("switch_round_trip"));
+        bench(&mut g, "ours", fp.prepare(cx::OursSwitch::new));
+        bench(&mut g, "corosensei", fp.prepare(cx::CorosenseiSwitch::new));
+        bench(&mut g, "boost_context", fp.prepare(cx::BoostSwitch::new));
+        g.finish();
+    }
 }
 
 fn init_run_return(c: &mut Criterion) {
-    let mut g = c.benchmark_group("init_run_return");
-    bench(&mut g, "ours", cx::OursInitRun::new());
-    bench(&mut g, "ours_given_mask", cx::OursInitRunGivenMask::new());
-    bench(&mut g, "corosensei", cx::CorosenseiInitRun::new());
-    bench(&mut g, "boost_context", cx::BoostInitRun::new());
-    g.finish();
+    for fp in Fp::BOTH {
+        let mut g = c.benchmark_group(fp.group("init_run_return"));
+        bench(&mut g, "ours", fp.prepare(cx::OursInitRun::new));
+        bench(&mut g, "ours_given_mask", fp.prepare(cx::OursInitRunGivenMask::new));
+        bench(&mut g, "corosensei", fp.prepare(cx::CorosenseiInitRun::new));
+        bench(&mut g, "boost_context", fp.prepare(cx::BoostInitRun::new));
+        g.finish();
+    }
 }
 
 fn init_24_args(c: &mut Criterion) {
@@ -74,14 +147,16 @@ fn init_24_args(c: &mut Criterion) {
 }
 
 fn fault_to_host(c: &mut Criterion) {
-    let mut g = c.benchmark_group("fault_to_host");
-    // Ours first: the C baseline puts back whatever handler it replaced.
-    bench(&mut g, "ours", inst::OursFault::<false, true>::new());
-    bench(&mut g, "ours_noscrub", inst::OursFault::<false, false>::new());
-    bench(&mut g, "ours_keep", inst::OursFault::<true, true>::new());
-    bench(&mut g, "ours_keep_noscrub", inst::OursFault::<true, false>::new());
-    bench(&mut g, "c_sigsetjmp", c_baseline::CFault::new());
-    g.finish();
+    for fp in Fp::BOTH {
+        let mut g = c.benchmark_group(fp.group("fault_to_host"));
+        // Ours first: the C baseline puts back whatever handler it replaced.
+        bench(&mut g, "ours", fp.prepare(inst::OursFault::<false, true>::new));
+        bench(&mut g, "ours_noscrub", fp.prepare(inst::OursFault::<false, false>::new));
+        bench(&mut g, "ours_keep", fp.prepare(inst::OursFault::<true, true>::new));
+        bench(&mut g, "ours_keep_noscrub", fp.prepare(inst::OursFault::<true, false>::new));
+        bench(&mut g, "c_sigsetjmp", fp.prepare(c_baseline::CFault::new));
+        g.finish();
+    }
 }
 
 fn fresh_guard_stack(c: &mut Criterion) {
@@ -95,14 +170,26 @@ fn fresh_guard_stack(c: &mut Criterion) {
 }
 
 fn pooled_instance_run(c: &mut Criterion) {
-    let mut g = c.benchmark_group("pooled_instance_run");
-    bench(&mut g, "ours", inst::OursPooledRun::<false, true>::new());
-    bench(&mut g, "ours_noscrub", inst::OursPooledRun::<false, false>::new());
-    bench(&mut g, "ours_keep", inst::OursPooledRun::<true, true>::new());
-    bench(&mut g, "ours_keep_noscrub", inst::OursPooledRun::<true, false>::new());
-    bench(&mut g, "bare_context", cx::OursInitRun::new());
-    bench(&mut g, "ours_kept_instance", inst::OursReusedInstance::<false>::new());
-    bench(&mut g, "ours_kept_instance_keep", inst::OursReusedInstance::<true>::new());
+    for fp in Fp::BOTH {
+        let mut g = c.benchmark_group(fp.group("pooled_instance_run"));
+        bench(&mut g, "ours", fp.prepare(inst::OursPooledRun::<false, true>::new));
+        bench(&mut g, "ours_noscrub", fp.prepare(inst::OursPooledRun::<false, false>::new));
+        bench(&mut g, "ours_keep", fp.prepare(inst::OursPooledRun::<true, true>::new));
+        bench(&mut g, "ours_keep_noscrub", fp.prepare(inst::OursPooledRun::<true, false>::new));
+        bench(&mut g, "bare_context", fp.prepare(cx::OursInitRun::new));
+        bench(&mut g, "ours_kept_instance", fp.prepare(inst::OursReusedInstance::<false>::new));
+        bench(&mut g, "ours_kept_instance_keep", fp.prepare(inst::OursReusedInstance::<true>::new));
+        g.finish();
+    }
+}
+
+fn green_tasks(c: &mut Criterion) {
+    // One operation: one round of 1,000 tasks, each doing a little float
+    // work between yields (so the FP status flags are whatever real
+    // programs leave).
+    let mut g = c.benchmark_group("green_tasks_1000");
+    bench(&mut g, "ours", cx::OursGreenTasks::new());
+    bench(&mut g, "corosensei", cx::CorosenseiGreenTasks::new());
     g.finish();
 }
 
@@ -121,6 +208,7 @@ criterion_group!(
     fault_to_host,
     fresh_guard_stack,
     pooled_instance_run,
+    green_tasks,
     stack_scrub
 );
 criterion_main!(benches);

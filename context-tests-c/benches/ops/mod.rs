@@ -75,6 +75,8 @@ pub const CASES: &[Case] = &[
     case!("pooled_instance_run", "bare_context", context_ops::OursInitRun),
     case!("pooled_instance_run", "ours_kept_instance", instance_ops::OursReusedInstance<false>),
     case!("pooled_instance_run", "ours_kept_instance_keep", instance_ops::OursReusedInstance<true>),
+    case!("green_tasks_1000", "ours", context_ops::OursGreenTasks),
+    case!("green_tasks_1000", "corosensei", context_ops::CorosenseiGreenTasks),
     case!("stack_scrub", "ours_1_page", instance_ops::OursScrub<1>),
     case!("stack_scrub", "ours_16_pages", instance_ops::OursScrub<16>),
 ];
