@@ -219,7 +219,8 @@ fn print_fp_conditions(results: &Results) {
         for (who, &eq) in whos {
             let Some(&df) = differ.get(who) else { continue };
             let r = df / eq;
-            let flag = if r > FP_CLIFF || r < 1.0 / FP_CLIFF { "  <-- FP condition changes the cost" } else { "" };
+            let flag =
+                if !(1.0 / FP_CLIFF..=FP_CLIFF).contains(&r) { "  <-- FP condition changes the cost" } else { "" };
             println!("{group:<20} {who:<24} {:>10} {:>10} {r:>7.2}×{flag}", human_ns(eq), human_ns(df));
         }
     }
