@@ -22,7 +22,7 @@ use crate::error::{Error, Panic, ThreadOp};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
 use crate::run::{RunRecord, current, end_run_from_guest, set_current};
-use crate::signal::{AltStackGuard, RunMask, clear_guest_flags, install_handlers, thread_signal_mode};
+use crate::signal::{AltStackGuard, RunMask, TRAMPOLINE_AREA, clear_guest_flags, install_handlers, thread_signal_mode};
 use crate::stack::Stack;
 use crate::state::State;
 use crate::watchdog;
@@ -356,7 +356,7 @@ impl Instance {
     /// [`Error::Stack`] if the fresh stack of a quarantine cannot be mapped
     /// (the instance is dropped; its stack stays quarantined).
     pub fn into_stack(mut self) -> Result<Stack, Error> {
-        self.discard_suspended();
+        let nested = self.discard_suspended();
         self.kill.dropped();
         self.quarantine_stack()?;
         self.scrub_stack_if_asked();
@@ -364,12 +364,15 @@ impl Instance {
         // SAFETY: each field is read exactly once and `this` is never
         // dropped, so nothing is dropped twice; the fields other than the
         // stack are dropped here as `drop` would.
-        unsafe {
+        let stack = unsafe {
             drop(core::ptr::read(&this.pinned));
             drop(core::ptr::read(&this.kill));
             drop(core::ptr::read(&this.closure));
-            Ok(ManuallyDrop::into_inner(core::ptr::read(&this.stack)))
-        }
+            ManuallyDrop::into_inner(core::ptr::read(&this.stack))
+        };
+        // Last: may end the caller's own run (see `discard_suspended`).
+        drop(nested);
+        Ok(stack)
     }
 
     /// Replaces a tainted stack by a fresh one of the same size and guard,
@@ -481,7 +484,8 @@ impl Instance {
             return Err(Error::InvalidState { op: "reset", state: self.state });
         }
         self.check_thread(ThreadOp::Reset)?;
-        self.discard_suspended();
+        // Dropped last (see `discard_suspended`).
+        let _nested = self.discard_suspended();
         self.kill.reset();
         self.state = State::Ready;
         self.last_fault = None;
@@ -497,18 +501,24 @@ impl Instance {
     /// Unwinds (closure suspended in `yield_value`) or discards (raw entry,
     /// C yield) a yielded guest; leaves the kill word for the caller to
     /// settle.
-    fn discard_suspended(&mut self) {
+    ///
+    /// The unwinding is a run nested in the caller's, if the caller is a
+    /// guest, so a kill of that outer run waits for it: the returned guard
+    /// holds that outer run's region, and ending it may end the outer run
+    /// right there (abandoning the caller's frames). The caller drops it
+    /// only once its own bookkeeping is complete.
+    #[must_use = "drop the guard after the instance's bookkeeping"]
+    fn discard_suspended(&mut self) -> Option<Nested> {
         if self.state != State::Yielded {
-            return;
+            return None;
         }
+        let mut nested = None;
         // A closure suspended on another thread is abandoned, not unwound:
         // its destructors must not run here (see "Threads").
         let here = self.check_thread(ThreadOp::Reset).is_ok();
         let mut unwound = false;
         if here && self.closure.is_some() && self.pinned.record.expect().can_unwind() {
-            // The unwinding is a run nested in the caller's, if the caller
-            // is a guest: a kill of that outer run waits for it.
-            let _nested = Nested::enter();
+            nested = Some(Nested::enter());
             for _ in 0..UNWIND_TRIES {
                 // SAFETY: the guest is suspended in `yield_value`, which
                 // answers the unwind request by panicking to the
@@ -533,6 +543,7 @@ impl Instance {
         self.pinned.record.clear_slots();
         self.pinned.record.set_resumable(false);
         self.state = State::Ready;
+        nested
     }
 
     /// Refuses to resume or unwind a suspended closure on another thread
@@ -858,9 +869,11 @@ impl Instance {
         // slot when it continues.
         let exit = unsafe { self.enter(How::Resume(slot)) }?;
         if let Exit::Killed = exit {
-            self.discard_suspended();
+            let nested = self.discard_suspended();
             let _ = self.kill.finish(Ended::Terminated);
-            return Err(self.terminated());
+            let err = self.terminated();
+            drop(nested);
+            return Err(err);
         }
         if self.closure.is_some() {
             self.after_closure(exit)
@@ -905,7 +918,11 @@ impl Instance {
         self.quarantine_stack()?;
         self.closure_run = closure;
         let Pinned { host, guest, .. } = &mut *self.pinned;
-        Context::init_with_sigmask(self.stack.as_words_mut(), host, guest, entry, args, &SigSet::empty())?;
+        // The top of the stack is the fault trampoline's (see
+        // `TRAMPOLINE_AREA`); the guest starts below it.
+        let words = self.stack.as_words_mut();
+        let guest_words = words.len().saturating_sub(TRAMPOLINE_AREA / 8);
+        Context::init_with_sigmask(&mut words[..guest_words], host, guest, entry, args, &SigSet::empty())?;
         Ok(())
     }
 
@@ -1003,7 +1020,7 @@ const KILL_STATE_OWN_REFS: usize = 2;
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        self.discard_suspended();
+        let nested = self.discard_suspended();
         self.kill.dropped();
         if self.tainted {
             // Quarantined for good: never unmapped (see `quarantine_stack`).
@@ -1013,6 +1030,9 @@ impl Drop for Instance {
             // stack out without running this `drop`.
             unsafe { ManuallyDrop::drop(&mut self.stack) };
         }
+        // Last: may end the caller's own run (see `discard_suspended`); the
+        // other fields then stay allocated with the abandoned frames.
+        drop(nested);
     }
 }
 

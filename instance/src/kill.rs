@@ -255,7 +255,7 @@ pub(crate) struct KillState {
     /// queued: from then on the signal is pending on the run's thread,
     /// delivered, or taken by someone else (a guest's `sigwait` or
     /// `signalfd`), and `settle_signal` can tell which.
-    queued: AtomicU32,
+    queued: AtomicU64,
     /// Host regions entered beyond the word's `MAX_DEPTH`.
     deeper: AtomicU32,
 }
@@ -266,7 +266,7 @@ impl KillState {
             word: AtomicU64::new(pack(0, NOT_STARTED)),
             tid: AtomicI32::new(0),
             delivered: AtomicU32::new(0),
-            queued: AtomicU32::new(0),
+            queued: AtomicU64::new(0),
             deeper: AtomicU32::new(0),
         }
     }
@@ -460,7 +460,7 @@ impl KillState {
         if w & SENT == 0 || self.delivered.load(Ordering::SeqCst) != 0 {
             return;
         }
-        let queued_mark = id_of(w).wrapping_add(1);
+        let queued_mark = u64::from(id_of(w)) + 1;
         // The signal may be pending behind a mask that blocks it (the
         // host's, put back by a fault in ThreadSignalMode::Restore, or one
         // the guest set): let it in for the wait, or the wait never ends.
@@ -541,7 +541,7 @@ impl KillState {
             }
             if sent != 0 {
                 send_kill(self.tid.load(Ordering::SeqCst));
-                self.queued.store(id_of(w).wrapping_add(1), Ordering::SeqCst);
+                self.queued.store(u64::from(id_of(w)) + 1, Ordering::SeqCst);
             }
             return answer;
         }
@@ -749,6 +749,15 @@ pub(crate) fn unblock_kill_signal() -> Result<SigSet, Errno> {
     Errno::result(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, old.as_mut_ptr()) })?;
     // SAFETY: pthread_sigmask succeeded, so it wrote `old`.
     Ok(unsafe { SigSet::from_sigset_t_unchecked(old.assume_init()) })
+}
+
+/// The kill signal if it is fixed already (chosen or defaulted), without
+/// fixing it.
+pub(crate) fn fixed_kill_signal() -> Option<c_int> {
+    match KILL_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
 }
 
 /// Whether the kill signal is pending on the calling thread (or the

@@ -68,6 +68,13 @@ const HANDLER_STACK_NEEDS: usize = 64 * 1024;
 /// top of the instance's stack.
 const TRAMPOLINE_HEADROOM: usize = 256;
 
+/// Bytes at the top of every instance stack that guests never get: the
+/// frames of [`fault_return`] (and of the switch it makes) live there, below
+/// [`TRAMPOLINE_HEADROOM`]. A faulted or killed guest's frames are
+/// abandoned, and may still be in use (a closure's quarantined stack): the
+/// handler's way back must not write over them.
+pub(crate) const TRAMPOLINE_AREA: usize = 1024;
+
 /// Words of a `sigaction` as [`Previous`] stores it.
 const ACTION_WORDS: usize = core::mem::size_of::<libc::sigaction>().div_ceil(8);
 
@@ -596,13 +603,21 @@ fn run_signals() -> impl Iterator<Item = c_int> {
 
 /// [`run_signals`] as a set.
 fn run_sigset() -> libc::sigset_t {
+    let mut set = fault_sigset();
+    // SAFETY: adds a valid signal number to an initialised set.
+    unsafe { libc::sigaddset(&mut set, crate::kill::kill_signal()) };
+    set
+}
+
+/// The five fault signals as a set.
+fn fault_sigset() -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset fill a local set with valid signal
     // numbers.
     unsafe {
         let mut set = core::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
-        for signum in run_signals() {
-            libc::sigaddset(&mut set, signum);
+        for signal in FAULT_SIGNALS {
+            libc::sigaddset(&mut set, signal as c_int);
         }
         set
     }
@@ -825,8 +840,14 @@ pub fn set_thread_signal_mode(mode: ThreadSignalMode) -> Result<(), Error> {
             alt.give_back().map_err(Error::AltStack)?;
         } else {
             // Keep reads no mask per run: what runs need unblocked is
-            // unblocked now (and again whenever Keep is set).
-            let set = run_sigset();
+            // unblocked now (and again whenever Keep is set). The kill
+            // signal only if it is fixed (setting the mode must not fix it;
+            // the first run, which fixes it, unblocks it then).
+            let mut set = fault_sigset();
+            if let Some(kill) = crate::kill::fixed_kill_signal() {
+                // SAFETY: adds a valid signal number to an initialised set.
+                unsafe { libc::sigaddset(&mut set, kill) };
+            }
             // SAFETY: `set` is initialised; no old mask is asked for.
             Errno::result(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut()) })
                 .map_err(Error::SignalMask)?;

@@ -453,3 +453,65 @@ fn held_home_thread_exited() {
     assert!(matches!(inst.reset(), Err(instance::Error::WrongThread { .. })));
     drop(inst);
 }
+
+/// Where the last guest put its sentinel (an address on its own stack).
+static SENTINEL_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const SENTINEL: u64 = 0x5e57_0e10_0000_0001;
+
+#[test]
+fn the_way_back_from_a_fault_does_not_write_over_the_guests_frames() {
+    // The guest's outermost frame keeps a sentinel and publishes its
+    // address (as a scoped thread borrowing it would), then overflows. The
+    // handler's trampoline runs at the top of the stack: it must not touch
+    // the abandoned frame, which the quarantine promises stays as it was.
+    for _ in 0..20 {
+        let mut inst = Instance::new(64 * 1024).unwrap();
+        let err = inst
+            .run_closure(|| {
+                let sentinel = std::hint::black_box([SENTINEL; 64]);
+                SENTINEL_AT.store(sentinel.as_ptr() as usize, Ordering::SeqCst);
+                let r = recurse(0);
+                std::hint::black_box(&sentinel);
+                r
+            })
+            .unwrap_err();
+        assert!(err.fault().is_some());
+        let at = SENTINEL_AT.load(Ordering::SeqCst) as *const u64;
+        // SAFETY: the faulted stack is still mapped (quarantined, and the
+        // instance is not reset yet); the words are plain u64s.
+        let words = unsafe { std::slice::from_raw_parts(at, 64) };
+        assert!(words.iter().all(|&w| w == SENTINEL), "the abandoned frame was written: {words:x?}");
+    }
+}
+
+#[test]
+fn a_kill_during_the_unwind_of_a_reset_leaves_the_inner_instance_usable() {
+    // The outer guest resets an inner instance whose suspended closure has a
+    // slow destructor; the outer run is killed meanwhile (it waits for the
+    // nested unwind, then ends). The inner instance's bookkeeping must be
+    // complete before the outer run ends.
+    struct Slow;
+    impl Drop for Slow {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let mut inner = Instance::new(64 * 1024).unwrap();
+    inner
+        .start_closure(|| {
+            let _slow = Slow;
+            instance::yield_value::<(), ()>(()).unwrap();
+        })
+        .unwrap();
+    let mut outer = Instance::new(64 * 1024).unwrap();
+    let switch = outer.kill_switch();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(10));
+        switch.terminate()
+    });
+    let r = outer.run_closure(|| instance::terminable(|| inner.reset()));
+    assert!(killer.join().unwrap().takes_effect());
+    assert!(matches!(r, Err(instance::Error::Terminated)), "{r:?}");
+    assert_eq!(inner.state(), instance::State::Ready);
+    assert_eq!(inner.run_closure(|| 6).unwrap(), 6);
+}
