@@ -454,33 +454,37 @@ fn held_home_thread_exited() {
     drop(inst);
 }
 
-/// Where the last guest put its sentinel (an address on its own stack).
-static SENTINEL_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-const SENTINEL: u64 = 0x5e57_0e10_0000_0001;
+/// The stack pointer the last guest entry started with.
+static ENTRY_SP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Records its stack pointer (its frame is the guest's outermost), then
+/// faults.
+extern "C" fn record_sp_then_fault() -> u64 {
+    // SAFETY: reads the stack pointer.
+    let sp = unsafe { context::Context::get_current_stack_pointer() } as usize;
+    ENTRY_SP.store(sp, Ordering::SeqCst);
+    // SAFETY: a deliberate fault, recovered by the instance.
+    unsafe { core::ptr::without_provenance_mut::<u64>(8).write_volatile(1) };
+    0
+}
 
 #[test]
-fn the_way_back_from_a_fault_does_not_write_over_the_guests_frames() {
-    // The guest's outermost frame keeps a sentinel and publishes its
-    // address (as a scoped thread borrowing it would), then overflows. The
-    // handler's trampoline runs at the top of the stack: it must not touch
-    // the abandoned frame, which the quarantine promises stays as it was.
-    for _ in 0..20 {
-        let mut inst = Instance::new(64 * 1024).unwrap();
-        let err = inst
-            .run_closure(|| {
-                let sentinel = std::hint::black_box([SENTINEL; 64]);
-                SENTINEL_AT.store(sentinel.as_ptr() as usize, Ordering::SeqCst);
-                let r = recurse(0);
-                std::hint::black_box(&sentinel);
-                r
-            })
-            .unwrap_err();
-        assert!(err.fault().is_some());
-        let at = SENTINEL_AT.load(Ordering::SeqCst) as *const u64;
-        // SAFETY: the faulted stack is still mapped (quarantined, and the
-        // instance is not reset yet); the words are plain u64s.
-        let words = unsafe { std::slice::from_raw_parts(at, 64) };
-        assert!(words.iter().all(|&w| w == SENTINEL), "the abandoned frame was written: {words:x?}");
+fn guests_never_run_in_the_area_the_way_back_from_a_fault_uses() {
+    // The handler's way back to the host (the trampoline and the switch it
+    // makes) runs in the top KiB of the stack. An abandoned closure's frames
+    // must stay as they were (its stack is quarantined because something
+    // may still read them), so no guest frame may lie there: the outermost
+    // frame starts below it.
+    let mut inst = Instance::new(64 * 1024).unwrap();
+    for _ in 0..3 {
+        // SAFETY: an extern "C" fn without arguments that does not unwind.
+        let err = unsafe { inst.run(record_sp_then_fault as *const () as usize, &[]) }.unwrap_err();
+        let sp = ENTRY_SP.load(Ordering::SeqCst);
+        assert!(inst.stack().contains(sp));
+        assert!(inst.stack().top() - sp > 1024, "the guest started {} bytes below the top", inst.stack().top() - sp);
+        // The fault came back from below that area.
+        assert!(err.fault().is_some_and(|f| f.sp < inst.stack().top() - 1024));
+        inst.reset().unwrap();
     }
 }
 
