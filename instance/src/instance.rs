@@ -969,6 +969,7 @@ impl Instance {
                 self.kill.resume(true)
             }
         };
+        let panicking_before = std::thread::panicking();
         if go {
             self.state = State::Running;
             // SAFETY: the caller prepared or suspended `guest`; the host
@@ -977,6 +978,9 @@ impl Instance {
             // by the fault and kill handlers.
             unsafe { Context::swap(&mut self.pinned.host, &self.pinned.guest) };
             clear_guest_flags();
+            if std::thread::panicking() && !panicking_before {
+                abandoned_while_panicking();
+            }
             // No kill signal is sent for this run from here on; one that
             // was sent is taken before the host's code continues.
             self.kill.stop();
@@ -1000,6 +1004,22 @@ impl Instance {
             Some(report) => Exit::Faulted(report),
             None => Exit::Returned,
         })
+    }
+}
+
+/// A guest faulted or was killed in the middle of a panic (in the panic
+/// hook, or in a destructor run by the unwinding) and its frames were
+/// abandoned: std's count of the thread's panics in progress stays raised
+/// for good, and there is no way to lower it (the next panic on this thread
+/// would abort, `thread::panicking()` would lie). Abort with a message
+/// instead of running on in that state.
+#[cold]
+fn abandoned_while_panicking() -> ! {
+    const MSG: &[u8] = b"instance: a guest faulted or was killed while panicking (in the panic hook or a destructor during unwinding); its frames were abandoned and this thread's panic state cannot be restored: aborting\n";
+    // SAFETY: writes a static message to fd 2, then aborts.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::abort()
     }
 }
 

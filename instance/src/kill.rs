@@ -588,7 +588,10 @@ impl KillSwitch {
     /// [`Termination`]). Never blocks and never waits for the run: the run
     /// itself returns [`Error::Terminated`](crate::Error::Terminated).
     pub fn terminate(&self) -> Termination {
-        self.state.terminate(self.id)
+        // Called from a guest, the decision and the signal it implies are
+        // host code: a kill of the caller's own run must not land between
+        // the two (the target would wait for a signal never sent).
+        crate::region::host_region(|| self.state.terminate(self.id))
     }
 }
 
