@@ -22,7 +22,10 @@ use crate::error::{Error, Panic, ThreadOp};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
 use crate::run::{RunRecord, current, end_run_from_guest, set_current};
-use crate::signal::{AltStackGuard, RunMask, TRAMPOLINE_AREA, clear_guest_flags, install_handlers, thread_signal_mode};
+use crate::signal::{
+    AltStackGuard, RunMask, TRAMPOLINE_AREA, clear_guest_flags, install_handlers, restore_mask_after_redirect,
+    thread_signal_mode,
+};
 use crate::stack::Stack;
 use crate::state::State;
 use crate::watchdog;
@@ -984,6 +987,7 @@ impl Instance {
             // No kill signal is sent for this run from here on; one that
             // was sent is taken before the host's code continues.
             self.kill.stop();
+            restore_mask_after_redirect(&self.pinned.record);
             self.kill.settle_signal();
         }
         set_current(outer);

@@ -856,6 +856,34 @@ unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> 
     }
     // SAFETY: the current record belongs to the run this thread executes.
     let record: &RunRecord = unsafe { &*record };
+    // SAFETY: the caller passes the kernel's ucontext.
+    let uc = unsafe { &mut *uc };
+    // Interrupted on the alternate signal stack: another handler was
+    // running (over the guest, or our fault handler over a guest that just
+    // faulted). Neither the guest's registers nor its saved context are
+    // what this handler may rewrite then (the context's saved stack pointer
+    // is stale while the guest runs; writing through it would hit live or
+    // abandoned frames). Send the signal again, to arrive when the
+    // interrupted handler is done.
+    // (uc_stack holds the alternate stack as configured when the signal
+    // came; its flags do not say whether the thread was on it, the range
+    // does, as the kernel's own test reads it.)
+    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
+    let alt = uc.uc_stack.ss_sp as usize;
+    let on_alt = uc.uc_stack.ss_flags & libc::SS_DISABLE == 0 && sp > alt && sp - alt <= uc.uc_stack.ss_size;
+    if on_alt {
+        // Blocked in the interrupted handler too (else it would be
+        // delivered again before that handler runs one instruction, for
+        // ever): it arrives when that handler's own sigreturn unblocks it.
+        // SAFETY: uc_sigmask is the interrupted context's initialised mask;
+        // tgkill and gettid only send a signal to this thread and read its
+        // id; all async-signal-safe.
+        unsafe {
+            libc::sigaddset(&mut uc.uc_sigmask, kill_signal());
+            libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::syscall(libc::SYS_gettid), kill_signal());
+        }
+        return false;
+    }
     // Account for the signal: it was sent for the innermost run of this
     // thread that is waiting for one (an outer run's signal can arrive
     // while an inner run is current).
@@ -869,9 +897,6 @@ unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> 
         }
         r = rr.outer();
     }
-    // SAFETY: the caller passes the kernel's ucontext.
-    let uc = unsafe { &mut *uc };
-    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
     if !record.kill().accepts() {
         return false;
     }

@@ -86,6 +86,9 @@ pub(crate) struct RunRecord {
     /// when the run started or resumed, or none to keep the guest's (see
     /// `ThreadSignalMode`).
     host_mask: Cell<Option<SigSet>>,
+    /// The mask the host installs when a handler ended the guest (the
+    /// redirect returns into the trampoline with every signal blocked).
+    mask_after_redirect: Cell<Option<SigSet>>,
 }
 
 impl RunRecord {
@@ -104,6 +107,7 @@ impl RunRecord {
             resume: UnsafeCell::new(None),
             outer: Cell::new(ptr::null()),
             host_mask: Cell::new(None),
+            mask_after_redirect: Cell::new(None),
         }
     }
 
@@ -132,6 +136,13 @@ impl RunRecord {
 
     pub(crate) fn host_mask(&self) -> Option<SigSet> {
         self.host_mask.get()
+    }
+
+    /// Sets the mask the host installs after a redirect; returns the one
+    /// it replaces. Written by a handler of the running guest, read by the
+    /// host after the guest switched back: never concurrently.
+    pub(crate) fn set_mask_after_redirect(&self, mask: Option<SigSet>) -> Option<SigSet> {
+        self.mask_after_redirect.replace(mask)
     }
 
     pub(crate) fn set_host_mask(&self, mask: Option<SigSet>) {
@@ -246,6 +257,11 @@ impl RunRecord {
 /// instance's stack, with nothing above it that must run (the frames are
 /// abandoned, as after a fault).
 pub(crate) unsafe fn end_run_from_guest(record: &RunRecord) -> ! {
+    // Stopped before the switch: a kill signal still on its way must find
+    // the run no longer running, or it would take the host's code between
+    // here and the host's own `stop` for the switch into the guest and
+    // divert the guest's (stale, abandoned) resume word.
+    record.kill().stop();
     // SAFETY: the host context was saved by the switch that entered the
     // guest and is waiting in it; the caller accepts the abandonment.
     unsafe { Context::set(record.host()) }

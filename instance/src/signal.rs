@@ -441,11 +441,24 @@ pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRec
     // The ABI wants the direction flag clear at calls; a trap flag or the
     // alignment check left set by the guest must not follow the host.
     gregs[libc::REG_EFL as usize] &= !(EFLAGS_DF | EFLAGS_TF | EFLAGS_AC) as i64;
-    // In ThreadSignalMode::Restore, the host's mask as read when the run
-    // started (or resumed), whatever the guest did to its own; in Keep, the
-    // mask the guest faulted with stays, as after a return.
-    if let Some(mask) = record.host_mask() {
-        uc.uc_sigmask = *mask.as_ref();
+    // The mask the host gets once it is back: in ThreadSignalMode::Restore,
+    // the host's as read when the run started (or resumed), whatever the
+    // guest did to its own; in Keep, the one the guest faulted with, as
+    // after a return. The host installs it itself (after it has stopped the
+    // run): until then every signal stays blocked, so that no handler runs
+    // on the instance's stack over the abandoned frames (a signal frame is
+    // kilobytes) and no kill signal lands in the way back.
+    // SAFETY: uc_sigmask is an initialised sigset_t the kernel wrote.
+    let after = record.host_mask().unwrap_or_else(|| unsafe { SigSet::from_sigset_t_unchecked(uc.uc_sigmask) });
+    record.set_mask_after_redirect(Some(after));
+    uc.uc_sigmask = *SigSet::all().as_ref();
+}
+
+/// Host, once a run it switched into is stopped: installs the mask that a
+/// handler's redirect left for it (see [`redirect_to_host`]), if any.
+pub(crate) fn restore_mask_after_redirect(record: &RunRecord) {
+    if let Some(mask) = record.set_mask_after_redirect(None) {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
     }
 }
 
