@@ -15,6 +15,7 @@ static IN: AtomicBool = AtomicBool::new(false);
 static ARR: AtomicUsize = AtomicUsize::new(0);
 static SPIN: AtomicUsize = AtomicUsize::new(0);
 
+#[allow(unconditional_recursion)]
 fn recurse(n: u64) -> u64 {
     let pad = black_box([n; 64]);
     recurse(pad[3] + 1) + pad[7]
@@ -54,6 +55,8 @@ fn kill_during_fault_handling_writes_into_abandoned_frames() {
     let mut inst = Instance::new(256 * 1024).unwrap();
     // Test only: avoid leaking one stack per iteration; the write below is
     // the same with the default quarantine (it happens before reset).
+    // SAFETY: the guests lend nothing on their frames to anything that
+    // outlives them (the test reads the frames itself, before the reset).
     unsafe { inst.set_reuse_abandoned_stack(true) };
     let (mut hits, mut faults, mut terms) = (0usize, 0usize, 0usize);
     let iters = common::scale(5_000);
@@ -69,7 +72,11 @@ fn kill_during_fault_handling_writes_into_abandoned_frames() {
         tx.send(inst.kill_switch()).unwrap();
         let err = inst.resume::<u64, ()>(()).unwrap_err();
         done_rx.recv().unwrap();
-        if err.fault().is_some() { faults += 1 } else { terms += 1 }
+        if err.fault().is_some() {
+            faults += 1
+        } else {
+            terms += 1
+        }
         let lo = ARR.load(Ordering::SeqCst);
         if lo == 0 {
             // Killed before `deep` ran (the kill diverted the resume, which
@@ -78,8 +85,9 @@ fn kill_during_fault_handling_writes_into_abandoned_frames() {
             inst.reset().unwrap();
             continue;
         }
-        // SAFETY (test): the abandoned frames are still mapped (reset not yet called).
         let changed: Vec<(usize, u64)> = (0..WORDS)
+            // SAFETY: the abandoned frames are still mapped (reset not yet
+            // called) and hold plain u64s.
             .map(|k| (k, unsafe { ((lo + 8 * k) as *const u64).read_volatile() }))
             .filter(|&(_, v)| v != PAT)
             .collect();

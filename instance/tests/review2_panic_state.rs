@@ -18,6 +18,7 @@ impl fmt::Display for Evil {
 
 /// A destructor that overflows the stack (safe code).
 struct BadDrop;
+#[allow(unconditional_recursion)]
 fn recurse(n: u64) -> u64 {
     let pad = std::hint::black_box([n; 64]);
     recurse(pad[3] + 1) + pad[7]

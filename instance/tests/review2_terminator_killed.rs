@@ -67,7 +67,7 @@ fn case() {
                 for _ in 0..B_SPIN.load(Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
-                if a2.terminate().takes_effect() {}
+                let _ = a2.terminate();
                 loop {
                     std::hint::spin_loop();
                 }
@@ -86,7 +86,11 @@ fn case() {
                 for t in std::fs::read_dir("/proc/self/task").unwrap() {
                     let p = t.unwrap().path();
                     let sc = std::fs::read_to_string(p.join("syscall")).unwrap_or_default();
-                    println!("task {:?}: syscall {}", p.file_name().unwrap(), sc.split_whitespace().next().unwrap_or("?"));
+                    println!(
+                        "task {:?}: syscall {}",
+                        p.file_name().unwrap(),
+                        sc.split_whitespace().next().unwrap_or("?")
+                    );
                 }
                 std::process::exit(3);
             }
