@@ -48,9 +48,63 @@ pub fn host_region<T>(f: impl FnOnce() -> T) -> T {
     // executing, whose instance outlives this call (it is running us).
     let record: &RunRecord = unsafe { &*record };
     let region = Region::enter(record);
+    // Host code runs with the host's floating-point control (rounding,
+    // exception masks, FTZ/DAZ), not the guest's: a guest that unmasked an
+    // exception must not make the host's float code trap.
+    let fp = HostFpControl::enter(record);
     let out = f();
+    drop(fp);
     region.leave();
     out
+}
+
+/// The guest's MXCSR and x87 control word, while a host region runs with the
+/// host's (restored on drop, also when `f` panics).
+struct HostFpControl {
+    guest: Option<(u32, u16)>,
+}
+
+impl HostFpControl {
+    fn enter(record: &RunRecord) -> HostFpControl {
+        let host = record.host().regs();
+        let (mxcsr, fpucw) = fp_control();
+        if (mxcsr ^ host.mxcsr) & MXCSR_CONTROL == 0 && fpucw == host.fpucw {
+            return HostFpControl { guest: None };
+        }
+        set_fp_control((mxcsr & !MXCSR_CONTROL) | (host.mxcsr & MXCSR_CONTROL), host.fpucw);
+        HostFpControl { guest: Some((mxcsr, fpucw)) }
+    }
+}
+
+impl Drop for HostFpControl {
+    fn drop(&mut self) {
+        if let Some((mxcsr, fpucw)) = self.guest {
+            let (now, _) = fp_control();
+            set_fp_control((now & !MXCSR_CONTROL) | (mxcsr & MXCSR_CONTROL), fpucw);
+        }
+    }
+}
+
+/// MXCSR's control bits: DAZ, the exception masks, rounding, FZ (the
+/// architecture's; the low six are the sticky status flags).
+const MXCSR_CONTROL: u32 = 0xffc0;
+
+fn fp_control() -> (u32, u16) {
+    let mut mxcsr = 0u32;
+    let mut fpucw = 0u16;
+    // SAFETY: stores MXCSR and the x87 control word into two locals.
+    unsafe {
+        core::arch::asm!("stmxcsr [{}]", "fnstcw [{}]", in(reg) &mut mxcsr, in(reg) &mut fpucw, options(nostack));
+    }
+    (mxcsr, fpucw)
+}
+
+fn set_fp_control(mxcsr: u32, fpucw: u16) {
+    // SAFETY: loads values that were MXCSR and x87 control word contents
+    // (the host's or the guest's saved ones), so every reserved bit is clear.
+    unsafe {
+        core::arch::asm!("ldmxcsr [{}]", "fldcw [{}]", in(reg) &mxcsr, in(reg) &fpucw, options(nostack));
+    }
 }
 
 /// Runs `f` as host code ([`host_region`]) on the host's own stack instead
