@@ -31,7 +31,13 @@ use crate::run::{RunRecord, current, end_run_from_guest};
 /// kill can never stop it half-way.
 ///
 /// Regions nest. Outside a run, `f` is simply called. A panic in `f` leaves
-/// the region before it propagates.
+/// the region before it propagates; a termination that waited for the
+/// region is then not carried out (ending the run in the middle of an unwind
+/// would abandon frames while panicking): the run goes on until the guest
+/// returns, yields, or enters [`terminable`] or leaves another region
+/// normally. `f` runs with the host's floating-point control (MXCSR and x87
+/// control word, as the host had them when it entered the guest), and the
+/// guest's comes back afterwards; AC and DF are cleared for it.
 ///
 /// ```
 /// let mut inst = instance::Instance::new(64 * 1024)?;

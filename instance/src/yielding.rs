@@ -328,7 +328,9 @@ pub extern "C" fn instance_in_guest() -> i32 {
 }
 
 /// C: enters a host region (see [`host_region`](crate::host_region)); pair
-/// with [`instance_host_region_leave`]. Does nothing outside a run.
+/// with [`instance_host_region_leave`]. Does nothing outside a run. Unlike
+/// the Rust `host_region`, it keeps the guest's floating-point control words
+/// (C code that changes them can restore them itself).
 #[unsafe(no_mangle)]
 pub extern "C" fn instance_host_region_enter() {
     let record = current();
