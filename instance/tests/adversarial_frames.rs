@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{ChildOutcome, child_case, run_child};
+use common::{ChildOutcome, child_case};
 use instance::{Instance, Outcome, ThreadSignalMode};
 
 const OK: &str = "review child ok";
@@ -346,16 +346,7 @@ fn child() {
 }
 
 fn expect_ok(name: &str) -> ChildOutcome {
-    let out = run_child("child", name);
-    assert!(
-        out.code() == Some(0) && out.stdout.contains(OK),
-        "case {name}: exit code {:?}, signal {:?}\nstdout: {}\nstderr: {}",
-        out.code(),
-        out.signal(),
-        out.stdout,
-        out.stderr
-    );
-    out
+    common::expect_child_ok("child", name, OK)
 }
 
 #[test]

@@ -272,16 +272,7 @@ fn child() {
 }
 
 fn expect_ok(name: &str) -> ChildOutcome {
-    let out = run_child("child", name);
-    assert!(
-        out.code() == Some(0) && out.stdout.contains(OK),
-        "case {name}: exit code {:?}, signal {:?}\nstdout: {}\nstderr: {}",
-        out.code(),
-        out.signal(),
-        out.stdout,
-        out.stderr
-    );
-    out
+    common::expect_child_ok("child", name, OK)
 }
 
 #[test]

@@ -161,3 +161,18 @@ pub fn run_child(test: &str, case: &str) -> ChildOutcome {
     };
     ChildOutcome { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
 }
+
+/// Runs child `case` of `test` (see [`run_child`]) and asserts it exited 0
+/// having printed `marker`; returns how it ended.
+pub fn expect_child_ok(test: &str, case: &str, marker: &str) -> ChildOutcome {
+    let out = run_child(test, case);
+    assert!(
+        out.code() == Some(0) && out.stdout.contains(marker),
+        "case {case}: exit code {:?}, signal {:?}\nstdout: {}\nstderr: {}",
+        out.code(),
+        out.signal(),
+        out.stdout,
+        out.stderr
+    );
+    out
+}
