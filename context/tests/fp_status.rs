@@ -41,31 +41,41 @@ fn observable() -> bool {
     !context::valgrind::running_on_valgrind()
 }
 
+/// Prepares a child running `entry(&seen)` while MXCSR is `at_init`, then
+/// switches into it with MXCSR `at_switch`; returns the MXCSR the child
+/// started with, the host's after the child returned, and what the child's
+/// context recorded at init. The caller's MXCSR is put back.
+fn round_trip(entry: extern "C" fn(*mut u32), at_init: u32, at_switch: u32) -> (u32, u32, u32) {
+    let before = mxcsr();
+    set_mxcsr(at_init);
+    let mut stack = Box::new(Stack([0; 4096]));
+    let mut parent = ContextHandle::new();
+    let mut seen = 0u32;
+    let child = ContextHandle::create_and_init(
+        &mut stack.0,
+        &mut parent,
+        entry as *const () as usize,
+        &[context::Val::CPtr(&mut seen as *mut u32 as *const _)],
+    )
+    .unwrap();
+    let recorded = child.regs().mxcsr;
+    set_mxcsr(at_switch);
+    // SAFETY: heap-pinned contexts, the stack outlives the run.
+    unsafe { Context::swap(&mut parent, &child) };
+    let after = mxcsr();
+    set_mxcsr(before);
+    (seen, after, recorded)
+}
+
 #[test]
 fn switches_leave_status_flags_alone_when_control_bits_match() {
     if !observable() {
         return;
     }
-    let before = mxcsr();
-    set_mxcsr(DEFAULT_MXCSR);
-    let mut stack = Box::new(Stack([0; 4096]));
-    let mut parent = ContextHandle::new();
-    let mut seen = 0u32;
-    // The child is prepared with no status flags...
-    let child = ContextHandle::create_and_init(
-        &mut stack.0,
-        &mut parent,
-        child as *const () as usize,
-        &[context::Val::CPtr(&mut seen as *mut u32 as *const _)],
-    )
-    .unwrap();
-    assert_eq!(child.regs().mxcsr & STATUS, 0);
-    // ... and the host has an inexact flag when it switches.
-    set_mxcsr(DEFAULT_MXCSR | PE);
-    // SAFETY: heap-pinned contexts, the stack outlives the run.
-    unsafe { Context::swap(&mut parent, &child) };
-    let after = mxcsr();
-    set_mxcsr(before);
+    // The child is prepared with no status flags, and the host has an
+    // inexact flag when it switches.
+    let (seen, after, recorded) = round_trip(child, DEFAULT_MXCSR, DEFAULT_MXCSR | PE);
+    assert_eq!(recorded & STATUS, 0);
     // Same control bits: swap did not load the child's MXCSR, so the child
     // started with the host's flag ...
     assert_eq!(seen & !STATUS, DEFAULT_MXCSR, "control bits {seen:#x}");
@@ -88,25 +98,9 @@ fn switches_load_control_bits_that_differ_in_both_directions() {
     if !observable() {
         return;
     }
-    let before = mxcsr();
     // The child is made with flush-to-zero (bit 15); the host then runs
     // with the default.
-    set_mxcsr(DEFAULT_MXCSR | 0x8000);
-    let mut stack = Box::new(Stack([0; 4096]));
-    let mut parent = ContextHandle::new();
-    let mut seen = 0u32;
-    let child = ContextHandle::create_and_init(
-        &mut stack.0,
-        &mut parent,
-        child_changes_rounding as *const () as usize,
-        &[context::Val::CPtr(&mut seen as *mut u32 as *const _)],
-    )
-    .unwrap();
-    set_mxcsr(DEFAULT_MXCSR | PE);
-    // SAFETY: as above.
-    unsafe { Context::swap(&mut parent, &child) };
-    let after = mxcsr();
-    set_mxcsr(before);
+    let (seen, after, _) = round_trip(child_changes_rounding, DEFAULT_MXCSR | 0x8000, DEFAULT_MXCSR | PE);
     assert_eq!(seen & !STATUS, DEFAULT_MXCSR | 0x8000, "the child's control bits were not loaded: {seen:#x}");
     assert_eq!(after & !STATUS, DEFAULT_MXCSR, "the host's control bits were not restored: {after:#x}");
 }

@@ -972,8 +972,8 @@ impl Instance {
                 self.kill.resume(true)
             }
         };
-        let panicking_before = std::thread::panicking();
         if go {
+            let panicking_before = std::thread::panicking();
             self.state = State::Running;
             // SAFETY: the caller prepared or suspended `guest`; the host
             // context is heap-pinned and is where the guest returns
