@@ -6,7 +6,7 @@
 //! switched into the child:
 //!
 //! ```text
-//! cargo build -p context --example gdb_backtrace
+//! cargo build -p stackful-context --example gdb_backtrace
 //! gdb -batch -ex 'break child_breakpoint_here' -ex run -ex bt target/debug/examples/gdb_backtrace
 //! ```
 //!
@@ -19,8 +19,8 @@
 //! inside `catch_unwind` (run it with `RUST_BACKTRACE=1`):
 //!
 //! ```text
-//! cargo run -p context --example gdb_backtrace -- print
-//! RUST_BACKTRACE=1 cargo run -p context --example gdb_backtrace -- panic
+//! cargo run -p stackful-context --example gdb_backtrace -- print
+//! RUST_BACKTRACE=1 cargo run -p stackful-context --example gdb_backtrace -- panic
 //! ```
 //!
 //! `cargo xtask gdb` runs both under gdb and checks the backtraces. The

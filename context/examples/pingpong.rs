@@ -1,7 +1,7 @@
 //! A child on its own stack takes nine arguments (two spill onto its stack),
 //! hands values back to its parent one at a time, and returns a `double`.
 //!
-//! Run with `cargo run --release -p context --example pingpong`.
+//! Run with `cargo run --release -p stackful-context --example pingpong`.
 
 use context::{Context, ContextHandle, Val};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};

@@ -113,7 +113,7 @@ fn check_gdb_frames(text: &str, frames: &[String], expected: &[&str], last: bool
 /// Builds the example in one profile and returns its path.
 fn build_example(release: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
-    cmd.args(["build", "-p", "context", "--example", GDB_EXAMPLE, "--message-format=json"]);
+    cmd.args(["build", "-p", "stackful-context", "--example", GDB_EXAMPLE, "--message-format=json"]);
     if release {
         cmd.arg("--release");
     }
@@ -207,7 +207,7 @@ pub fn valgrind() -> Result<(), String> {
         return Ok(());
     }
     let mut binaries = Vec::new();
-    let context = artifacts(cargo().args(["test", "--release", "--no-run", "--message-format=json", "-p", "context"]))?;
+    let context = artifacts(cargo().args(["test", "--release", "--no-run", "--message-format=json", "-p", "stackful-context"]))?;
     for a in &context {
         if a.profile_test {
             binaries.push((format!("context {} ({})", a.target, a.kind.join(",")), a.executable.clone()));
@@ -224,7 +224,7 @@ pub fn valgrind() -> Result<(), String> {
         println!("valgrind: instance has no stack_*/run_* integration tests yet; skipping it");
     } else {
         let mut cmd = cargo();
-        cmd.args(["test", "--release", "--no-run", "--message-format=json", "-p", "instance"]);
+        cmd.args(["test", "--release", "--no-run", "--message-format=json", "-p", "stackful-instance"]);
         for name in &instance_tests {
             cmd.args(["--test", name]);
         }

@@ -434,7 +434,7 @@ fn json_str(line: &str, key: &str) -> Option<String> {
 /// alongside.
 pub fn context_sys_archive() -> Result<(PathBuf, Option<String>), String> {
     let out = util::cargo()
-        .args(["build", "-p", "context-sys", "--message-format=json-render-diagnostics"])
+        .args(["build", "-p", "stackful-context-sys", "--message-format=json-render-diagnostics"])
         .output()
         .map_err(|e| format!("could not run cargo build: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
