@@ -14,6 +14,24 @@ use context_sys::ContextRegs;
 
 use crate::consts;
 
+/// An `unsigned __int128` as the C ABI returns it: the low half in the first
+/// integer return register (rax), the high half in the second (rdx).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct U128Halves {
+    /// Bits 0..64, returned in rax.
+    pub lo: u64,
+    /// Bits 64..128, returned in rdx.
+    pub hi: u64,
+}
+
+impl U128Halves {
+    /// The value the halves make.
+    pub fn get(self) -> u128 {
+        u128::from(self.lo) | (u128::from(self.hi) << 64)
+    }
+}
+
 /// What a recording child saw (`struct ctc_record`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,7 +332,11 @@ unsafe extern "C" {
     pub fn ctc_ret_i32x4(x: i32, y: i16, z: i8) -> I32x4;
     pub fn ctc_ret_int_dbl(i: i64, d: f64) -> IntDbl;
     pub fn ctc_ret_dbl_int(d: f64, i: i64) -> DblInt;
-    pub fn ctc_ret_u128(hi: u64, lo: u64) -> u128;
+    /// Returns an `unsigned __int128`. Declared with [`U128Halves`] rather than
+    /// `u128`: the two have the same return convention (two INTEGER eightbytes,
+    /// rax then rdx), and Rust before 1.89 rejects `u128` in an `extern` block
+    /// (`improper_ctypes`), which the MSRV build denies.
+    pub fn ctc_ret_u128(hi: u64, lo: u64) -> U128Halves;
     pub fn ctc_va_sum(count: c_int, ...) -> i64;
     pub fn ctc_va_dsum(count: c_int, ...) -> f64;
     pub fn ctc_yield_mix(

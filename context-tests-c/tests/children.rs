@@ -256,7 +256,9 @@ fn two_integer_eightbyte_structs_come_back_in_rax_and_rdx() {
     );
 
     // SAFETY: pure function.
-    let wide = unsafe { ffi::ctc_ret_u128(0x0123_4567_89ab_cdef, u64::MAX) };
+    let wide = unsafe { ffi::ctc_ret_u128(0x0123_4567_89ab_cdef, u64::MAX) }.get();
+    // The C child computes (hi << 64 | lo) * 3 + 1; a wrong half would not match.
+    assert_eq!(wide, ((0x0123_4567_89ab_cdef_u128 << 64) | u128::from(u64::MAX)).wrapping_mul(3) + 1);
     let mut f = Fresh::new(
         32 * 1024,
         ffi::ctc_ret_u128 as *const () as usize,

@@ -53,6 +53,7 @@ fn c_guest_yields_and_is_resumed_with_u64s() {
                 assert_eq!(ret.as_u64(), (0..10u64).map(|k| k * k).sum::<u64>());
                 break;
             }
+            _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
         }
     }
     assert_eq!(i, 10);
@@ -115,6 +116,7 @@ fn c_guest_state_survives_yields_resumed_on_other_threads() {
                 assert_eq!(r.as_u64(), ret);
                 return;
             }
+            _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
         }
     }
     panic!("never returned");

@@ -19,6 +19,7 @@ use context_sys::{BootFrame, ContextRegs};
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
 use crate::bits::m128_from_bits;
+use crate::entry::EntryPoint;
 use crate::error::Error;
 use crate::plan::{Classifier, FP_ARG_REGS, FrameShape, GP_ARG_REGS, Slot};
 use crate::retval::UntypedRetVal;
@@ -168,7 +169,7 @@ impl Context {
     /// let mut stack = Box::new(Stack([0; 1024]));
     /// let mut parent = ContextHandle::new();
     /// let mut child = ContextHandle::new();
-    /// Context::init(&mut stack.0, &mut parent, &mut child, add as *const () as usize, &[Val::U64(2), Val::F64(0.5)])?;
+    /// Context::init(&mut stack.0, &mut parent, &mut child, add as extern "C" fn(_, _) -> _, &[Val::U64(2), Val::F64(0.5)])?;
     /// // SAFETY: both contexts are heap-pinned and the stack outlives the run.
     /// unsafe { Context::swap(&mut parent, &child) };
     /// assert_eq!(child.get_untyped_retval().as_f64(), 2.5);
@@ -178,9 +179,10 @@ impl Context {
         stack: &mut [u64],
         parent: &mut Context,
         child: &mut Context,
-        fptr: usize,
+        fptr: impl Into<EntryPoint>,
         args: &[Val],
     ) -> Result<(), Error> {
+        let fptr = fptr.into().addr();
         let shape = Context::validate(stack, fptr, args)?;
         let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
         Context::write_start(stack, parent, child, fptr, args, &shape, &mask);
@@ -229,7 +231,7 @@ impl Context {
     /// // One system call, then none per child.
     /// let mask = SigSet::thread_get_mask().expect("read the signal mask");
     /// for x in 0..100u64 {
-    ///     Context::init_with_sigmask(&mut stack.0, &mut parent, &mut child, square as *const () as usize, &[Val::U64(x)], &mask)?;
+    ///     Context::init_with_sigmask(&mut stack.0, &mut parent, &mut child, square as extern "C" fn(_) -> _, &[Val::U64(x)], &mask)?;
     ///     // SAFETY: both contexts are heap-pinned and the stack outlives the run.
     ///     unsafe { Context::swap(&mut parent, &child) };
     ///     assert_eq!(child.get_retval_gp(0), x * x);
@@ -241,10 +243,11 @@ impl Context {
         stack: &mut [u64],
         parent: &mut Context,
         child: &mut Context,
-        fptr: usize,
+        fptr: impl Into<EntryPoint>,
         args: &[Val],
         sigmask: &SigSet,
     ) -> Result<(), Error> {
+        let fptr = fptr.into().addr();
         let shape = Context::validate(stack, fptr, args)?;
         Context::write_start(stack, parent, child, fptr, args, &shape, sigmask);
         Ok(())
@@ -506,7 +509,7 @@ impl ContextHandle {
     pub fn create_and_init(
         stack: &mut [u64],
         parent: &mut ContextHandle,
-        fptr: usize,
+        fptr: impl Into<EntryPoint>,
         args: &[Val],
     ) -> Result<ContextHandle, Error> {
         let mut child = ContextHandle::new();
@@ -523,7 +526,7 @@ impl ContextHandle {
     pub fn create_and_init_with_sigmask(
         stack: &mut [u64],
         parent: &mut ContextHandle,
-        fptr: usize,
+        fptr: impl Into<EntryPoint>,
         args: &[Val],
         sigmask: &SigSet,
     ) -> Result<ContextHandle, Error> {

@@ -38,7 +38,7 @@
 //!     Val::I8(-1), Val::U16(2), Val::I32(-3), Val::U64(4), Val::F32(0.5),
 //!     Val::Bool(true), Val::I64(-6), Val::F64(0.25), Val::U8(9),
 //! ];
-//! let mut kid = ContextHandle::create_and_init(&mut stack.0, &mut parent, child as *const () as usize, &args)?;
+//! let mut kid = ContextHandle::create_and_init(&mut stack.0, &mut parent, child as extern "C" fn(_, _, _, _, _, _, _, _, _) -> _, &args)?;
 //! CONTEXTS.set((&mut *kid as *mut Context, &*parent as *const Context));
 //!
 //! // SAFETY: the stack and both contexts outlive the child's run.
@@ -89,6 +89,7 @@
 
 mod bits;
 mod context;
+mod entry;
 mod error;
 mod plan;
 mod retval;
@@ -96,10 +97,19 @@ mod val;
 pub mod valgrind;
 
 pub use crate::context::{Context, ContextHandle, get_current_stack_pointer};
+
+pub use crate::entry::{EntryPoint, ExternFn};
 pub use crate::error::Error;
 pub use crate::plan::{ArgPlan, FP_ARG_REGS, GP_ARG_REGS};
 pub use crate::retval::UntypedRetVal;
 pub use crate::val::{RegVal, Val, val_to_reg, val_to_stack};
+/// The `nix` this crate's API is written in: [`SigSet`](nix::sys::signal::SigSet)
+/// in [`Context::init_with_sigmask`] and [`Context::sigset`], and
+/// [`Errno`](nix::errno::Errno) in [`Error::SignalMask`]. Name those types
+/// as `context::nix::…` and they are the ones this crate takes, whatever
+/// `nix` your own crate depends on. nix's major version (0.31 today) is part
+/// of this crate's API: moving to another is a breaking release.
+pub use nix;
 
 /// What the process writes to standard error just before it aborts because
 /// an unwind tried to leave an entry function (see [`Context::init`]):

@@ -36,6 +36,7 @@ const WORD: usize = core::mem::size_of::<u64>();
 /// assert_eq!(plan.padding, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ArgPlan {
     /// Values for rdi, rsi, rdx, rcx, r8, r9; unused ones are zero.
     pub gp: [u64; GP_ARG_REGS],

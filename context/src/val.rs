@@ -20,6 +20,7 @@ use core::ffi::c_void;
 /// assert_eq!(val_to_stack(&Val::from(1.5f32)), u64::from(1.5f32.to_bits()));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Val {
     /// A host pointer (C `void *`).
     CPtr(*const c_void),
@@ -85,6 +86,7 @@ impl<T> From<*mut T> for Val {
 
 /// The register an argument travels in, with its full contents.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum RegVal {
     /// An integer-class value for rdi, rsi, rdx, rcx, r8 or r9.
     GpReg(u64),

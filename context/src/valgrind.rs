@@ -113,6 +113,7 @@ pub fn make_stack_writable(stack: &mut [u64]) {
 /// A stack range that is empty or reversed, so it cannot be registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("stack range {start:#x}..{end:#x} is empty or reversed")]
+#[non_exhaustive]
 pub struct InvalidStackRange {
     /// The range's first byte.
     pub start: usize,

@@ -132,6 +132,7 @@ fn yield_sequence() -> Runner {
                     out = inst.resume::<u64, u64>(n * 10)?;
                 }
                 Outcome::Returned(sum) => return Ok(sum),
+                _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
             }
         }
     })
@@ -146,6 +147,7 @@ fn raw_yields() -> Runner {
             match out {
                 Outcome::Yielded(_) => out = inst.resume::<UntypedRetVal, u64>(100)?,
                 Outcome::Returned(r) => return Ok(r.as_u64()),
+                _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
             }
         }
     })
@@ -161,6 +163,9 @@ fn with_timeout(mut runner: Runner) -> Runner {
     })
 }
 
+// Clippy 1.88 calls `|| ud2()` a redundant closure, but an `extern "C" fn`
+// item is not `FnOnce` (the suggested `ud2` does not compile on 1.95).
+#[allow(clippy::redundant_closure)]
 fn main() {
     let page = instance::page_size();
     // SAFETY: fresh mappings that alias nothing; they live until exit.

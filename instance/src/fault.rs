@@ -6,6 +6,7 @@ use nix::sys::signal::Signal;
 
 /// What kind of fault stopped a guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FaultKind {
     /// The guest touched its stack's guard region (or its stack pointer
     /// was inside it): it ran out of stack.
@@ -49,6 +50,7 @@ impl fmt::Display for FaultKind {
 ///
 /// Plain data: it holds no pointer into the (long gone) signal frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct FaultReport {
     /// The kind of fault.
     pub kind: FaultKind,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use context::{Context, UntypedRetVal, Val};
+use context::{Context, EntryPoint, UntypedRetVal, Val};
 use nix::sys::signal::SigSet;
 
 use crate::error::{Error, Panic, ThreadOp};
@@ -37,6 +37,7 @@ mod stack_options;
 
 /// How a resumable run got back to the host: it returned, or it yielded.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Outcome<T> {
     /// The guest returned this.
     Returned(T),
@@ -577,7 +578,7 @@ impl Instance {
     /// let mut inst = instance::Instance::new(16 * 1024)?;
     /// // SAFETY: `mul` is an extern "C" function taking (u64, f64) that
     /// // does not unwind.
-    /// let ret = unsafe { inst.run(mul as usize, &[Val::U64(3), Val::F64(0.5)]) }?;
+    /// let ret = unsafe { inst.run(mul as extern "C" fn(_, _) -> _, &[Val::U64(3), Val::F64(0.5)]) }?;
     /// assert_eq!(ret.as_f64(), 1.5);
     /// # Ok::<(), instance::Error>(())
     /// ```
@@ -612,9 +613,9 @@ impl Instance {
     /// writes [`context::UNWIND_ABORT_MESSAGE`] to standard error (after
     /// the panic hook's message) and aborts the process with SIGABRT. A
     /// `catch_unwind` around `run` catches nothing from the guest.
-    pub unsafe fn run(&mut self, entry: usize, args: &[Val]) -> Result<UntypedRetVal, Error> {
+    pub unsafe fn run(&mut self, entry: impl Into<EntryPoint>, args: &[Val]) -> Result<UntypedRetVal, Error> {
         // SAFETY: the caller's duties are ours.
-        match unsafe { self.start_raw(entry, args, false) }? {
+        match unsafe { self.start_raw(entry.into().addr(), args, false) }? {
             Outcome::Returned(ret) => Ok(ret),
             // A run started by `run` refuses to yield.
             Outcome::Yielded(_) => Err(Error::InvalidState { op: "collect the result of", state: State::Yielded }),
@@ -636,9 +637,13 @@ impl Instance {
     /// returned, faulted or been terminated, reset or dropped (a suspended
     /// guest still holds them). An entry that unwinds, here or after a
     /// [`Instance::resume`], aborts the process as described for `run`.
-    pub unsafe fn start(&mut self, entry: usize, args: &[Val]) -> Result<Outcome<UntypedRetVal>, Error> {
+    pub unsafe fn start(
+        &mut self,
+        entry: impl Into<EntryPoint>,
+        args: &[Val],
+    ) -> Result<Outcome<UntypedRetVal>, Error> {
         // SAFETY: the caller's duties are ours.
-        unsafe { self.start_raw(entry, args, true) }
+        unsafe { self.start_raw(entry.into().addr(), args, true) }
     }
 
     /// # Safety

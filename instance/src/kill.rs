@@ -116,6 +116,7 @@ fn reason_of(w: u64) -> Ended {
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Ended {
     /// The guest returned (or, for a closure, returned a value).
     Returned = 0,
@@ -131,6 +132,7 @@ pub enum Ended {
 /// with [`Error::Terminated`](crate::Error::Terminated) (see
 /// [`Termination::takes_effect`]); the others had no effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Termination {
     /// The guest was running terminable code: the kill signal was sent and
     /// the run returns terminated.
@@ -677,6 +679,7 @@ static OUTSIDE: AtomicU64 = AtomicU64::new(0);
 /// terminable), and how many of all of them arrived while the thread was
 /// running no instance at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct KillSignalCounts {
     /// Signals that ended a run.
     pub accepted: u64,

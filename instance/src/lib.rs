@@ -235,6 +235,21 @@ mod state;
 mod watchdog;
 mod yielding;
 
+/// The `context` crate (`stackful-context`) this one is built on: [`Val`](context::Val),
+/// [`UntypedRetVal`](context::UntypedRetVal) and
+/// [`EntryPoint`](context::EntryPoint) appear in [`Instance`]'s API, and
+/// [`Error::Context`] wraps [`context::Error`]. Depending on
+/// `stackful-instance` alone is enough: write `instance::context::Val`.
+pub use context;
+/// The `nix` this crate's API is written in: [`Signal`](nix::sys::signal::Signal)
+/// in [`FaultReport`] and the kill-signal functions,
+/// [`SigSet`](nix::sys::signal::SigSet) in the run masks,
+/// [`Errno`](nix::errno::Errno) in [`Error`]. Name them as `instance::nix::…`
+/// to get the same types whatever `nix` your crate depends on. nix's major
+/// version (0.31 today) is part of this crate's API; `libc`, which it also
+/// uses, is not (no `libc` type is public).
+pub use nix;
+
 pub use crate::error::{Error, Panic, ThreadOp};
 pub use crate::fault::{FaultKind, FaultReport};
 pub use crate::instance::{Instance, Outcome, quarantined_stacks};

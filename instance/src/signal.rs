@@ -743,6 +743,7 @@ pub fn alt_stack_size() -> usize {
 /// In both modes the handler always runs on our alternate stack during a
 /// run, and the MXCSR and x87 control word come back as they were.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ThreadSignalMode {
     /// Every run gives the thread's alternate signal stack back and a
     /// faulted run restores the signal mask it started with.

@@ -41,6 +41,7 @@ fn closure_yields_a_sequence_and_gets_typed_values_back() {
                 assert_eq!(inst.run_closure(|| 7).unwrap(), 7);
                 return;
             }
+            _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
         }
     }
     panic!("the guest never returned");
@@ -73,6 +74,7 @@ fn raw_entry_yields_u64s() {
                 assert_eq!(expect, 4);
                 break;
             }
+            _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
         }
     }
 }
@@ -124,6 +126,7 @@ fn yield_on_one_thread_resume_on_another() {
             // Each resume ran the guest on the resuming thread.
             Outcome::Yielded(y) => assert_eq!(y.as_u64(), Some(token)),
             Outcome::Returned(moved) => result = Some(moved.as_u64()),
+            _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
         }
     }
     // Resumed six times, each time on a new thread; the sixth resume returns

@@ -79,6 +79,7 @@ fn many_threads_passing_a_suspended_closure_around_never_lose_an_update() {
         match inst.resume::<u64, ()>(()).unwrap() {
             Outcome::Yielded(_) => {}
             Outcome::Returned(n) => result = Some(n),
+            _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
         }
     }
     assert_eq!(result, Some(rounds));

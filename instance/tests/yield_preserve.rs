@@ -200,6 +200,7 @@ fn yield_resume_round_trips_preserve_callee_saved_state_on_both_sides() {
                 i += 1;
             }
             Outcome::Returned(r) => break r,
+            _ => unreachable!("`Outcome` is non-exhaustive; a run ends by returning or yielding today"),
         }
     };
     assert_eq!(i, n);

@@ -80,6 +80,36 @@ pub extern "C" fn write_to(addr: usize) -> u64 {
     0
 }
 
+// `store_one(addr)`: its first instruction stores 1 at `addr`, so a fault it
+// raises has its pc exactly at the function's address, whatever the compiler
+// does with Rust code (an `extern "C" fn` whose store goes through
+// `write_volatile` faults inside core's `write_volatile` when that is not
+// inlined, as in Rust 1.88's debug builds).
+core::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl instance_test_store_one",
+    ".type instance_test_store_one, @function",
+    "instance_test_store_one:",
+    ".cfi_startproc",
+    "    mov qword ptr [rdi], 1", // the faulting store: pc == the symbol
+    "    xor eax, eax",           // returns 0
+    "    ret",
+    ".cfi_endproc",
+    ".size instance_test_store_one, . - instance_test_store_one",
+);
+
+unsafe extern "C" {
+    /// Stores 1 at `addr` with the function's first instruction; returns 0.
+    #[link_name = "instance_test_store_one"]
+    fn store_one_entry(addr: usize) -> u64;
+}
+
+/// The address of `store_one`'s faulting store (its first instruction).
+pub fn store_one() -> usize {
+    store_one_entry as *const () as usize
+}
+
 /// Reads from `addr`.
 pub extern "C" fn read_from(addr: usize) -> u64 {
     // SAFETY: the point is to fault; the address is unmapped or past a file.
