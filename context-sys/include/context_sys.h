@@ -1,15 +1,79 @@
 /*
  * context_sys.h - the register block shared by the x86_64 assembly in
- * src/context_sys_x86_64.S, the Rust crate `context-sys`, and C users.
+ * src/context_sys_x86_64.S, the Rust crate `context-sys` (package
+ * stackful-context-sys), and C and C++ users.
+ *
+ * Language: C11 or later, or C++11 or later.  The layout checks below are
+ * _Static_assert / static_assert and the register block's alignment is
+ * _Alignas / alignas, spelled for whichever language includes the header;
+ * in C++ the declarations are `extern "C"`.  It is tested with
+ * `-std=c11 -pedantic -Wall -Wextra -Werror` and the same with
+ * `-std=c++17` (context-tests-c/tests/headers.rs).
  *
  * This header is the single source of truth for every offset the assembly
  * uses.  The assembly includes it, the Rust build script turns each
  * `#define CONTEXT_SYS_*` number into a Rust `const`, Rust checks the consts
- * against `offset_of!` at compile time, and C checks them below with
- * `_Static_assert`.  Change an offset here and all three follow or fail.
+ * against `offset_of!` at compile time, and C and C++ check them below with
+ * static assertions.  Change an offset here and all three follow or fail.
  *
  * Only the `#define`s (numbers, and the one string below) are visible to
  * the assembler; the C part is guarded by `__ASSEMBLER__`.
+ *
+ * ---- Using it from C ---------------------------------------------------
+ *
+ * The code.  Every routine declared here is in one assembly file,
+ * src/context_sys_x86_64.S, which includes this header.  Either assemble it
+ * yourself and link the object (from the crate's directory):
+ *
+ *     cc -c -I include -Wa,--noexecstack src/context_sys_x86_64.S -o context_sys_x86_64.o
+ *     cc -std=c11 -I include main.c context_sys_x86_64.o -o main
+ *
+ * or let cargo build it: `cargo build --release -p stackful-context-sys`
+ * leaves the archive libcontext_sys.a in
+ * target/release/build/stackful-context-sys-<hash>/out/, to link like the
+ * object.  A Rust crate that depends on stackful-context-sys links that
+ * archive already; C compiled by its build script may call the routines and
+ * finds this header's directory in DEP_CONTEXT_SYS_INCLUDE (see README.md).
+ *
+ * Starting fn(arguments) on a fresh stack takes these steps, the same the
+ * Rust crate `context` takes in Context::init.  The worked example is
+ * prepare() in context-tests-c/c/harness.c (a C-only program run by
+ * `cargo xtask abi`); context-tests-c/tests/c_path/start_on_fresh_stack.c
+ * is this list as a program, built with the two commands above and run by
+ * `cargo test -p context-tests-c --test c_path`.
+ *
+ *  1. Memory: a stack whose top is 16-byte aligned, with room for fn's
+ *     frames; two register blocks, `parent` and `child`.  Neither block
+ *     may move until fn has returned: the fresh context holds their
+ *     addresses in rbx and r12.
+ *  2. Spilled arguments (integer-class ones after the sixth, floating ones
+ *     after the eighth), one 64-bit word each, in order, the first lowest,
+ *     from call_sp = top - n - (n % 2) words up: call_sp is 16-aligned, and
+ *     the word above them when n is odd is padding (write 0).
+ *  3. The boot frame right below them:
+ *     frame = (struct context_sys_boot_frame *)call_sp - 1, zeroed;
+ *     frame->gp[0..5] = the first six integer-class arguments (rdi..r9),
+ *     frame->xmm[0..7] = the first eight floating ones (a double's bits, or
+ *     a float's in the low 32), frame->entry = (uint64_t)(uintptr_t)fn.
+ *  4. The resume word right below the frame:
+ *     ((uint64_t *)frame)[-1] = (uint64_t)(uintptr_t)&context_sys_start.
+ *  5. The child's block, zeroed, then child.rsp = the resume word's
+ *     address, child.rbx = &child, child.r12 = &parent.
+ *  6. context_sys_save_fp_control(&child): the fresh context starts with
+ *     the caller's MXCSR and x87 control word.  Do not skip it: a zeroed
+ *     block unmasks every floating-point exception (MXCSR 0, x87 control
+ *     word 0), so fn's first inexact operation, as plain as 1.0 / 3.0,
+ *     raises SIGFPE.
+ *  7. context_sys_swap(&parent, &child) calls fn(arguments) on the new
+ *     stack.  fn may switch away and be resumed any number of times.  When
+ *     it returns, child.ret_rax, child.ret_rdx and child.ret_xmm0 hold its
+ *     rax, rdx and xmm0, and execution continues in `parent` as last saved
+ *     (a swap that saved into it returns).  `parent` must hold a saved
+ *     context by then.
+ *  8. The child is finished: repeat steps 2-6 before switching to it again.
+ *
+ * No unwind (C++ exception, pthread_exit, pthread_cancel) may leave fn: see
+ * CONTEXT_SYS_UNWIND_ABORT_MESSAGE below.
  */
 #ifndef CONTEXT_SYS_H
 #define CONTEXT_SYS_H
@@ -115,8 +179,35 @@
 
 #ifndef __ASSEMBLER__
 
+#if defined(__cplusplus)
+#if __cplusplus < 201103L
+#error "context_sys.h needs C++11 or later (static_assert, alignas)"
+#endif
+#elif !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
+#error "context_sys.h needs C11 or later (_Static_assert, _Alignas)"
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
+
+/* The spellings that differ between the languages.  Private to this
+ * header: #undef'd at its end. */
+#if defined(__cplusplus)
+#define CONTEXT_SYS_ALIGNAS_(n) alignas(n)
+#define CONTEXT_SYS_ALIGNOF_(t) alignof(t)
+#define CONTEXT_SYS_STATIC_ASSERT_(cond, msg) static_assert(cond, msg)
+#define CONTEXT_SYS_NORETURN_ [[noreturn]]
+#else
+#define CONTEXT_SYS_ALIGNAS_(n) _Alignas(n)
+#define CONTEXT_SYS_ALIGNOF_(t) _Alignof(t)
+#define CONTEXT_SYS_STATIC_ASSERT_(cond, msg) _Static_assert(cond, msg)
+#if __STDC_VERSION__ >= 202311L
+/* C23 spells it as C++ does and makes _Noreturn obsolescent. */
+#define CONTEXT_SYS_NORETURN_ [[noreturn]]
+#else
+#define CONTEXT_SYS_NORETURN_ _Noreturn
+#endif
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -137,25 +228,33 @@ struct context_sys_regs {
     uint16_t pad;
     uint64_t ret_rax;
     uint64_t ret_rdx;
-    _Alignas(16) uint64_t ret_xmm0[2];
+    CONTEXT_SYS_ALIGNAS_(CONTEXT_SYS_REGS_ALIGN) uint64_t ret_xmm0[2];
 };
 
 /** The first frame of a fresh context (see the diagram above).  `gp`
- * holds rdi, rsi, rdx, rcx, r8, r9 in that order. */
-struct __attribute__((aligned(CONTEXT_SYS_BOOT_ALIGN))) context_sys_boot_frame {
-    uint64_t xmm[8];
+ * holds rdi, rsi, rdx, rcx, r8, r9 in that order.  Aligned to
+ * CONTEXT_SYS_BOOT_ALIGN through its first member. */
+struct context_sys_boot_frame {
+    CONTEXT_SYS_ALIGNAS_(CONTEXT_SYS_BOOT_ALIGN) uint64_t xmm[8];
     uint64_t gp[6];
     uint64_t entry;
     uint64_t pad;
 };
 
-/** Save callee-saved state into *from and continue in *to. */
+/** Save callee-saved state (rbx, rbp, r12-r15, rsp, MXCSR, x87 control
+ * word) into *from and continue in *to.  Returns when something switches
+ * back to *from.  *to must be a block saved by a swap, or a fresh context
+ * prepared as the top of this header describes. */
 void context_sys_swap(struct context_sys_regs *from, const struct context_sys_regs *to);
 /** Continue in *to without saving anything. */
-__attribute__((noreturn)) void context_sys_set(const struct context_sys_regs *to);
-/** Where a fresh context starts; never call it directly. */
+CONTEXT_SYS_NORETURN_ void context_sys_set(const struct context_sys_regs *to);
+/** Where a fresh context starts: its address goes in the resume word (step
+ * 4 at the top of this header).  Never call it directly. */
 void context_sys_start(void);
-/** Store the calling thread's MXCSR and x87 control word into *regs. */
+/** Store the calling thread's MXCSR and x87 control word into *regs (its
+ * mxcsr and fpucw, nothing else).  Step 6 of preparing a fresh context:
+ * without it the context starts with both zero, every floating-point
+ * exception unmasked. */
 void context_sys_save_fp_control(struct context_sys_regs *regs);
 /** The caller's stack pointer as it is after this call returns. */
 uint64_t context_sys_get_current_stack_pointer(void);
@@ -165,43 +264,51 @@ uint64_t context_sys_get_current_stack_pointer(void);
 uint64_t context_sys_valgrind_client_request(const uint64_t request[CONTEXT_SYS_VALGRIND_REQUEST_WORDS],
                                              uint64_t default_value);
 
-_Static_assert(offsetof(struct context_sys_regs, rsp) == CONTEXT_SYS_OFF_RSP, "rsp");
-_Static_assert(offsetof(struct context_sys_regs, rbx) == CONTEXT_SYS_OFF_RBX, "rbx");
-_Static_assert(offsetof(struct context_sys_regs, rbp) == CONTEXT_SYS_OFF_RBP, "rbp");
-_Static_assert(offsetof(struct context_sys_regs, r12) == CONTEXT_SYS_OFF_R12, "r12");
-_Static_assert(offsetof(struct context_sys_regs, r13) == CONTEXT_SYS_OFF_R13, "r13");
-_Static_assert(offsetof(struct context_sys_regs, r14) == CONTEXT_SYS_OFF_R14, "r14");
-_Static_assert(offsetof(struct context_sys_regs, r15) == CONTEXT_SYS_OFF_R15, "r15");
-_Static_assert(offsetof(struct context_sys_regs, mxcsr) == CONTEXT_SYS_OFF_MXCSR, "mxcsr");
-_Static_assert(offsetof(struct context_sys_regs, fpucw) == CONTEXT_SYS_OFF_FPUCW, "fpucw");
-_Static_assert(offsetof(struct context_sys_regs, ret_rax) == CONTEXT_SYS_OFF_RET_RAX, "ret_rax");
-_Static_assert(offsetof(struct context_sys_regs, ret_rdx) == CONTEXT_SYS_OFF_RET_RDX, "ret_rdx");
-_Static_assert(offsetof(struct context_sys_regs, ret_xmm0) == CONTEXT_SYS_OFF_RET_XMM0, "ret_xmm0");
-_Static_assert(sizeof(struct context_sys_regs) == CONTEXT_SYS_REGS_SIZE, "regs size");
-_Static_assert(_Alignof(struct context_sys_regs) == CONTEXT_SYS_REGS_ALIGN, "regs align");
+/* offsetof is defined for these standard-layout structs in C++ as well. */
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, rsp) == CONTEXT_SYS_OFF_RSP, "rsp");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, rbx) == CONTEXT_SYS_OFF_RBX, "rbx");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, rbp) == CONTEXT_SYS_OFF_RBP, "rbp");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, r12) == CONTEXT_SYS_OFF_R12, "r12");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, r13) == CONTEXT_SYS_OFF_R13, "r13");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, r14) == CONTEXT_SYS_OFF_R14, "r14");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, r15) == CONTEXT_SYS_OFF_R15, "r15");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, mxcsr) == CONTEXT_SYS_OFF_MXCSR, "mxcsr");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, fpucw) == CONTEXT_SYS_OFF_FPUCW, "fpucw");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, ret_rax) == CONTEXT_SYS_OFF_RET_RAX, "ret_rax");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, ret_rdx) == CONTEXT_SYS_OFF_RET_RDX, "ret_rdx");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_regs, ret_xmm0) == CONTEXT_SYS_OFF_RET_XMM0, "ret_xmm0");
+CONTEXT_SYS_STATIC_ASSERT_(sizeof(struct context_sys_regs) == CONTEXT_SYS_REGS_SIZE, "regs size");
+CONTEXT_SYS_STATIC_ASSERT_(CONTEXT_SYS_ALIGNOF_(struct context_sys_regs) == CONTEXT_SYS_REGS_ALIGN, "regs align");
 
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[0]) == CONTEXT_SYS_BOOT_XMM0, "xmm0");
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[1]) == CONTEXT_SYS_BOOT_XMM1, "xmm1");
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[2]) == CONTEXT_SYS_BOOT_XMM2, "xmm2");
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[3]) == CONTEXT_SYS_BOOT_XMM3, "xmm3");
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[4]) == CONTEXT_SYS_BOOT_XMM4, "xmm4");
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[5]) == CONTEXT_SYS_BOOT_XMM5, "xmm5");
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[6]) == CONTEXT_SYS_BOOT_XMM6, "xmm6");
-_Static_assert(offsetof(struct context_sys_boot_frame, xmm[7]) == CONTEXT_SYS_BOOT_XMM7, "xmm7");
-_Static_assert(offsetof(struct context_sys_boot_frame, gp[0]) == CONTEXT_SYS_BOOT_RDI, "rdi");
-_Static_assert(offsetof(struct context_sys_boot_frame, gp[1]) == CONTEXT_SYS_BOOT_RSI, "rsi");
-_Static_assert(offsetof(struct context_sys_boot_frame, gp[2]) == CONTEXT_SYS_BOOT_RDX, "rdx");
-_Static_assert(offsetof(struct context_sys_boot_frame, gp[3]) == CONTEXT_SYS_BOOT_RCX, "rcx");
-_Static_assert(offsetof(struct context_sys_boot_frame, gp[4]) == CONTEXT_SYS_BOOT_R8, "r8");
-_Static_assert(offsetof(struct context_sys_boot_frame, gp[5]) == CONTEXT_SYS_BOOT_R9, "r9");
-_Static_assert(offsetof(struct context_sys_boot_frame, entry) == CONTEXT_SYS_BOOT_ENTRY, "entry");
-_Static_assert(offsetof(struct context_sys_boot_frame, pad) == CONTEXT_SYS_BOOT_PAD, "pad");
-_Static_assert(sizeof(struct context_sys_boot_frame) == CONTEXT_SYS_BOOT_SIZE, "boot size");
-_Static_assert(CONTEXT_SYS_BOOT_SIZE % 16 == 0, "spilled arguments start 16-aligned");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[0]) == CONTEXT_SYS_BOOT_XMM0, "xmm0");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[1]) == CONTEXT_SYS_BOOT_XMM1, "xmm1");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[2]) == CONTEXT_SYS_BOOT_XMM2, "xmm2");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[3]) == CONTEXT_SYS_BOOT_XMM3, "xmm3");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[4]) == CONTEXT_SYS_BOOT_XMM4, "xmm4");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[5]) == CONTEXT_SYS_BOOT_XMM5, "xmm5");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[6]) == CONTEXT_SYS_BOOT_XMM6, "xmm6");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, xmm[7]) == CONTEXT_SYS_BOOT_XMM7, "xmm7");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, gp[0]) == CONTEXT_SYS_BOOT_RDI, "rdi");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, gp[1]) == CONTEXT_SYS_BOOT_RSI, "rsi");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, gp[2]) == CONTEXT_SYS_BOOT_RDX, "rdx");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, gp[3]) == CONTEXT_SYS_BOOT_RCX, "rcx");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, gp[4]) == CONTEXT_SYS_BOOT_R8, "r8");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, gp[5]) == CONTEXT_SYS_BOOT_R9, "r9");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, entry) == CONTEXT_SYS_BOOT_ENTRY, "entry");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_boot_frame, pad) == CONTEXT_SYS_BOOT_PAD, "pad");
+CONTEXT_SYS_STATIC_ASSERT_(sizeof(struct context_sys_boot_frame) == CONTEXT_SYS_BOOT_SIZE, "boot size");
+CONTEXT_SYS_STATIC_ASSERT_(CONTEXT_SYS_ALIGNOF_(struct context_sys_boot_frame) == CONTEXT_SYS_BOOT_ALIGN,
+                           "boot align");
+CONTEXT_SYS_STATIC_ASSERT_(CONTEXT_SYS_BOOT_SIZE % 16 == 0, "spilled arguments start 16-aligned");
 
 #ifdef __cplusplus
 }
 #endif
+
+#undef CONTEXT_SYS_ALIGNAS_
+#undef CONTEXT_SYS_ALIGNOF_
+#undef CONTEXT_SYS_STATIC_ASSERT_
+#undef CONTEXT_SYS_NORETURN_
 
 #endif /* __ASSEMBLER__ */
 #endif /* CONTEXT_SYS_H */

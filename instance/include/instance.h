@@ -5,6 +5,15 @@
  * The functions are implemented in Rust by the `instance` crate
  * (`#[unsafe(no_mangle)] extern "C"`), so a C guest links against the
  * program that embeds `instance`; there is no separate C library.
+ *
+ * Language: C99 or later, or C++ (the declarations are `extern "C"`).  It
+ * is tested together with context_sys.h under
+ * `-std=c11 -pedantic -Wall -Wextra -Werror` and the same with
+ * `-std=c++17` (context-tests-c/tests/headers.rs).
+ *
+ * Finding it: the build script of a crate that depends on
+ * stackful-instance reads this directory from DEP_INSTANCE_INCLUDE, and
+ * context_sys.h's from DEP_INSTANCE_CONTEXT_SYS_INCLUDE.
  */
 #ifndef INSTANCE_H
 #define INSTANCE_H

@@ -1,0 +1,177 @@
+//! The public C headers, `context-sys/include/context_sys.h` and
+//! `instance/include/instance.h`, compile together as C11 and as C++17 under
+//! `-pedantic -Wall -Wextra -Werror` (and in the other standards they claim),
+//! keep their layout assertions in both languages, give every function C
+//! linkage in C++, and refuse standards older than the ones they need.
+//! Negative controls make sure the compiler really runs: a false assertion
+//! next to the header must fail the build.
+
+mod c_tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use c_tools::{context_sys_include, cxx, instance_include, run, run_ok, scratch, show, test_file};
+
+/// Which of the two languages, with its compiler and warning flags.
+#[derive(Clone, Copy)]
+enum Lang {
+    C,
+    Cxx,
+}
+
+impl Lang {
+    fn compiler(self) -> Command {
+        match self {
+            Lang::C => c_tools::cc(),
+            Lang::Cxx => cxx(),
+        }
+    }
+
+    fn source(self, stem: &str) -> PathBuf {
+        let ext = match self {
+            Lang::C => "c",
+            Lang::Cxx => "cpp",
+        };
+        test_file(&format!("headers/{stem}.{ext}"))
+    }
+
+    /// How the header's layout assertions are spelled once preprocessed.
+    fn static_assert(self) -> &'static str {
+        match self {
+            Lang::C => "_Static_assert(",
+            Lang::Cxx => "static_assert(",
+        }
+    }
+}
+
+/// `compiler -std=<std> -pedantic -Wall -Wextra -Werror -I... <extra> <src>`.
+fn strict(lang: Lang, std: &str, src: &Path) -> Command {
+    let mut cmd = lang.compiler();
+    cmd.arg(format!("-std={std}"))
+        .args(["-pedantic", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(context_sys_include())
+        .arg("-I")
+        .arg(instance_include())
+        .arg(src);
+    cmd
+}
+
+/// Compiles `use_headers.{c,cpp}` to an object and returns its path.
+fn compile_use_headers(lang: Lang, std: &str) -> PathBuf {
+    let obj = scratch(&format!("headers_{std}")).join("use_headers.o");
+    run_ok(strict(lang, std, &lang.source("use_headers")).arg("-c").arg("-o").arg(&obj));
+    let len = std::fs::metadata(&obj).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 0, "the compiler reported success but wrote no object at {}", obj.display());
+    obj
+}
+
+/// The symbols `obj` leaves undefined, one name each.
+fn undefined_symbols(obj: &Path) -> Vec<String> {
+    let out = run_ok(Command::new("nm").arg("-u").arg(obj));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every function `use_headers.{c,cpp}` takes the address of, by C name.
+const USED: [&str; 7] = [
+    "context_sys_swap",
+    "context_sys_set",
+    "context_sys_start",
+    "context_sys_save_fp_control",
+    "context_sys_get_current_stack_pointer",
+    "instance_yield",
+    "instance_host_region_enter",
+];
+
+fn assert_c_linkage(obj: &Path) {
+    let undefined = undefined_symbols(obj);
+    for name in USED {
+        assert!(
+            undefined.iter().any(|u| u == name),
+            "{} does not refer to `{name}` by its C name; its undefined symbols are {undefined:?}",
+            obj.display()
+        );
+    }
+}
+
+#[test]
+fn headers_compile_together_as_pedantic_c11() {
+    let obj = compile_use_headers(Lang::C, "c11");
+    assert_c_linkage(&obj);
+}
+
+#[test]
+fn headers_compile_together_as_pedantic_cxx17_with_c_linkage() {
+    let obj = compile_use_headers(Lang::Cxx, "c++17");
+    assert_c_linkage(&obj);
+}
+
+#[test]
+fn headers_compile_in_every_later_standard() {
+    for std in ["c17", "gnu11"] {
+        compile_use_headers(Lang::C, std);
+    }
+    for std in ["c++11", "c++14", "c++20", "gnu++17"] {
+        compile_use_headers(Lang::Cxx, std);
+    }
+}
+
+/// How many layout assertions the header writes (one per line that starts
+/// with its assertion macro).
+fn header_assertions() -> usize {
+    let text = std::fs::read_to_string(context_sys_include().join("context_sys.h")).expect("read context_sys.h");
+    text.lines().filter(|l| l.starts_with("CONTEXT_SYS_STATIC_ASSERT_(")).count()
+}
+
+#[test]
+fn layout_assertions_survive_preprocessing_in_both_languages() {
+    let expected = header_assertions();
+    assert!(expected >= 30, "the header writes only {expected} layout assertions");
+    for (lang, std) in [(Lang::C, "c11"), (Lang::Cxx, "c++17")] {
+        let src = scratch(&format!("preprocess_{std}")).join(match lang {
+            Lang::C => "only_header.c",
+            Lang::Cxx => "only_header.cpp",
+        });
+        std::fs::write(&src, "#include \"context_sys.h\"\n").expect("write the source");
+        let out = run_ok(strict(lang, std, &src).args(["-E", "-P"]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let found = text.matches(lang.static_assert()).count();
+        assert_eq!(found, expected, "{std}: {expected} layout assertions in the header, {found} after preprocessing");
+    }
+}
+
+fn assert_fails_with(out: &Output, what: &str, needle: &str) {
+    assert!(!out.status.success(), "{what} compiled, but must not:\n{}", show(out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(needle), "{what} failed without saying `{needle}`:\n{}", show(out));
+}
+
+#[test]
+fn negative_control_a_false_assertion_beside_the_header_fails() {
+    for (lang, std) in [(Lang::C, "c11"), (Lang::Cxx, "c++17")] {
+        let src = lang.source("wrong_layout");
+        let out = run(strict(lang, std, &src).args(["-c", "-o"]).arg(scratch(&format!("wrong_{std}")).join("o.o")));
+        assert_fails_with(&out, &src.display().to_string(), "negative control: wrong_layout");
+    }
+}
+
+#[test]
+fn context_sys_h_refuses_older_standards_by_name() {
+    for (lang, std, needle) in [
+        (Lang::C, "c99", "context_sys.h needs C11 or later"),
+        (Lang::Cxx, "c++98", "context_sys.h needs C++11 or later"),
+    ] {
+        let mut cmd = lang.compiler();
+        cmd.arg(format!("-std={std}"))
+            .arg("-I")
+            .arg(context_sys_include())
+            .arg("-fsyntax-only")
+            .arg(lang.source("wrong_layout"));
+        assert_fails_with(&run(&mut cmd), &format!("context_sys.h as {std}"), needle);
+    }
+}
