@@ -415,8 +415,8 @@ impl Context {
     ///
     /// # Safety
     ///
-    /// No duty; it is `unsafe` only to keep the original runtime's
-    /// signature.
+    /// No duty; it is `unsafe` only to keep the signature of Lucet's
+    /// context module, whose API this crate keeps.
     #[inline(always)]
     pub unsafe fn get_current_stack_pointer() -> u64 {
         // SAFETY: the routine only reads rsp.
@@ -469,7 +469,8 @@ impl Context {
 ///
 /// # Safety
 ///
-/// No duty; it is `unsafe` only to keep the original runtime's signature.
+/// No duty; it is `unsafe` only to keep the signature of Lucet's context
+/// module, whose API this crate keeps.
 #[inline(always)]
 pub unsafe fn get_current_stack_pointer() -> u64 {
     // SAFETY: the routine only reads rsp.

@@ -3,8 +3,9 @@
 //! puts them, switch back and forth, and collect its return values.
 //!
 //! This is the safe layer over the assembly in `context-sys`. It is the
-//! context core of a sandboxing runtime, and compatible with the original
-//! runtime's context module: [`Context`], [`ContextHandle`], [`Val`],
+//! context core of a sandboxing runtime, and keeps the API of the context
+//! module of Lucet (the WebAssembly sandbox runtime whose design these
+//! crates follow): [`Context`], [`ContextHandle`], [`Val`],
 //! [`RegVal`], [`UntypedRetVal`], [`val_to_reg`], [`val_to_stack`] and
 //! [`Error`] all live at the crate root.
 //!
