@@ -1,7 +1,7 @@
 //! Passes on where `stackful-context-sys` keeps its C header, so that the
 //! build scripts of crates depending on this one (which see only their
-//! direct dependencies' metadata) can find it: with `links = "context"` in
-//! the manifest, they read it as `DEP_CONTEXT_CONTEXT_SYS_INCLUDE`.
+//! direct dependencies' metadata) can find it: with `links = "stackful_context"` in
+//! the manifest, they read it as `DEP_STACKFUL_CONTEXT_CONTEXT_SYS_INCLUDE`.
 //!
 //! std only; nothing is compiled here.
 

@@ -12,8 +12,8 @@
  * `-std=c++17` (context-tests-c/tests/headers.rs).
  *
  * Finding it: the build script of a crate that depends on
- * stackful-instance reads this directory from DEP_INSTANCE_INCLUDE, and
- * context_sys.h's from DEP_INSTANCE_CONTEXT_SYS_INCLUDE.
+ * stackful-instance reads this directory from DEP_STACKFUL_INSTANCE_INCLUDE, and
+ * context_sys.h's from DEP_STACKFUL_INSTANCE_CONTEXT_SYS_INCLUDE.
  */
 #ifndef INSTANCE_H
 #define INSTANCE_H
