@@ -207,7 +207,8 @@ pub fn valgrind() -> Result<(), String> {
         return Ok(());
     }
     let mut binaries = Vec::new();
-    let context = artifacts(cargo().args(["test", "--release", "--no-run", "--message-format=json", "-p", "stackful-context"]))?;
+    let context =
+        artifacts(cargo().args(["test", "--release", "--no-run", "--message-format=json", "-p", "stackful-context"]))?;
     for a in &context {
         if a.profile_test {
             binaries.push((format!("context {} ({})", a.target, a.kind.join(",")), a.executable.clone()));

@@ -9,17 +9,26 @@ mod bench;
 mod ci;
 mod debug;
 mod layout;
+mod msrv;
+mod release;
 mod util;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: cargo xtask <command>
+usage: cargo xtask <command> [--help]
 
 commands:
-  ci        every check CI runs: fmt, clippy, tests (debug and release), docs, ...
-  bench     a short run of every benchmark, one table of ratios ours/peer;
-            `bench --count`: instructions per operation under valgrind
+  ci        every check CI runs: fmt, clippy, tests (debug and release), docs, ...;
+            `ci --only STEP,...` / `ci --skip STEP,...` (`ci --help` lists the steps)
+  bench     a short run of every benchmark, one table of ratios ours/peer, and
+            target/criterion/ratios.svg; `bench --count`: instructions per
+            operation under valgrind; `bench --from-last`: the table and chart of
+            the results already in target/criterion, without running anything
+  msrv      clippy and the debug tests on the `rust-version` of Cargo.toml
+  release-check
+            `cargo publish --workspace --dry-run`, then a downstream crate built
+            and run on the packaged crates (see RELEASING.md)
   gdb       a breakpoint inside a child context: gdb's `bt` reaches the host
   valgrind  the context tests (and instance's stack_*/run_* tests) under memcheck
   layout    size, alignment and every field offset of the structs shared with the
@@ -28,15 +37,46 @@ commands:
             the C-only harness; the callee-saved/MXCSR/x87/alignment probes
 ";
 
+/// Runs a command that takes no arguments but `--help`, which prints
+/// `usage`.
+fn with_usage(usage: &str, args: &[String], run: fn() -> Result<(), String>) -> Result<(), String> {
+    match args {
+        [] => run(),
+        [h] if h == "--help" || h == "-h" => {
+            print!("{usage}");
+            Ok(())
+        }
+        _ => Err(format!("unexpected arguments {args:?}\n{usage}")),
+    }
+}
+
+/// [`with_usage`] for a command described by its line in [`USAGE`].
+fn plain(name: &str, args: &[String], run: fn() -> Result<(), String>) -> Result<(), String> {
+    let mut usage = format!("usage: cargo xtask {name}\n\n");
+    let mut lines = USAGE.lines().skip_while(|l| !l.starts_with(&format!("  {name} "))).peekable();
+    if let Some(first) = lines.next() {
+        usage.push_str(first.trim_start_matches(&format!("  {name} ")).trim());
+        usage.push('\n');
+        while let Some(l) = lines.next_if(|l| l.starts_with("           ")) {
+            usage.push_str(l.trim());
+            usage.push('\n');
+        }
+    }
+    with_usage(&usage, args, run)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => ci::run(),
-        Some("bench") => bench::run(&args[1..]),
-        Some("gdb") => debug::gdb(),
-        Some("valgrind") => debug::valgrind(),
-        Some("layout") => layout::run(),
-        Some("abi") => abi::run(),
+        Some("ci") => ci::run(rest),
+        Some("bench") => bench::run(rest),
+        Some("gdb") => plain("gdb", rest, debug::gdb),
+        Some("valgrind") => plain("valgrind", rest, debug::valgrind),
+        Some("layout") => plain("layout", rest, layout::run),
+        Some("abi") => plain("abi", rest, abi::run),
+        Some("msrv") => with_usage(msrv::USAGE, rest, msrv::run),
+        Some("release-check") => with_usage(release::USAGE, rest, release::run),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())
