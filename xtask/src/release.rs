@@ -2,7 +2,8 @@
 //!
 //! 1. `cargo publish --workspace --dry-run` packages every publishable crate
 //!    and builds each package on its own (with the unpublished ones it
-//!    depends on served from the packages just made).
+//!    depends on served from the packages just made), in
+//!    `<target>/release-check`.
 //! 2. A downstream crate (template in `xtask/downstream/`) that depends on
 //!    the published names only, `stackful-context` and `stackful-instance`,
 //!    is built in `<target>/downstream` against the `.crate` files from
@@ -22,8 +23,8 @@ usage: cargo xtask release-check
 
 Runs `cargo publish --workspace --dry-run` (with --allow-dirty only when the
 git tree has uncommitted changes, and says so), then builds and runs a
-downstream crate against the packaged crates in <target>/package/, unpacked
-into <target>/downstream/. See RELEASING.md.
+downstream crate against the packaged crates (<target>/release-check/package/),
+unpacked into <target>/downstream/. See RELEASING.md.
 ";
 
 /// The published packages, in the order they must be published (each
@@ -62,7 +63,11 @@ pub fn run() -> Result<(), String> {
         }
     };
     let dirty_flag: &[&str] = if allow_dirty { &["--allow-dirty"] } else { &[] };
-    util::run(cargo().args(["publish", "--workspace", "--dry-run"]).args(dirty_flag))?;
+    let build_dir = util::target_dir().join("release-check");
+    forget_earlier_packages(&version, &build_dir)?;
+    util::run(
+        cargo().args(["publish", "--workspace", "--dry-run"]).args(dirty_flag).env("CARGO_TARGET_DIR", &build_dir),
+    )?;
     println!("publish dry run: ok in {:.1} s", t.elapsed().as_secs_f64());
 
     // `publish --dry-run` keeps its archives in a scratch directory of its
@@ -70,12 +75,12 @@ pub fn run() -> Result<(), String> {
     // above) where its documentation says: <target>/package/.
     let t = Instant::now();
     let mut package = cargo();
-    package.args(["package", "--no-verify"]).args(dirty_flag);
+    package.args(["package", "--no-verify"]).args(dirty_flag).env("CARGO_TARGET_DIR", &build_dir);
     for name in PUBLISH_ORDER {
         package.args(["-p", name]);
     }
     util::run(&mut package)?;
-    let package_dir = util::target_dir().join("package");
+    let package_dir = build_dir.join("package");
     let crates = PUBLISH_ORDER
         .iter()
         .map(|name| {
@@ -87,6 +92,68 @@ pub fn run() -> Result<(), String> {
     downstream(&version, &crates)?;
     println!("downstream smoke test: ok in {:.1} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Makes Cargo forget the packages of our crates that earlier dry runs of
+/// the same version made.
+///
+/// To verify a package against an unpublished one, `cargo publish
+/// --workspace` serves the latter from a scratch registry in
+/// `<build_dir>/package/tmp-registry`. As for any registry, Cargo takes a
+/// registry package's name and version to stand for its contents: it
+/// unpacks it once into `$CARGO_HOME/registry/src/<that registry>/` and
+/// never again, and takes its build in `<build_dir>` for up to date as long
+/// as the version is the same. Between two dry runs of one version the
+/// contents do change, so both are removed here: else a dependent would be
+/// verified against the first run's files (seen here: a `links` key added
+/// after the first run was missing from the second run's
+/// `stackful-context`). Only our packages are touched, and not crates.io's
+/// copies of them, which are the published files. The dry run builds in
+/// `<build_dir>`, apart from the workspace's own builds, so that forgetting
+/// our crates there costs those builds nothing.
+fn forget_earlier_packages(version: &str, build_dir: &Path) -> Result<(), String> {
+    let remove = |path: &Path| {
+        std::fs::remove_dir_all(path).map_err(|e| format!("remove {}: {e}", path.display()))?;
+        println!("forgot {} (made by an earlier dry run)", path.display());
+        Ok::<(), String>(())
+    };
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(Ok(registries)) = home.map(|h| std::fs::read_dir(h.join("registry").join("src"))) {
+        for registry in registries.flatten() {
+            if registry.file_name().to_string_lossy().starts_with("index.crates.io-") {
+                continue;
+            }
+            for name in PUBLISH_ORDER {
+                let unpacked = registry.path().join(format!("{name}-{version}"));
+                if unpacked.exists() {
+                    remove(&unpacked)?;
+                }
+            }
+        }
+    }
+    // Fingerprints are `<package>-<hash>` directories; without one, Cargo
+    // builds the unit again.
+    let fingerprints = build_dir.join("debug").join(".fingerprint");
+    if let Ok(entries) = std::fs::read_dir(&fingerprints) {
+        let stale: Vec<_> =
+            entries.flatten().filter(|e| is_our_fingerprint(&e.file_name().to_string_lossy())).collect();
+        for entry in &stale {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| format!("remove {}: {e}", entry.path().display()))?;
+        }
+        if !stale.is_empty() {
+            println!("forgot {} build(s) of our crates in {}", stale.len(), fingerprints.display());
+        }
+    }
+    Ok(())
+}
+
+/// Whether a fingerprint directory's name is `<one of ours>-<hash>`.
+fn is_our_fingerprint(name: &str) -> bool {
+    PUBLISH_ORDER
+        .iter()
+        .any(|p| name.strip_prefix(p).and_then(|rest| rest.strip_prefix('-')).is_some_and(|hash| !hash.contains('-')))
 }
 
 /// Paths `git status` reports as changed or untracked.
@@ -121,7 +188,10 @@ fn downstream(version: &str, crates: &[(&str, PathBuf)]) -> Result<(), String> {
 
     let mut unpacked = Vec::new();
     for (name, file) in crates {
-        util::run(Command::new("tar").arg("-xzf").arg(file).arg("-C").arg(&packages))?;
+        // `-m`: the files get the time of unpacking, not the fixed time
+        // `cargo package` gives them, which is older than any earlier build
+        // here and would make cargo take that build for up to date.
+        util::run(Command::new("tar").arg("-xzmf").arg(file).arg("-C").arg(&packages))?;
         let path = packages.join(format!("{name}-{version}"));
         if !path.join("Cargo.toml").is_file() {
             return Err(format!("{} did not unpack into {}", file.display(), path.display()));
@@ -221,6 +291,16 @@ mod tests {
         // Exactly one [workspace] table, and no path into the workspace.
         assert_eq!(m.lines().filter(|l| l.trim() == "[workspace]").count(), 1);
         assert!(!m.contains("path = \"..") && !m.contains("workspace = true"));
+    }
+
+    #[test]
+    fn only_our_packages_fingerprints_are_forgotten() {
+        assert!(is_our_fingerprint("stackful-context-0a1b2c3d4e5f6a7b"));
+        assert!(is_our_fingerprint("stackful-context-sys-0a1b2c3d4e5f6a7b"));
+        assert!(is_our_fingerprint("stackful-instance-0a1b2c3d4e5f6a7b"));
+        assert!(!is_our_fingerprint("stackful-contextual-0a1b2c3d4e5f6a7b"));
+        assert!(!is_our_fingerprint("nix-0a1b2c3d4e5f6a7b"));
+        assert!(!is_our_fingerprint("stackful-context"));
     }
 
     #[test]
