@@ -9,7 +9,6 @@
 use core::any::{Any, TypeId};
 use core::ffi::c_void;
 use core::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::ThreadId;
@@ -18,18 +17,16 @@ use std::time::{Duration, Instant};
 use context::{Context, EntryPoint, UntypedRetVal, Val};
 use nix::sys::signal::SigSet;
 
+use crate::cpu::clear_guest_flags;
 use crate::error::{Error, Panic, ThreadOp};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
-use crate::run::{RunRecord, current, end_run_from_guest, set_current};
-use crate::signal::{
-    AltStackGuard, RunMask, TRAMPOLINE_AREA, clear_guest_flags, install_handlers, restore_mask_after_redirect,
-    thread_signal_mode,
-};
+use crate::run::{Activation, ClosureSlot, Expect, Nested, ResumeSlot, RunRecord, TRAMPOLINE_AREA, closure_entry};
+use crate::signal::{AltStackGuard, RunMask, install_handlers, thread_signal_mode};
 use crate::stack::Stack;
 use crate::state::State;
 use crate::watchdog;
-use crate::yielding::{Expect, ResumeSlot, Yielded};
+use crate::yielding::Yielded;
 
 // The stack's guard and scrubbing options: `Instance::with_guard`,
 // `set_scrub_stack`, and the scrub that `reset` and `into_stack` call.
@@ -226,13 +223,6 @@ struct Pinned {
 //   under `start`'s `unsafe` contract.
 unsafe impl Send for Instance {}
 
-/// The closure guest's inputs and output, on the host's stack for the run
-/// (`run_closure`) or on the heap (`start_closure`).
-pub(crate) struct ClosureSlot<F, T> {
-    pub(crate) f: Option<F>,
-    pub(crate) out: Option<std::thread::Result<T>>,
-}
-
 /// A started closure's slot with its types erased.
 trait ClosureOut: Send {
     fn take(&mut self) -> Option<std::thread::Result<Box<dyn Any + Send>>>;
@@ -241,17 +231,6 @@ trait ClosureOut: Send {
 impl<F: Send, T: Send + 'static> ClosureOut for ClosureSlot<F, T> {
     fn take(&mut self) -> Option<std::thread::Result<Box<dyn Any + Send>>> {
         self.out.take().map(|r| r.map(|t| Box::new(t) as Box<dyn Any + Send>))
-    }
-}
-
-/// Entry point of a closure guest: calls the closure, catching any panic
-/// here, before it could unwind into `context_sys_start`.
-pub(crate) extern "C" fn closure_entry<F: FnOnce() -> T, T>(slot: *mut ClosureSlot<F, T>) {
-    // SAFETY: the caller passes a pointer to a live slot and does not touch
-    // the slot until the guest has switched back.
-    let slot = unsafe { &mut *slot };
-    if let Some(f) = slot.f.take() {
-        slot.out = Some(catch_unwind(AssertUnwindSafe(f)));
     }
 }
 
@@ -276,39 +255,6 @@ enum Exit {
 /// (because it caught the unwind panic) is asked again before it is
 /// discarded.
 const UNWIND_TRIES: usize = 8;
-
-/// The outer run of a nested run: the inner run counts as a host region of
-/// the outer one, so a kill of the outer run waits for the inner run to
-/// come back and then ends the outer run.
-struct Nested(*const RunRecord);
-
-impl Nested {
-    fn enter() -> Nested {
-        let record = current();
-        if !record.is_null() {
-            // SAFETY: the current record belongs to the run this thread is
-            // executing (we are its guest), which outlives this call.
-            unsafe { &*record }.enter_region();
-        }
-        Nested(record)
-    }
-}
-
-impl Drop for Nested {
-    fn drop(&mut self) {
-        if self.0.is_null() {
-            return;
-        }
-        // SAFETY: as in `enter`.
-        let record = unsafe { &*self.0 };
-        if record.leave_region() && !std::thread::panicking() {
-            // SAFETY: we are guest code of the outer run on its stack; the
-            // inner instance's bookkeeping is complete, and the outer
-            // guest's frames are abandoned as documented for kills.
-            unsafe { end_run_from_guest(record) }
-        }
-    }
-}
 
 impl Instance {
     /// An instance on a new stack of `stack_size` usable bytes with a
@@ -945,27 +891,23 @@ impl Instance {
     /// guest must be suspended in a yield.
     unsafe fn enter(&mut self, how: How) -> Result<Exit, Error> {
         install_handlers()?;
-        let outer = current();
+        let activation = Activation::begin(&self.pinned.record);
         // The outermost run of a thread installs our alternate signal stack
         // (unless the thread keeps it installed); nested runs are already on
-        // it.
-        let (_alt, mode, entering_keep) = if outer.is_null() {
+        // it. Dropped last, after the activation.
+        let (_alt, mode, entering_keep) = if activation.nested() {
+            (None, thread_signal_mode(), false)
+        } else {
             let (guard, mode, entering_keep) = AltStackGuard::enter()?;
             (Some(guard), mode, entering_keep)
-        } else {
-            (None, thread_signal_mode(), false)
         };
-        // Dropped at the end of this function, after the kill signal is
-        // settled: blocks again what the run unblocked (see `RunMask`).
+        // Dropped after the activation is finished, i.e. after the kill
+        // signal is settled: blocks again what the run unblocked (see
+        // `RunMask`).
         let signals = RunMask::enter(mode, entering_keep, self.timeout.is_some() || self.killable())?;
         self.pinned.record.set_host_mask(signals.host_mask());
         let _ = self.pinned.record.take_fault();
         let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch())).transpose()?;
-        // Current before the kill word says running, so that a kill signal
-        // arriving before the switch completes finds this run (see
-        // `kill::divert_guest`).
-        self.pinned.record.set_outer(outer);
-        set_current(&self.pinned.record);
         let go = match how {
             How::Start { terminable } => self.kill.start(terminable),
             How::Resume(value) => {
@@ -989,13 +931,10 @@ impl Instance {
             if std::thread::panicking() && !panicking_before {
                 abandoned_while_panicking();
             }
-            // No kill signal is sent for this run from here on; one that
-            // was sent is taken before the host's code continues.
-            self.kill.stop();
-            restore_mask_after_redirect(&self.pinned.record);
-            self.kill.settle_signal();
+            activation.finish();
+        } else {
+            drop(activation);
         }
-        set_current(outer);
         if let Some(ticket) = ticket {
             watchdog::disarm(ticket);
         }

@@ -61,7 +61,7 @@ use nix::errno::Errno;
 use nix::sys::signal::SigSet;
 
 use crate::error::Error;
-use crate::run::{RunRecord, current};
+use crate::run::{RunRecord, redirect_to_host, with_current};
 
 const PHASE_MASK: u64 = 0xf;
 const NOT_STARTED: u64 = 0;
@@ -635,11 +635,14 @@ unsafe extern "C" {
 
 /// Ends the run of this thread's current record from the guest's stack.
 extern "C" fn kill_landing() -> ! {
-    let record = current();
-    // SAFETY: only reached through a resume word rewritten by
-    // `divert_guest`, on the thread whose current record is that run's
-    // (it set it before switching in), on the guest's stack.
-    unsafe { crate::run::end_run_from_guest(&*record) }
+    with_current(|record| match record {
+        // SAFETY: only reached through a resume word rewritten by
+        // `divert_guest`, on the thread whose current record is that run's
+        // (it set it before switching in), on the guest's stack.
+        Some(record) => unsafe { crate::run::end_run_from_guest(record) },
+        // `divert_guest` rewrites only the current run's guest.
+        None => std::process::abort(),
+    })
 }
 
 /// Rewrites the resume word of `record`'s guest so that switching into it
@@ -847,20 +850,25 @@ unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> 
     let info = unsafe { &*info };
     // SAFETY: for SI_TKILL the kill fields (si_pid) are the valid ones.
     if info.si_code != libc::SI_TKILL || unsafe { info.si_pid() } != nix::unistd::getpid().as_raw() {
-        if current().is_null() {
+        if !crate::run::in_guest() {
             OUTSIDE.fetch_add(1, Ordering::Relaxed);
         }
         return false;
     }
-    let record = current();
-    if record.is_null() {
-        OUTSIDE.fetch_add(1, Ordering::Relaxed);
-        return false;
-    }
-    // SAFETY: the current record belongs to the run this thread executes.
-    let record: &RunRecord = unsafe { &*record };
     // SAFETY: the caller passes the kernel's ucontext.
     let uc = unsafe { &mut *uc };
+    with_current(|record| match record {
+        Some(record) => accept_kill_in(record, uc),
+        None => {
+            OUTSIDE.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    })
+}
+
+/// [`accept_kill`] for the current run's `record`, with `uc` the kernel's
+/// ucontext of the handler.
+fn accept_kill_in(record: &RunRecord, uc: &mut libc::ucontext_t) -> bool {
     // Interrupted on the alternate signal stack: another handler was
     // running (over the guest, or our fault handler over a guest that just
     // faulted). Neither the guest's registers nor its saved context are
@@ -890,11 +898,8 @@ unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> 
     // Account for the signal: it was sent for the innermost run of this
     // thread that is waiting for one (an outer run's signal can arrive
     // while an inner run is current).
-    let mut r: *const RunRecord = record;
-    while !r.is_null() {
-        // SAFETY: the chain holds the records of the runs this thread is
-        // inside, innermost first; each outlives its run.
-        let rr = unsafe { &*r };
+    let mut r = Some(record);
+    while let Some(rr) = r {
         if rr.kill().mark_delivered() {
             break;
         }
@@ -917,6 +922,6 @@ unsafe fn accept_kill(info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> 
     }
     // SAFETY: `uc` is the kernel's and interrupted this record's guest,
     // which is abandoned: the host will see KILL and end the run.
-    unsafe { crate::signal::redirect_to_host(uc, record) };
+    unsafe { redirect_to_host(uc, record) };
     true
 }

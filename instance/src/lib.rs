@@ -223,6 +223,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cpu;
 mod error;
 mod fault;
 mod instance;

@@ -13,8 +13,8 @@ use std::panic::resume_unwind;
 use context::{Context, Val};
 use nix::sys::signal::SigSet;
 
-use crate::instance::{ClosureSlot, closure_entry};
-use crate::run::{RunRecord, current, end_run_from_guest};
+use crate::cpu::{MXCSR_CONTROL, fp_control, set_fp_control};
+use crate::run::{ClosureSlot, Region, RunRecord, closure_entry, end_run_from_guest, with_current};
 
 /// Runs `f` as host code: while it runs, a fault on this thread is not
 /// reported as the guest's but goes to the handler installed before ours
@@ -46,22 +46,18 @@ use crate::run::{RunRecord, current, end_run_from_guest};
 /// # Ok::<(), instance::Error>(())
 /// ```
 pub fn host_region<T>(f: impl FnOnce() -> T) -> T {
-    let record = current();
-    if record.is_null() {
-        return f();
-    }
-    // SAFETY: a non-null current record belongs to the run this thread is
-    // executing, whose instance outlives this call (it is running us).
-    let record: &RunRecord = unsafe { &*record };
-    let region = Region::enter(record);
-    // Host code runs with the host's floating-point control (rounding,
-    // exception masks, FTZ/DAZ), not the guest's: a guest that unmasked an
-    // exception must not make the host's float code trap.
-    let fp = HostFpControl::enter(record);
-    let out = f();
-    drop(fp);
-    region.leave();
-    out
+    with_current(|record| {
+        let Some(record) = record else { return f() };
+        let region = Region::enter(record);
+        // Host code runs with the host's floating-point control (rounding,
+        // exception masks, FTZ/DAZ), not the guest's: a guest that unmasked
+        // an exception must not make the host's float code trap.
+        let fp = HostFpControl::enter(record);
+        let out = f();
+        drop(fp);
+        region.leave();
+        out
+    })
 }
 
 /// The guest's MXCSR and x87 control word, while a host region runs with the
@@ -88,28 +84,6 @@ impl Drop for HostFpControl {
             let (now, _) = fp_control();
             set_fp_control((now & !MXCSR_CONTROL) | (mxcsr & MXCSR_CONTROL), fpucw);
         }
-    }
-}
-
-/// MXCSR's control bits: DAZ, the exception masks, rounding, FZ (the
-/// architecture's; the low six are the sticky status flags).
-const MXCSR_CONTROL: u32 = 0xffc0;
-
-fn fp_control() -> (u32, u16) {
-    let mut mxcsr = 0u32;
-    let mut fpucw = 0u16;
-    // SAFETY: stores MXCSR and the x87 control word into two locals.
-    unsafe {
-        core::arch::asm!("stmxcsr [{}]", "fnstcw [{}]", in(reg) &mut mxcsr, in(reg) &mut fpucw, options(nostack));
-    }
-    (mxcsr, fpucw)
-}
-
-fn set_fp_control(mxcsr: u32, fpucw: u16) {
-    // SAFETY: loads values that were MXCSR and x87 control word contents
-    // (the host's or the guest's saved ones), so every reserved bit is clear.
-    unsafe {
-        core::arch::asm!("ldmxcsr [{}]", "fldcw [{}]", in(reg) &mxcsr, in(reg) &fpucw, options(nostack));
     }
 }
 
@@ -147,25 +121,23 @@ fn set_fp_control(mxcsr: u32, fpucw: u16) {
 /// # Ok::<(), instance::Error>(())
 /// ```
 pub fn on_host_stack<T>(f: impl FnOnce() -> T) -> T {
-    let record = current();
-    if record.is_null() {
-        return f();
-    }
-    // SAFETY: as in `host_region`.
-    let record: &RunRecord = unsafe { &*record };
     // SAFETY: reads the stack pointer; no duty beyond calling it.
     let here = unsafe { Context::get_current_stack_pointer() } as usize;
-    if !record.in_mapping(here) {
-        // Already on a host's stack (inside `on_host_stack`, or in the host
-        // code of a run that never switched stacks).
+    // Where the innermost host not on an instance's stack has its stack
+    // pointer, when this thread runs a guest and is on that guest's stack.
+    let top = with_current(|record| record.filter(|r| r.in_mapping(here)).map(host_stack_top));
+    let Some(top) = top else {
+        // Outside a run, or already on a host's stack (inside
+        // `on_host_stack`, or in the host code of a run that never switched
+        // stacks).
         return host_region(f);
-    }
+    };
     host_region(|| {
-        let top = host_stack_top(record);
         // SAFETY: `top` lies on the stack of a host suspended in a switch
         // (found by `host_stack_top`), below its live frames; nothing uses
         // that memory until the host resumes, which only happens after the
-        // guest (us) switches back, after `run_below` returned.
+        // guest (us) switches back, after `run_below` returned (the host
+        // region keeps the run from ending before).
         unsafe { run_below(top, f) }
     })
 }
@@ -184,17 +156,10 @@ fn host_stack_top(record: &RunRecord) -> usize {
     let mut r = record;
     loop {
         let host_sp = r.host().regs().rsp as usize;
-        let outer = r.outer();
-        if outer.is_null() {
-            return host_sp;
+        match r.outer() {
+            Some(outer) if outer.in_mapping(host_sp) => r = outer,
+            _ => return host_sp,
         }
-        // SAFETY: the chain holds the records of the runs this thread is
-        // inside, each outliving its run.
-        let outer: &RunRecord = unsafe { &*outer };
-        if !outer.in_mapping(host_sp) {
-            return host_sp;
-        }
-        r = outer;
     }
 }
 
@@ -237,45 +202,9 @@ unsafe fn run_below<F: FnOnce() -> T, T>(host_sp: usize, f: F) -> T {
     }
 }
 
-/// An entered host region; `leave` ends it normally, dropping it (during an
-/// unwind) ends it without acting on a pending kill.
-pub(crate) struct Region<'a> {
-    record: &'a RunRecord,
-}
-
-impl<'a> Region<'a> {
-    pub(crate) fn enter(record: &'a RunRecord) -> Region<'a> {
-        record.enter_region();
-        // Host code follows: a guest's alignment check or direction flag
-        // must not reach it.
-        crate::signal::clear_guest_flags();
-        Region { record }
-    }
-
-    /// Leaves the region; ends the run here if a kill waited for it.
-    pub(crate) fn leave(self) {
-        let record = self.record;
-        core::mem::forget(self);
-        if record.leave_region() {
-            // SAFETY: we are guest code of this run (the region was entered
-            // by the guest on this thread), and the documented contract of
-            // regions is that the guest's frames are abandoned here.
-            unsafe { end_run_from_guest(record) }
-        }
-    }
-}
-
-impl Drop for Region<'_> {
-    fn drop(&mut self) {
-        let _ = self.record.leave_region();
-    }
-}
-
 /// Whether this thread is inside a host region of the run it is executing.
 pub fn in_host_region() -> bool {
-    let record = current();
-    // SAFETY: as in `host_region`.
-    !record.is_null() && unsafe { &*record }.in_host_region()
+    with_current(|record| record.is_some_and(RunRecord::in_host_region))
 }
 
 /// Runs `f` as terminable guest code: while it runs (outside host regions
@@ -298,12 +227,13 @@ pub fn in_host_region() -> bool {
 /// # Ok::<(), instance::Error>(())
 /// ```
 pub fn terminable<T>(f: impl FnOnce() -> T) -> T {
-    let record = current();
-    if record.is_null() {
-        return f();
-    }
-    // SAFETY: as in `host_region`.
-    let record: &RunRecord = unsafe { &*record };
+    with_current(|record| match record {
+        None => f(),
+        Some(record) => terminable_in(record, f),
+    })
+}
+
+fn terminable_in<T>(record: &RunRecord, f: impl FnOnce() -> T) -> T {
     let (was, end) = record.kill().set_terminable(true);
     if end {
         // SAFETY: guest code of this run; abandoning is the contract.

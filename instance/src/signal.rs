@@ -17,12 +17,12 @@
 //! # How the handler gets back to the host
 //!
 //! It copies the fault report into the run record, then rewrites the
-//! interrupted register state: rip = [`fault_return`], rsp = an aligned spot
+//! interrupted register state: rip = the run core's `fault_return`, rsp = an aligned spot
 //! near the top of the instance's stack, rdi = the run record; it also puts
 //! the host's signal mask into `uc_sigmask` (in [`ThreadSignalMode::Restore`])
 //! and clears the direction, trap and alignment-check flags. Then it *returns*: the kernel's sigreturn
 //! restores the mask, the alternate-stack state and the FPU state, and the
-//! thread continues in [`fault_return`], which switches to the host context
+//! thread continues in `fault_return`, which switches to the host context
 //! with [`context::Context::set`].
 //!
 //! # Async-signal safety
@@ -43,13 +43,12 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use context::Context;
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, raise, sigaction};
 
 use crate::error::Error;
 use crate::fault::{FaultKind, FaultReport};
-use crate::run::{RunRecord, current};
+use crate::run::{RunRecord, in_guest, redirect_to_host, with_current};
 use crate::stack::{Stack, page_size};
 
 /// The signals the CPU raises for faults, which [`install_handlers`] takes
@@ -63,17 +62,6 @@ pub const FAULT_SIGNALS: [Signal; 5] =
 /// a host's own handler) may format and write, so give them room. The pages
 /// are committed only if used.
 const HANDLER_STACK_NEEDS: usize = 64 * 1024;
-
-/// Bytes kept free above the spot where [`fault_return`] starts, below the
-/// top of the instance's stack.
-const TRAMPOLINE_HEADROOM: usize = 256;
-
-/// Bytes at the top of every instance stack that guests never get: the
-/// frames of [`fault_return`] (and of the switch it makes) live there, below
-/// [`TRAMPOLINE_HEADROOM`]. A faulted or killed guest's frames are
-/// abandoned, and may still be in use (a closure's quarantined stack): the
-/// handler's way back must not write over them.
-pub(crate) const TRAMPOLINE_AREA: usize = 1024;
 
 /// Words of a `sigaction` as [`Previous`] stores it.
 const ACTION_WORDS: usize = core::mem::size_of::<libc::sigaction>().div_ceil(8);
@@ -326,7 +314,7 @@ extern "C" fn handle_fault(signum: c_int, info: *mut libc::siginfo_t, uctx: *mut
 }
 
 /// If the fault is the running guest's, records it and redirects the
-/// interrupted context to [`fault_return`]; returns whether it did.
+/// interrupted context to the run core's `fault_return`; returns whether it did.
 ///
 /// # Safety
 ///
@@ -337,16 +325,13 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
     if info.si_code <= 0 {
         return false;
     }
-    let record = current();
-    if record.is_null() {
-        return false;
-    }
-    // SAFETY: a non-null current record belongs to the run this thread is
-    // executing; the instance that owns it is borrowed by that run and
-    // outlives it.
-    let record: &RunRecord = unsafe { &*record };
     // SAFETY: the caller passes the kernel's ucontext.
     let uc = unsafe { &mut *uc };
+    with_current(|record| record.is_some_and(|record| recover_in(record, signum, info, uc)))
+}
+
+/// [`recover`] for the current run's `record`.
+fn recover_in(record: &RunRecord, signum: c_int, info: &libc::siginfo_t, uc: &mut libc::ucontext_t) -> bool {
     let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
     let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
     if !record.in_mapping(sp) {
@@ -411,102 +396,6 @@ fn report_region_overflow(addr: usize) {
     // SAFETY: writes `n` initialised bytes of a live buffer to fd 2; a
     // failure leaves nothing to do.
     let _ = unsafe { libc::write(2, buf.as_ptr().cast(), n) };
-}
-
-/// Rewrites the interrupted register state `uc` so that returning from the
-/// handler continues in [`fault_return`]`(record)` on the top of the
-/// instance's stack, with the host's signal mask. Any handler that ends a
-/// guest run from a signal (a fault here; a termination signal later) goes
-/// back this way, so the kernel's sigreturn restores what it saved.
-///
-/// # Safety
-///
-/// * `uc` must be the ucontext the kernel passed to the running handler,
-///   which interrupted the guest of `record`'s run on this thread.
-/// * Nothing may need the guest's frames any more: they are abandoned.
-pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRecord) {
-    let gregs = &mut uc.uc_mcontext.gregs;
-    // Continue in `fault_return(record)` on the instance's stack, as if it
-    // had been called: rsp + 8 is 16-aligned at entry, and the return
-    // address slot holds 0 so that unwinders stop there.
-    let entry_sp = (record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15).wrapping_sub(8);
-    // SAFETY: entry_sp lies in the usable part of the instance's stack (the
-    // stack is at least a page, far more than the headroom), which is
-    // mapped read/write and no longer in use by the abandoned guest.
-    unsafe { (entry_sp as *mut u64).write(0) };
-    gregs[libc::REG_RIP as usize] = fault_return as extern "C" fn(*const RunRecord) -> ! as usize as i64;
-    gregs[libc::REG_RSP as usize] = entry_sp as i64;
-    gregs[libc::REG_RDI as usize] = record as *const RunRecord as i64;
-    gregs[libc::REG_RBP as usize] = 0;
-    // The ABI wants the direction flag clear at calls; a trap flag or the
-    // alignment check left set by the guest must not follow the host.
-    gregs[libc::REG_EFL as usize] &= !(EFLAGS_DF | EFLAGS_TF | EFLAGS_AC) as i64;
-    // The mask the host gets once it is back: in ThreadSignalMode::Restore,
-    // the host's as read when the run started (or resumed), whatever the
-    // guest did to its own; in Keep, the one the guest faulted with, as
-    // after a return. The host installs it itself (after it has stopped the
-    // run): until then every signal stays blocked, so that no handler runs
-    // on the instance's stack over the abandoned frames (a signal frame is
-    // kilobytes) and no kill signal lands in the way back.
-    // SAFETY: uc_sigmask is an initialised sigset_t the kernel wrote.
-    let after = record.host_mask().unwrap_or_else(|| unsafe { SigSet::from_sigset_t_unchecked(uc.uc_sigmask) });
-    record.set_mask_after_redirect(Some(after));
-    uc.uc_sigmask = *SigSet::all().as_ref();
-}
-
-/// Host, once a run it switched into is stopped: installs the mask that a
-/// handler's redirect left for it (see [`redirect_to_host`]), if any.
-pub(crate) fn restore_mask_after_redirect(record: &RunRecord) {
-    if let Some(mask) = record.set_mask_after_redirect(None) {
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
-    }
-}
-
-/// EFLAGS.TF: single-step trap.
-const EFLAGS_TF: u64 = 1 << 8;
-/// EFLAGS.DF: string instructions count down; the ABI wants it clear at
-/// every call and return.
-const EFLAGS_DF: u64 = 1 << 10;
-/// EFLAGS.AC: with CR0.AM (set by Linux), misaligned user accesses raise
-/// SIGBUS.
-const EFLAGS_AC: u64 = 1 << 18;
-
-/// Host, right after a guest switched back to it (returned, yielded, or
-/// left through a handler): clears the flags a guest may leave set that
-/// would break the host's code, the alignment check (AC, a SIGBUS at the
-/// host's first misaligned access) and the direction flag (DF, which the
-/// ABI wants clear, and which makes `memcpy` run backwards). Reading the
-/// flags is cheap; `popfq` is not, so they are written only when one is
-/// set. (After a fault or kill the handler has already cleared them in
-/// the interrupted state; a guest that returns or yields does not pass
-/// through the kernel.)
-#[inline(always)]
-pub(crate) fn clear_guest_flags() {
-    let flags: u64;
-    // SAFETY: pushes the flags on the stack and pops them into a register:
-    // no memory but the stack word, no flag changed.
-    unsafe { core::arch::asm!("pushfq", "pop {}", out(reg) flags, options(preserves_flags)) };
-    if flags & (EFLAGS_AC | EFLAGS_DF) != 0 {
-        // SAFETY: writes the same flags with AC and DF cleared, both of
-        // which only make the code that follows behave as the ABI expects.
-        // The stack word is 8-aligned (rsp is), so `popfq` itself cannot
-        // trip the alignment check.
-        unsafe { core::arch::asm!("push {}", "popfq", in(reg) flags & !(EFLAGS_AC | EFLAGS_DF)) };
-    }
-}
-
-/// Where a faulted guest continues after the handler returns: switches to
-/// the host context of `record`'s run.
-extern "C" fn fault_return(record: *const RunRecord) -> ! {
-    // The guest may have left values on the x87 register stack, which the
-    // ABI wants empty at calls. `fninit` empties it (and resets the control
-    // word, which `Context::set` loads again from the host's context).
-    // SAFETY: fninit only changes x87 state.
-    unsafe { core::arch::asm!("fninit", options(nomem, nostack, preserves_flags)) };
-    // SAFETY: `record` is the run record the handler found current; its
-    // host context was saved by the `swap` that started the run and is
-    // waiting in it. Everything on the guest's stack is abandoned.
-    unsafe { Context::set((*record).host()) }
 }
 
 /// Hands a signal that is not a guest's to the handler installed before
@@ -845,7 +734,7 @@ thread_local! {
 /// # Ok::<(), instance::Error>(())
 /// ```
 pub fn set_thread_signal_mode(mode: ThreadSignalMode) -> Result<(), Error> {
-    if !current().is_null() {
+    if in_guest() {
         return Err(Error::SignalModeInRun);
     }
     ALT.try_with(|cell| {

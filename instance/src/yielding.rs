@@ -23,43 +23,7 @@ use core::fmt;
 
 use context::Context;
 
-use crate::region::Region;
-use crate::run::{RunRecord, current, end_run_from_guest};
-
-/// What a guest yielded, carried from guest to host.
-pub(crate) enum YieldSlot {
-    Value(Box<dyn Any + Send>, &'static str),
-    U64(u64),
-}
-
-/// What the host resumes a guest with.
-pub(crate) enum ResumeSlot {
-    Value(Box<dyn Any + Send>),
-    U64(u64),
-    /// Drop the suspended closure: the yield point panics with a private
-    /// payload caught where the closure was called.
-    Unwind,
-}
-
-/// The type a yielded guest wants back.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Expect {
-    /// A Rust value of this type (`yield_value`).
-    Type(TypeId, &'static str),
-    /// A `u64` (the C `instance_yield`): resumed without allocating, and
-    /// discarded rather than unwound (C frames cannot be unwound).
-    U64,
-}
-
-impl Expect {
-    pub(crate) fn can_unwind(self) -> bool {
-        matches!(self, Expect::Type(..))
-    }
-}
-
-/// The private payload of the panic that unwinds a dropped suspended
-/// closure; `closure_entry` recognises it.
-pub(crate) struct UnwindRequest;
+use crate::run::{Expect, Region, ResumeSlot, RunRecord, UnwindRequest, YieldSlot, end_run_from_guest, with_current};
 
 /// A value a guest yielded.
 pub struct Yielded {
@@ -148,26 +112,21 @@ pub enum YieldError {
     },
 }
 
-/// Checks that the current guest may yield; returns its record.
-fn yielding_record() -> Result<&'static RunRecord, YieldError> {
-    let record = current();
-    if record.is_null() {
-        return Err(YieldError::NotInGuest);
-    }
-    if std::thread::panicking() {
-        return Err(YieldError::Unwinding);
-    }
-    // SAFETY: the current record belongs to the run this thread executes;
-    // the instance outlives the run, and the reference is used only while
-    // the guest exists (suspended or running).
-    let record: &'static RunRecord = unsafe { &*record };
-    if !record.resumable() {
-        return Err(YieldError::NotResumable);
-    }
-    if record.in_host_region() {
-        return Err(YieldError::InHostRegion);
-    }
-    Ok(record)
+/// Calls `f` with the current guest's record if it may yield.
+fn with_yielding_record<R>(f: impl FnOnce(&RunRecord) -> R) -> Result<R, YieldError> {
+    with_current(|record| {
+        let record = record.ok_or(YieldError::NotInGuest)?;
+        if std::thread::panicking() {
+            return Err(YieldError::Unwinding);
+        }
+        if !record.resumable() {
+            return Err(YieldError::NotResumable);
+        }
+        if record.in_host_region() {
+            return Err(YieldError::InHostRegion);
+        }
+        Ok(f(record))
+    })
 }
 
 /// Switches to the host with `value`, and returns what the guest is resumed
@@ -175,7 +134,7 @@ fn yielding_record() -> Result<&'static RunRecord, YieldError> {
 ///
 /// # Safety
 ///
-/// `record` must be the current run's, checked by `yielding_record`, and
+/// `record` must be the current run's, checked by `with_yielding_record`, and
 /// the caller must be that run's guest code on the instance's stack.
 #[inline(never)]
 unsafe fn switch_out(record: &RunRecord, value: YieldSlot, expect: Expect) -> ResumeSlot {
@@ -236,12 +195,16 @@ unsafe fn switch_out(record: &RunRecord, value: YieldSlot, expect: Expect) -> Re
 /// [`YieldError`] if the caller is not a guest of a resumable run, or is in
 /// a host region.
 pub fn yield_value<Y: Any + Send, R: Any + Send>(value: Y) -> Result<R, YieldError> {
-    let record = yielding_record()?;
+    with_yielding_record(|record| yield_value_in(record, value))?
+}
+
+fn yield_value_in<Y: Any + Send, R: Any + Send>(record: &RunRecord, value: Y) -> Result<R, YieldError> {
     // Boxing allocates: not terminable code.
     let region = Region::enter(record);
     let slot = YieldSlot::Value(Box::new(value), core::any::type_name::<Y>());
     let expect = Expect::Type(TypeId::of::<R>(), core::any::type_name::<R>());
-    // SAFETY: `record` was checked by `yielding_record`; we are its guest.
+    // SAFETY: `record` was checked by `with_yielding_record`; we are its
+    // guest.
     let resumed = unsafe { switch_out(record, slot, expect) };
     let out = match resumed {
         ResumeSlot::Value(v) => {
@@ -270,14 +233,13 @@ pub fn yield_value<Y: Any + Send, R: Any + Send>(value: Y) -> Result<R, YieldErr
 ///
 /// As [`yield_value`].
 pub fn yield_u64(value: u64) -> Result<u64, YieldError> {
-    let record = yielding_record()?;
-    // SAFETY: checked by `yielding_record`; we are its guest.
-    match unsafe { switch_out(record, YieldSlot::U64(value), Expect::U64) } {
+    // SAFETY: checked by `with_yielding_record`; we are its guest.
+    with_yielding_record(|record| match unsafe { switch_out(record, YieldSlot::U64(value), Expect::U64) } {
         ResumeSlot::U64(v) => Ok(v),
         // A u64 yield is discarded, never unwound; the host sends nothing
         // else (it checked the type).
         _ => Err(YieldError::WrongType { expected: "u64" }),
-    }
+    })?
 }
 
 // ---- C API (include/instance.h) -----------------------------------------
@@ -333,11 +295,12 @@ pub extern "C" fn instance_in_guest() -> i32 {
 /// (C code that changes them can restore them itself).
 #[unsafe(no_mangle)]
 pub extern "C" fn instance_host_region_enter() {
-    let record = current();
-    if !record.is_null() {
-        // SAFETY: the current record belongs to the run this thread runs.
-        core::mem::forget(Region::enter(unsafe { &*record }));
-    }
+    with_current(|record| {
+        if let Some(record) = record {
+            // Left by `instance_host_region_leave`, not by a guard.
+            core::mem::forget(Region::enter(record));
+        }
+    });
 }
 
 /// C: leaves a host region; if a termination waited for it, the run ends
@@ -349,14 +312,12 @@ pub extern "C" fn instance_host_region_enter() {
 /// guest, and the caller must accept that its frames are abandoned.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn instance_host_region_leave() {
-    let record = current();
-    if record.is_null() {
-        return;
-    }
-    // SAFETY: as in `instance_host_region_enter`.
-    let record = unsafe { &*record };
-    if record.leave_region() {
-        // SAFETY: guest code of this run; the caller accepts abandonment.
-        unsafe { end_run_from_guest(record) }
-    }
+    with_current(|record| {
+        if let Some(record) = record
+            && record.leave_region()
+        {
+            // SAFETY: guest code of this run; the caller accepts abandonment.
+            unsafe { end_run_from_guest(record) }
+        }
+    });
 }

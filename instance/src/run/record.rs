@@ -1,14 +1,11 @@
-//! The run record: what the signal handler and host regions need to know
-//! about the run a thread is executing, and the thread-local pointer to it.
+//! [`RunRecord`]: what the signal handlers, host regions and yields need to
+//! know about one instance's runs, and the slots the guest and the host
+//! hand values over in.
 //!
-//! A record lives on the heap, owned by its [`Instance`](crate::Instance),
-//! so its address is stable for the instance's life. While a run is in
-//! progress the thread-local [`current`] points at it; nested runs chain the
-//! records through `outer`.
-//!
-//! This module needs `unsafe` because the record is shared, by raw pointer,
-//! between the host code of a run, the guest, and the signal handler that
-//! interrupts the guest on the same thread.
+//! This module needs `unsafe` because the record is shared between the host
+//! code of a run, its guest and the signal handlers that interrupt the
+//! guest on the same thread, through cells only one of them touches at a
+//! time (each access says why).
 #![allow(unsafe_code)]
 
 use core::cell::{Cell, UnsafeCell};
@@ -18,40 +15,9 @@ use std::sync::Arc;
 use context::Context;
 use nix::sys::signal::SigSet;
 
+use super::slots::{Expect, ResumeSlot, YieldSlot};
 use crate::fault::FaultReport;
 use crate::kill::KillState;
-use crate::yielding::{Expect, ResumeSlot, YieldSlot};
-
-thread_local! {
-    /// The record of the run this thread is executing, or null. `const`
-    /// initialised and without destructor, so reading it is
-    /// async-signal-safe (no lazy initialisation, no registration).
-    static CURRENT: Cell<*const RunRecord> = const { Cell::new(ptr::null()) };
-}
-
-/// The record of the innermost run on this thread, or null.
-///
-/// Never inlined: a guest that yields on one thread may be resumed on
-/// another, and a caller that had the thread-local's address computed
-/// before the switch must not reuse it after (see `context::Context`'s
-/// "Threads" section). Each call computes it afresh.
-#[inline(never)]
-pub(crate) fn current() -> *const RunRecord {
-    CURRENT.get()
-}
-
-/// Makes `record` the current run; returns the one it replaces. Never
-/// inlined, for the reason given at [`current`].
-#[inline(never)]
-pub(crate) fn set_current(record: *const RunRecord) -> *const RunRecord {
-    CURRENT.replace(record)
-}
-
-/// Whether this thread is executing a guest right now (outside any host
-/// region or inside one).
-pub fn in_guest() -> bool {
-    !current().is_null()
-}
 
 /// What the handler and host regions read about one instance's runs.
 pub(crate) struct RunRecord {
@@ -126,11 +92,19 @@ impl RunRecord {
         self.top = top;
     }
 
-    pub(crate) fn outer(&self) -> *const RunRecord {
-        self.outer.get()
+    /// The record of the run this one is nested in, while this one runs.
+    pub(crate) fn outer(&self) -> Option<&RunRecord> {
+        // SAFETY: `outer` is set by `Activation::begin` to the record that
+        // was current when this run began (or null), and cleared to that
+        // record's own state only by the same activation's end. That record
+        // is the run this thread was executing as host code of which this
+        // run was started: it is suspended in the switch into this run and
+        // outlives it (its instance is borrowed by the frames waiting below
+        // us). So while this run is current, the outer record is live.
+        unsafe { self.outer.get().as_ref() }
     }
 
-    pub(crate) fn set_outer(&self, outer: *const RunRecord) {
+    pub(super) fn set_outer(&self, outer: *const RunRecord) {
         self.outer.set(outer);
     }
 
@@ -245,24 +219,4 @@ impl RunRecord {
         drop(self.take_yield());
         drop(self.take_resume());
     }
-}
-
-/// Ends the current run of `record` from guest code: switches to its host
-/// context, abandoning the guest's frames. The host sees the kill request
-/// and reports the run as terminated.
-///
-/// # Safety
-///
-/// The caller must be guest code of `record`'s run on this thread, on the
-/// instance's stack, with nothing above it that must run (the frames are
-/// abandoned, as after a fault).
-pub(crate) unsafe fn end_run_from_guest(record: &RunRecord) -> ! {
-    // Stopped before the switch: a kill signal still on its way must find
-    // the run no longer running, or it would take the host's code between
-    // here and the host's own `stop` for the switch into the guest and
-    // divert the guest's (stale, abandoned) resume word.
-    record.kill().stop();
-    // SAFETY: the host context was saved by the switch that entered the
-    // guest and is waiting in it; the caller accepts the abandonment.
-    unsafe { Context::set(record.host()) }
 }

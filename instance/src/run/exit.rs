@@ -1,0 +1,95 @@
+//! The ways a guest leaves through a signal handler: the handler rewrites
+//! the interrupted state so that its sigreturn continues in
+//! [`fault_return`] on the top of the instance's stack, which switches to
+//! the host; the host then installs the mask the redirect left for it.
+//!
+//! This module needs `unsafe` to rewrite the kernel's ucontext and to
+//! switch to the host context without saving the abandoned guest.
+#![allow(unsafe_code)]
+
+use context::Context;
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+
+use super::RunRecord;
+use super::with_current;
+use crate::cpu::{EFLAGS_AC, EFLAGS_DF, EFLAGS_TF};
+
+/// Bytes kept free above the spot where [`fault_return`] starts, below the
+/// top of the instance's stack.
+const TRAMPOLINE_HEADROOM: usize = 256;
+
+/// Bytes at the top of every instance stack that guests never get: the
+/// frames of [`fault_return`] (and of the switch it makes) live there, below
+/// [`TRAMPOLINE_HEADROOM`]. A faulted or killed guest's frames are
+/// abandoned, and may still be in use (a closure's quarantined stack): the
+/// handler's way back must not write over them.
+pub(crate) const TRAMPOLINE_AREA: usize = 1024;
+
+/// Rewrites the interrupted register state `uc` so that returning from the
+/// handler continues in [`fault_return`] on the top of the
+/// instance's stack, with the host's signal mask. Any handler that ends a
+/// guest run from a signal (a fault here; a termination signal later) goes
+/// back this way, so the kernel's sigreturn restores what it saved.
+///
+/// # Safety
+///
+/// * `uc` must be the ucontext the kernel passed to the running handler,
+///   which interrupted the guest of `record`'s run on this thread.
+/// * Nothing may need the guest's frames any more: they are abandoned.
+pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRecord) {
+    let gregs = &mut uc.uc_mcontext.gregs;
+    // Continue in `fault_return(record)` on the instance's stack, as if it
+    // had been called: rsp + 8 is 16-aligned at entry, and the return
+    // address slot holds 0 so that unwinders stop there.
+    let entry_sp = (record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15).wrapping_sub(8);
+    // SAFETY: entry_sp lies in the usable part of the instance's stack (the
+    // stack is at least a page, far more than the headroom), which is
+    // mapped read/write and no longer in use by the abandoned guest.
+    unsafe { (entry_sp as *mut u64).write(0) };
+    gregs[libc::REG_RIP as usize] = fault_return as extern "C" fn() -> ! as usize as i64;
+    gregs[libc::REG_RSP as usize] = entry_sp as i64;
+    gregs[libc::REG_RBP as usize] = 0;
+    // The ABI wants the direction flag clear at calls; a trap flag or the
+    // alignment check left set by the guest must not follow the host.
+    gregs[libc::REG_EFL as usize] &= !(EFLAGS_DF | EFLAGS_TF | EFLAGS_AC) as i64;
+    // The mask the host gets once it is back: in ThreadSignalMode::Restore,
+    // the host's as read when the run started (or resumed), whatever the
+    // guest did to its own; in Keep, the one the guest faulted with, as
+    // after a return. The host installs it itself (after it has stopped the
+    // run): until then every signal stays blocked, so that no handler runs
+    // on the instance's stack over the abandoned frames (a signal frame is
+    // kilobytes) and no kill signal lands in the way back.
+    // SAFETY: uc_sigmask is an initialised sigset_t the kernel wrote.
+    let after = record.host_mask().unwrap_or_else(|| unsafe { SigSet::from_sigset_t_unchecked(uc.uc_sigmask) });
+    record.set_mask_after_redirect(Some(after));
+    uc.uc_sigmask = *SigSet::all().as_ref();
+}
+
+/// Host, once a run it switched into is stopped: installs the mask that a
+/// handler's redirect left for it (see [`redirect_to_host`]), if any.
+pub(crate) fn restore_mask_after_redirect(record: &RunRecord) {
+    if let Some(mask) = record.set_mask_after_redirect(None) {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
+    }
+}
+
+/// Where a faulted or killed guest continues after the handler returns (on
+/// the same thread, its run still current): switches to the host context
+/// of the current run.
+extern "C" fn fault_return() -> ! {
+    // The guest may have left values on the x87 register stack, which the
+    // ABI wants empty at calls. `fninit` empties it (and resets the control
+    // word, which `Context::set` loads again from the host's context).
+    // SAFETY: fninit only changes x87 state.
+    unsafe { core::arch::asm!("fninit", options(nomem, nostack, preserves_flags)) };
+    with_current(|record| match record {
+        // SAFETY: the record is the run the handler found current (the
+        // redirect left it so); its host context was saved by the `swap`
+        // that started the run and is waiting in it. Everything on the
+        // guest's stack is abandoned.
+        Some(record) => unsafe { Context::set(record.host()) },
+        // Only a redirect by our handler enters here, and it does so only
+        // for a current run.
+        None => std::process::abort(),
+    })
+}
