@@ -32,8 +32,8 @@ pub enum Error {
     /// The operation is not allowed in the instance's current state.
     #[error("cannot {op} an instance that is {state}")]
     InvalidState {
-        /// What was attempted (`"run"`, `"reset"`, ...).
-        op: &'static str,
+        /// What was attempted.
+        op: Operation,
         /// The state the instance was in.
         state: State,
     },
@@ -141,6 +141,34 @@ impl Error {
             Error::Panic(panic) => Some(panic),
             _ => None,
         }
+    }
+}
+
+/// What [`Error::InvalidState`] refused; displayed as the verb the error
+/// message uses ("cannot run an instance that is faulted").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Starting a run ([`Instance::run`](crate::Instance::run),
+    /// [`start`](crate::Instance::start) and their closure forms).
+    Run,
+    /// [`Instance::reset`](crate::Instance::reset).
+    Reset,
+    /// [`Instance::resume`](crate::Instance::resume).
+    Resume,
+    /// Collecting a run's result: a run that cannot yield came back
+    /// yielded, or a closure run came back without a result.
+    CollectResult,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::Run => "run",
+            Operation::Reset => "reset",
+            Operation::Resume => "resume",
+            Operation::CollectResult => "collect the result of",
+        })
     }
 }
 

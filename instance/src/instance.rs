@@ -18,7 +18,7 @@ use context::{Context, EntryPoint, UntypedRetVal, Val};
 use nix::sys::signal::SigSet;
 
 use crate::cpu::clear_guest_flags;
-use crate::error::{Error, Panic, ThreadOp};
+use crate::error::{Error, Operation, Panic, ThreadOp};
 use crate::fault::FaultReport;
 use crate::kill::{Ended, KillState, KillSwitch};
 use crate::run::{Activation, ClosureSlot, Expect, Nested, ResumeSlot, RunRecord, TRAMPOLINE_AREA, closure_entry};
@@ -172,7 +172,7 @@ pub struct Instance {
     /// The heap slot of a started closure, while its run lasts.
     closure: Option<Box<dyn ClosureOut>>,
     /// The type a started run returns (for `resume`'s check).
-    output: (TypeId, &'static str),
+    output: OutputType,
     timeout: Option<Duration>,
     /// The thread a closure guest yielded on, while it is suspended: the
     /// only thread that may resume or unwind it (see "Threads" at
@@ -241,14 +241,66 @@ enum How {
     Unwind,
 }
 
-/// How the guest came back to `enter`.
-enum Exit {
-    /// Returned, or ended by a kill (the kill word tells).
-    Returned,
+/// How the guest came back to `enter`, as the switch saw it. Whether a run
+/// that came back was terminated is the kill word's to say
+/// ([`Instance::conclude`] asks it).
+enum Back {
+    /// Through the host context without a yield or a fault report: the
+    /// guest returned, or a kill ended it from guest code.
+    Came,
     Yielded(Yielded),
     Faulted(FaultReport),
     /// A kill was pending: the guest was not entered.
-    Killed,
+    NotEntered,
+}
+
+/// How a run ended: what [`Instance::settle`] writes into the instance.
+enum Exit<V> {
+    /// The guest returned `V` (a raw entry's registers, a closure's value).
+    Returned(V),
+    Yielded(Yielded),
+    Faulted(FaultReport),
+    /// The closure guest panicked with this payload.
+    Panicked(Box<dyn Any + Send>),
+    /// A kill was requested for the run (whatever else happened).
+    Terminated,
+    /// A closure run came back without a result and was not killed. Only a
+    /// kill ends a closure from inside, so this is not expected; it is
+    /// reported rather than assumed away.
+    Lost,
+}
+
+/// The type a started run returns, for `resume`'s check and downcast.
+#[derive(Clone, Copy)]
+struct OutputType {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl OutputType {
+    fn of<T: 'static>() -> OutputType {
+        OutputType { id: TypeId::of::<T>(), name: core::any::type_name::<T>() }
+    }
+
+    /// [`Error::OutputType`] unless the run returns a `T`.
+    fn check<T: 'static>(self) -> Result<(), Error> {
+        if TypeId::of::<T>() == self.id {
+            Ok(())
+        } else {
+            Err(Error::OutputType { expected: self.name, got: core::any::type_name::<T>() })
+        }
+    }
+
+    /// The returned value as the `T` the caller asked for.
+    fn downcast<T: 'static>(self, outcome: Outcome<Box<dyn Any + Send>>) -> Result<Outcome<T>, Error> {
+        match outcome {
+            Outcome::Returned(value) => match value.downcast::<T>() {
+                Ok(t) => Ok(Outcome::Returned(*t)),
+                Err(_) => Err(Error::OutputType { expected: self.name, got: core::any::type_name::<T>() }),
+            },
+            Outcome::Yielded(y) => Ok(Outcome::Yielded(y)),
+        }
+    }
 }
 
 /// How often a suspended closure that keeps yielding while being unwound
@@ -283,7 +335,7 @@ impl Instance {
             last_fault: None,
             kill,
             closure: None,
-            output: (TypeId::of::<()>(), "()"),
+            output: OutputType::of::<()>(),
             timeout: None,
             suspended_on: None,
             scrub_stack: true,
@@ -431,7 +483,7 @@ impl Instance {
     /// observed only from inside its own guest).
     pub fn reset(&mut self) -> Result<(), Error> {
         if !self.state.can_reset() {
-            return Err(Error::InvalidState { op: "reset", state: self.state });
+            return Err(Error::InvalidState { op: Operation::Reset, state: self.state });
         }
         self.check_thread(ThreadOp::Reset)?;
         // Dropped last (see `discard_suspended`).
@@ -474,10 +526,10 @@ impl Instance {
                 // answers the unwind request by panicking to the
                 // closure's entry.
                 match unsafe { self.enter(How::Unwind) } {
-                    Ok(Exit::Yielded(_)) => continue,
+                    Ok(Back::Yielded(_)) => continue,
                     // Unwound to `closure_entry`, which caught the request
                     // (a kill landing in the destructors leaves no result).
-                    Ok(Exit::Returned) => {
+                    Ok(Back::Came) => {
                         unwound = self.closure.as_mut().and_then(|c| c.take()).is_some();
                         break;
                     }
@@ -509,7 +561,7 @@ impl Instance {
     }
 
     fn check_runnable(&self) -> Result<(), Error> {
-        if self.state.can_run() { Ok(()) } else { Err(Error::InvalidState { op: "run", state: self.state }) }
+        if self.state.can_run() { Ok(()) } else { Err(Error::InvalidState { op: Operation::Run, state: self.state }) }
     }
 
     /// Runs the raw entry point `entry` with `args` (System V rules, see
@@ -564,7 +616,7 @@ impl Instance {
         match unsafe { self.start_raw(entry.into().addr(), args, false) }? {
             Outcome::Returned(ret) => Ok(ret),
             // A run started by `run` refuses to yield.
-            Outcome::Yielded(_) => Err(Error::InvalidState { op: "collect the result of", state: State::Yielded }),
+            Outcome::Yielded(_) => Err(Error::InvalidState { op: Operation::CollectResult, state: State::Yielded }),
         }
     }
 
@@ -605,39 +657,18 @@ impl Instance {
         self.check_runnable()?;
         self.prepare(entry, args, false)?;
         self.closure = None;
-        self.output = (TypeId::of::<UntypedRetVal>(), core::any::type_name::<UntypedRetVal>());
+        self.output = OutputType::of::<UntypedRetVal>();
         self.pinned.record.set_resumable(resumable);
         // SAFETY: the guest context was just prepared on our stack; the
         // caller vouches for the entry point.
-        let exit = unsafe { self.enter(How::Start { terminable: true }) }?;
-        self.after_raw(exit)
+        let back = unsafe { self.enter(How::Start { terminable: true }) }?;
+        let exit = self.conclude(back, Instance::raw_value);
+        self.settle(exit)
     }
 
-    fn after_raw(&mut self, exit: Exit) -> Result<Outcome<UntypedRetVal>, Error> {
-        match exit {
-            Exit::Yielded(y) => {
-                self.state = State::Yielded;
-                Ok(Outcome::Yielded(y))
-            }
-            Exit::Killed => Err(self.terminated()),
-            Exit::Faulted(report) => Err(self.faulted(report)),
-            Exit::Returned => match self.kill.finish(Ended::Returned) {
-                Ended::Terminated => Err(self.terminated()),
-                _ => {
-                    self.state = State::Returned;
-                    self.pinned.record.set_resumable(false);
-                    Ok(Outcome::Returned(self.pinned.guest.get_untyped_retval()))
-                }
-            },
-        }
-    }
-
-    fn terminated(&mut self) -> Error {
-        self.state = State::Terminated;
-        self.closure = None;
-        self.pinned.record.set_resumable(false);
-        self.pinned.record.clear_slots();
-        Error::Terminated
+    /// What a raw entry returned: its return registers.
+    fn raw_value(&mut self) -> Option<std::thread::Result<UntypedRetVal>> {
+        Some(Ok(self.pinned.guest.get_untyped_retval()))
     }
 
     /// Runs `f` on the instance's stack and returns its result.
@@ -684,42 +715,12 @@ impl Instance {
         // SAFETY: `closure_entry` is an extern "C" fn taking one pointer
         // that catches every panic; `slot` outlives the run, which cannot
         // yield (the record is not resumable).
-        match unsafe { self.enter(How::Start { terminable: false }) }? {
-            Exit::Killed => return Err(self.terminated()),
-            Exit::Faulted(report) => return Err(self.faulted(report)),
+        let back = unsafe { self.enter(How::Start { terminable: false }) }?;
+        let exit = self.conclude(back, |_| slot.out.take());
+        match self.settle(exit)? {
+            Outcome::Returned(value) => Ok(value),
             // Refused by `yield_value` for a run that is not resumable.
-            Exit::Yielded(_) => return Err(Error::InvalidState { op: "collect the result of", state: State::Yielded }),
-            Exit::Returned => {}
-        }
-        self.closure_result(slot.out.take())
-    }
-
-    /// Settles a closure run that came back without yielding.
-    fn closure_result<V>(&mut self, out: Option<std::thread::Result<V>>) -> Result<V, Error> {
-        match out {
-            Some(Ok(value)) => match self.kill.finish(Ended::Returned) {
-                Ended::Terminated => Err(self.terminated()),
-                _ => {
-                    self.state = State::Returned;
-                    Ok(value)
-                }
-            },
-            Some(Err(payload)) => match self.kill.finish(Ended::Panicked) {
-                Ended::Terminated => Err(self.terminated()),
-                _ => {
-                    self.state = State::Panicked;
-                    Err(Error::Panic(Panic::new(payload)))
-                }
-            },
-            // Ended from guest code by a kill (no result): the closure's
-            // frames are abandoned.
-            None => {
-                self.abandon_closure_frames();
-                match self.kill.finish(Ended::Returned) {
-                    Ended::Terminated => Err(self.terminated()),
-                    _ => Err(Error::InvalidState { op: "collect the result of", state: State::Running }),
-                }
-            }
+            Outcome::Yielded(_) => Err(Error::InvalidState { op: Operation::CollectResult, state: State::Yielded }),
         }
     }
 
@@ -746,36 +747,20 @@ impl Instance {
         // The slot is on the heap: moving the box into the instance keeps
         // the address the guest was given.
         self.closure = Some(slot);
-        self.output = (TypeId::of::<T>(), core::any::type_name::<T>());
+        self.output = OutputType::of::<T>();
         self.pinned.record.set_resumable(true);
         // SAFETY: `closure_entry` catches every panic; the slot lives in
         // `self.closure` until the run is over.
-        let exit = unsafe { self.enter(How::Start { terminable: false }) }?;
-        self.after_closure(exit)
+        let back = unsafe { self.enter(How::Start { terminable: false }) }?;
+        let exit = self.conclude(back, Instance::closure_value);
+        let outcome = self.settle(exit)?;
+        self.output.downcast(outcome)
     }
 
-    fn after_closure<T: 'static>(&mut self, exit: Exit) -> Result<Outcome<T>, Error> {
-        match exit {
-            Exit::Yielded(y) => {
-                self.state = State::Yielded;
-                self.suspended_on = Some(std::thread::current().id());
-                Ok(Outcome::Yielded(y))
-            }
-            Exit::Killed => Err(self.terminated()),
-            Exit::Faulted(report) => {
-                self.closure = None;
-                Err(self.faulted(report))
-            }
-            Exit::Returned => {
-                let out = self.closure.take().and_then(|mut c| c.take());
-                self.pinned.record.set_resumable(false);
-                let value = self.closure_result(out)?;
-                match value.downcast::<T>() {
-                    Ok(t) => Ok(Outcome::Returned(*t)),
-                    Err(_) => Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() }),
-                }
-            }
-        }
+    /// What a started closure returned (or the panic it caught), taken from
+    /// its heap slot; none if a kill ended it from inside.
+    fn closure_value(&mut self) -> Option<std::thread::Result<Box<dyn Any + Send>>> {
+        self.closure.take().and_then(|mut c| c.take())
     }
 
     /// Resumes a yielded guest with `value` and runs it until it returns
@@ -797,12 +782,10 @@ impl Instance {
     pub fn resume<T: 'static, R: Any + Send>(&mut self, value: R) -> Result<Outcome<T>, Error> {
         let _nested = Nested::enter();
         if self.state != State::Yielded {
-            return Err(Error::InvalidState { op: "resume", state: self.state });
+            return Err(Error::InvalidState { op: Operation::Resume, state: self.state });
         }
         self.check_thread(ThreadOp::Resume)?;
-        if TypeId::of::<T>() != self.output.0 {
-            return Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() });
-        }
+        self.output.check::<T>()?;
         let got = core::any::type_name::<R>();
         let slot = match self.pinned.record.expect() {
             Expect::Type(id, name) => {
@@ -821,40 +804,102 @@ impl Instance {
         };
         // SAFETY: the guest is suspended in a yield, which takes the resume
         // slot when it continues.
-        let exit = unsafe { self.enter(How::Resume(slot)) }?;
-        if let Exit::Killed = exit {
-            let nested = self.discard_suspended();
-            let _ = self.kill.finish(Ended::Terminated);
-            let err = self.terminated();
-            drop(nested);
-            return Err(err);
-        }
-        if self.closure.is_some() {
-            self.after_closure(exit)
+        let back = unsafe { self.enter(How::Resume(slot)) }?;
+        // A kill pending at the resume: the suspended guest is unwound or
+        // discarded first (a closure's destructors run), then the run ends.
+        // The guard of an outer run is dropped last (see
+        // `discard_suspended`).
+        let nested = match back {
+            Back::NotEntered => self.discard_suspended(),
+            _ => None,
+        };
+        let result = if self.closure.is_some() {
+            let exit = self.conclude(back, Instance::closure_value);
+            self.settle(exit).and_then(|outcome| self.output.downcast(outcome))
         } else {
-            match self.after_raw(exit)? {
-                Outcome::Yielded(y) => Ok(Outcome::Yielded(y)),
-                Outcome::Returned(ret) => match (Box::new(ret) as Box<dyn Any>).downcast::<T>() {
-                    Ok(t) => Ok(Outcome::Returned(*t)),
-                    Err(_) => Err(Error::OutputType { expected: self.output.1, got: core::any::type_name::<T>() }),
-                },
+            let exit = self.conclude(back, Instance::raw_value);
+            let boxed = self.settle(exit).map(|outcome| match outcome {
+                Outcome::Returned(ret) => Outcome::Returned(Box::new(ret) as Box<dyn Any + Send>),
+                Outcome::Yielded(y) => Outcome::Yielded(y),
+            });
+            boxed.and_then(|outcome| self.output.downcast(outcome))
+        };
+        drop(nested);
+        result
+    }
+
+    /// How the run that came back as `back` ended. Asks the kill word,
+    /// which says [`Ended::Terminated`] whenever a kill was requested for
+    /// the run (so a terminate that said it takes effect always does), and
+    /// takes the guest's result with `value`. A closure's frames abandoned
+    /// by a fault or a kill in its code taint the stack here.
+    fn conclude<V>(&mut self, back: Back, value: impl FnOnce(&mut Self) -> Option<std::thread::Result<V>>) -> Exit<V> {
+        let exit = match back {
+            Back::Yielded(y) => return Exit::Yielded(y),
+            // Ended terminated by the kill word already (at start), or to be
+            // ended so here (at resume, after the guest was discarded).
+            Back::NotEntered => {
+                let _ = self.kill.finish(Ended::Terminated);
+                return Exit::Terminated;
             }
+            Back::Faulted(report) => {
+                if self.closure_run {
+                    self.abandon_closure_frames();
+                }
+                (Ended::Faulted, Exit::Faulted(report))
+            }
+            Back::Came => match value(self) {
+                Some(Ok(v)) => (Ended::Returned, Exit::Returned(v)),
+                Some(Err(payload)) => (Ended::Panicked, Exit::Panicked(payload)),
+                // Ended from guest code by a kill (no result): the
+                // closure's frames are abandoned.
+                None => {
+                    self.abandon_closure_frames();
+                    (Ended::Returned, Exit::Lost)
+                }
+            },
+        };
+        match self.kill.finish(exit.0) {
+            Ended::Terminated => Exit::Terminated,
+            _ => exit.1,
         }
     }
 
-    fn faulted(&mut self, report: FaultReport) -> Error {
-        // A closure's frames are abandoned at the fault.
-        if self.closure_run {
-            self.abandon_closure_frames();
+    /// The one place that writes how a run ended into the instance: its
+    /// state, last fault, started closure, resumability, the thread a
+    /// suspended closure belongs to, and the value slots.
+    fn settle<V>(&mut self, exit: Exit<V>) -> Result<Outcome<V>, Error> {
+        if let Exit::Yielded(y) = exit {
+            self.state = State::Yielded;
+            if self.closure.is_some() {
+                self.suspended_on = Some(std::thread::current().id());
+            }
+            return Ok(Outcome::Yielded(y));
         }
-        if self.kill.finish(Ended::Faulted) == Ended::Terminated {
-            return self.terminated();
-        }
-        self.state = State::Faulted;
-        self.last_fault = Some(report);
         self.closure = None;
         self.pinned.record.set_resumable(false);
-        Error::Fault(report)
+        match exit {
+            Exit::Yielded(_) => unreachable!("handled above"),
+            Exit::Returned(value) => {
+                self.state = State::Returned;
+                Ok(Outcome::Returned(value))
+            }
+            Exit::Panicked(payload) => {
+                self.state = State::Panicked;
+                Err(Error::Panic(Panic::new(payload)))
+            }
+            Exit::Faulted(report) => {
+                self.state = State::Faulted;
+                self.last_fault = Some(report);
+                Err(Error::Fault(report))
+            }
+            Exit::Terminated => {
+                self.state = State::Terminated;
+                self.pinned.record.clear_slots();
+                Err(Error::Terminated)
+            }
+            Exit::Lost => Err(Error::InvalidState { op: Operation::CollectResult, state: State::Running }),
+        }
     }
 
     /// Prepares the guest context to call `entry(args)` on the instance's
@@ -889,7 +934,7 @@ impl Instance {
     /// [`Instance::prepare`], for an entry point that honours
     /// [`Instance::run`]'s duties. For `How::Resume`/`How::Unwind`, the
     /// guest must be suspended in a yield.
-    unsafe fn enter(&mut self, how: How) -> Result<Exit, Error> {
+    unsafe fn enter(&mut self, how: How) -> Result<Back, Error> {
         install_handlers()?;
         let activation = Activation::begin(&self.pinned.record);
         // The outermost run of a thread installs our alternate signal stack
@@ -939,18 +984,18 @@ impl Instance {
             watchdog::disarm(ticket);
         }
         if !go {
-            return Ok(Exit::Killed);
+            return Ok(Back::NotEntered);
         }
         if self.kill.is_yielded() {
             let y = self.pinned.record.take_yield().map(Yielded::new);
             return Ok(match y {
-                Some(y) => Exit::Yielded(y),
-                None => Exit::Returned,
+                Some(y) => Back::Yielded(y),
+                None => Back::Came,
             });
         }
         Ok(match self.pinned.record.take_fault() {
-            Some(report) => Exit::Faulted(report),
-            None => Exit::Returned,
+            Some(report) => Back::Faulted(report),
+            None => Back::Came,
         })
     }
 }

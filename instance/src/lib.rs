@@ -251,7 +251,7 @@ pub use context;
 /// uses, is not (no `libc` type is public).
 pub use nix;
 
-pub use crate::error::{Error, Panic, ThreadOp};
+pub use crate::error::{Error, Operation, Panic, ThreadOp};
 pub use crate::fault::{FaultKind, FaultReport};
 pub use crate::instance::{Instance, Outcome, quarantined_stacks};
 pub use crate::kill::{

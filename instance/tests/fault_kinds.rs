@@ -12,7 +12,7 @@ mod common;
 
 use common::guests::*;
 use context::Val;
-use instance::{Error, FaultKind, FaultReport, Instance, State};
+use instance::{Error, FaultKind, FaultReport, Instance, Operation, State};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
 const STACK: usize = 256 * 1024;
@@ -28,7 +28,7 @@ fn raw_fault(inst: &mut Instance, f: usize, args: &[Val]) -> FaultReport {
     assert_eq!(inst.last_fault(), Some(&report));
     // SAFETY: as above.
     let misuse = unsafe { inst.run(add as *const () as usize, &[Val::U64(1), Val::U64(2)]) }.unwrap_err();
-    assert!(matches!(misuse, Error::InvalidState { op: "run", state: State::Faulted }), "{misuse:?}");
+    assert!(matches!(misuse, Error::InvalidState { op: Operation::Run, state: State::Faulted }), "{misuse:?}");
     assert_eq!(misuse.to_string(), "cannot run an instance that is faulted");
     inst.reset().unwrap();
     // SAFETY: as above.

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use context::Val;
-use instance::{Error, Instance, StackError, State};
+use instance::{Error, Instance, Operation, StackError, State};
 
 const STACK: usize = 128 * 1024;
 
@@ -134,7 +134,7 @@ fn panic_is_caught_with_its_payload_and_destructors_run_once() {
 
     // A panicked instance must be reset before it runs again.
     let misuse = inst.run_closure(|| 0).unwrap_err();
-    assert!(matches!(misuse, Error::InvalidState { op: "run", state: State::Panicked }), "{misuse:?}");
+    assert!(matches!(misuse, Error::InvalidState { op: Operation::Run, state: State::Panicked }), "{misuse:?}");
     assert_eq!(misuse.to_string(), "cannot run an instance that is panicked");
     inst.reset().unwrap();
     assert_eq!(inst.run_closure(|| 3).unwrap(), 3);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use context::{UntypedRetVal, Val};
-use instance::{Error, Instance, Outcome, State, Termination, YieldError, yield_u64, yield_value};
+use instance::{Error, Instance, Operation, Outcome, State, Termination, YieldError, yield_u64, yield_value};
 
 const STACK: usize = 128 * 1024;
 
@@ -153,13 +153,13 @@ fn misuse_is_an_error_naming_the_state() {
     let mut inst = Instance::new(STACK).unwrap();
     // Resume when not yielded.
     match inst.resume::<u32, u32>(1) {
-        Err(Error::InvalidState { op: "resume", state: State::Ready }) => {}
+        Err(Error::InvalidState { op: Operation::Resume, state: State::Ready }) => {}
         other => panic!("{other:?}"),
     }
     inst.start_closure(|| yield_value::<u8, u16>(1).unwrap() as u32).unwrap();
     // Run while yielded.
     match inst.run_closure(|| 1) {
-        Err(e @ Error::InvalidState { op: "run", state: State::Yielded }) => {
+        Err(e @ Error::InvalidState { op: Operation::Run, state: State::Yielded }) => {
             assert_eq!(e.to_string(), "cannot run an instance that is yielded")
         }
         other => panic!("{other:?}"),
@@ -175,7 +175,10 @@ fn misuse_is_an_error_naming_the_state() {
     assert!(matches!(inst.resume::<u64, u16>(5), Err(Error::OutputType { expected: "u32", got: "u64" })));
     assert_eq!(inst.state(), State::Yielded);
     assert_eq!(inst.resume::<u32, u16>(9).unwrap().returned(), Some(9));
-    assert!(matches!(inst.resume::<u32, u16>(9), Err(Error::InvalidState { op: "resume", state: State::Returned })));
+    assert!(matches!(
+        inst.resume::<u32, u16>(9),
+        Err(Error::InvalidState { op: Operation::Resume, state: State::Returned })
+    ));
 
     // Yield outside a guest, inside a non-resumable run, inside a host region.
     assert_eq!(yield_value::<u8, u8>(1), Err(YieldError::NotInGuest));
@@ -200,7 +203,7 @@ fn running_an_instance_from_inside_its_own_host_region_is_an_error() {
                 // it could do); only `run_closure`'s state check is used.
                 let me = unsafe { &mut *(ptr as *mut Instance) };
                 match me.run_closure(|| 1) {
-                    Err(Error::InvalidState { op: "run", state: State::Running }) => 1,
+                    Err(Error::InvalidState { op: Operation::Run, state: State::Running }) => 1,
                     _ => 0,
                 }
             })
