@@ -148,6 +148,61 @@
 /* In a fresh context, until it first returns, rbx holds the address of its
  * own register block and r12 the address of its parent's. */
 
+/* ---- the resume window: a switch into a context, caught halfway ------- */
+
+/* A suspended context continues at the address in its resume word, the
+ * 64-bit word at regs.rsp.  Rewriting that word while the context is not
+ * running changes where it continues (a kill switch sends a guest to a
+ * routine that ends its run this way).  A signal handler that does so may
+ * have interrupted its own thread in the middle of a switch into that very
+ * context, after the word was read.  Every switch into a context
+ * (context_sys_swap into *to, context_sys_set into *to, and
+ * context_sys_start's return into the parent) ends with these instructions,
+ * `base` being rsi in context_sys_swap and rdi in the other two:
+ *
+ *     I1  mov  CONTEXT_SYS_OFF_RSP(base), %rax   rax = regs.rsp = &resume word
+ *     I2  mov  (%rax), %rcx                      rcx = the resume word
+ *   loaded:
+ *     I3  lea  8(%rax), %rsp                     rsp = &resume word + 8
+ *         mov  ..(base), %rbx / rbp / r13 / r14 / r15 / r12   (rax, rcx kept)
+ *     IJ  jmp  *%rcx
+ *   end:
+ *
+ * Seen from a handler (through the interrupted registers of its ucontext,
+ * whose pc is the next instruction to execute):
+ *
+ *  - pc in [loaded, end): the switch has read the word.  rax holds the
+ *    word's address, rcx the value the word held when I2 ran, and the
+ *    switch will continue at rcx.  From the instruction after I3 on, rsp is
+ *    already rax + 8, on the target's stack.  To divert the switch, rewrite
+ *    the word and the interrupted rcx; rax and rsp stay as they are.
+ *  - pc anywhere else, I1 and I2 included: the switch (if it is one) has
+ *    not read the word yet and will read the new value.  Rewrite only the
+ *    word.
+ *
+ * Either way the diverted context continues at the new address as a
+ * resumption would: rsp = &resume word + 8 (for a fresh context or a
+ * suspended swap that is 16-byte aligned, like the stack just after a
+ * `ret`), the callee-saved registers as saved in its block, rax = &resume
+ * word, rcx = the new address.  Both tests belong together: a pc in a
+ * window is a switch into the target only if rax equals the target's
+ * regs.rsp, and an rcx that differs from the word's old value means the
+ * word changed after I2 read it.
+ *
+ * context_sys_resume_windows() reports [loaded, end) of the three switches
+ * as addresses in the running process, in a struct context_sys_resume_windows
+ * whose offsets follow.  The labels add no instruction or symbol to the
+ * switches.  The registers and order above are part of this header's ABI;
+ * the Rust crate `context` builds `divert_pending_resume` on them. */
+#define CONTEXT_SYS_RESUME_SWAP_LOADED 0
+#define CONTEXT_SYS_RESUME_SWAP_END 8
+#define CONTEXT_SYS_RESUME_SET_LOADED 16
+#define CONTEXT_SYS_RESUME_SET_END 24
+#define CONTEXT_SYS_RESUME_START_LOADED 32
+#define CONTEXT_SYS_RESUME_START_END 40
+#define CONTEXT_SYS_RESUME_WINDOWS_SIZE 48
+#define CONTEXT_SYS_RESUME_WINDOWS_ALIGN 8
+
 /* ---- no unwind leaves an entry function ------------------------------- */
 
 /* An unwind (a Rust panic, a C++ exception, pthread_exit or pthread_cancel)
@@ -241,6 +296,18 @@ struct context_sys_boot_frame {
     uint64_t pad;
 };
 
+/** Where the three switches into a context hold the target's resume
+ * address in rcx: each window is [loaded, end), as code addresses (see
+ * "the resume window" above). */
+struct context_sys_resume_windows {
+    uint64_t swap_loaded;
+    uint64_t swap_end;
+    uint64_t set_loaded;
+    uint64_t set_end;
+    uint64_t start_loaded;
+    uint64_t start_end;
+};
+
 /** Save callee-saved state (rbx, rbp, r12-r15, rsp, MXCSR, x87 control
  * word) into *from and continue in *to.  Returns when something switches
  * back to *from.  *to must be a block saved by a swap, or a fresh context
@@ -258,6 +325,9 @@ void context_sys_start(void);
 void context_sys_save_fp_control(struct context_sys_regs *regs);
 /** The caller's stack pointer as it is after this call returns. */
 uint64_t context_sys_get_current_stack_pointer(void);
+/** Store the addresses of the three resume windows into *windows.
+ * Async-signal-safe (it uses no stack and no memory but *windows). */
+void context_sys_resume_windows(struct context_sys_resume_windows *windows);
 /** Make one valgrind client request: request[0] is the code
  * (CONTEXT_SYS_VALGRIND_*), request[1..5] its arguments.  Returns valgrind's
  * answer, or default_value when not running under valgrind. */
@@ -300,6 +370,23 @@ CONTEXT_SYS_STATIC_ASSERT_(sizeof(struct context_sys_boot_frame) == CONTEXT_SYS_
 CONTEXT_SYS_STATIC_ASSERT_(CONTEXT_SYS_ALIGNOF_(struct context_sys_boot_frame) == CONTEXT_SYS_BOOT_ALIGN,
                            "boot align");
 CONTEXT_SYS_STATIC_ASSERT_(CONTEXT_SYS_BOOT_SIZE % 16 == 0, "spilled arguments start 16-aligned");
+
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_resume_windows, swap_loaded) == CONTEXT_SYS_RESUME_SWAP_LOADED,
+                           "swap_loaded");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_resume_windows, swap_end) == CONTEXT_SYS_RESUME_SWAP_END,
+                           "swap_end");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_resume_windows, set_loaded) == CONTEXT_SYS_RESUME_SET_LOADED,
+                           "set_loaded");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_resume_windows, set_end) == CONTEXT_SYS_RESUME_SET_END,
+                           "set_end");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_resume_windows, start_loaded) == CONTEXT_SYS_RESUME_START_LOADED,
+                           "start_loaded");
+CONTEXT_SYS_STATIC_ASSERT_(offsetof(struct context_sys_resume_windows, start_end) == CONTEXT_SYS_RESUME_START_END,
+                           "start_end");
+CONTEXT_SYS_STATIC_ASSERT_(sizeof(struct context_sys_resume_windows) == CONTEXT_SYS_RESUME_WINDOWS_SIZE,
+                           "resume windows size");
+CONTEXT_SYS_STATIC_ASSERT_(CONTEXT_SYS_ALIGNOF_(struct context_sys_resume_windows) == CONTEXT_SYS_RESUME_WINDOWS_ALIGN,
+                           "resume windows align");
 
 #ifdef __cplusplus
 }

@@ -63,15 +63,38 @@
 .endm
 
 /*
- * load_context_and_jump base
+ * load_context_and_jump base, dw_op_breg, loaded, end
  *
  * Continue in the context whose register block is at %\base (rdi or rsi),
  * with the MXCSR and x87 control word already dealt with by the caller.
- * Clobbers rax and rcx.  Their roles are relied on outside this file: the
- * `instance` crate's kill handler, interrupting a switch into a guest after
- * the first two instructions below, recognises rax == &resume word and
- * rcx == the resume address and redirects rcx (instance/src/kill.rs,
- * `divert_guest`).  Keep rax and rcx in these roles or update it too.
+ * Clobbers rax and rcx.
+ *
+ * The resume window (a contract: "The resume window" in
+ * include/context_sys.h states it for users, and the Rust crate `context`
+ * builds `divert_pending_resume` on it).  Instruction by instruction, with
+ * the state a signal handler sees when it interrupts the thread with its pc
+ * at that instruction (not yet executed):
+ *
+ *   I1  mov CONTEXT_SYS_OFF_RSP(%base), %rax   nothing of the target read
+ *   I2  mov (%rax), %rcx        rax = &resume word; the word not read yet
+ *   \loaded:
+ *   I3  lea 8(%rax), %rsp       rax = &resume word, rcx = the word's value
+ *                               (read by I2); rsp still the caller's
+ *   I4..I9  six loads from the block into rbx, rbp, r13, r14, r15, r12:
+ *                               rax and rcx as at I3; rsp = rax + 8 (the
+ *                               target's stack)
+ *   IJ  jmp *%rcx               the same
+ *   \end:
+ *
+ * So for a pc in [\loaded, \end) the switch will continue at rcx whatever
+ * the resume word says by then: rewriting the word diverts it only if rcx
+ * is rewritten too.  For a pc at I2 or before (or anywhere else) the word
+ * has not been read, and rewriting the word is enough.  Nothing between I3
+ * and IJ writes rax or rcx.  \loaded and \end are local labels; they emit
+ * no bytes and no symbol, and context_sys_resume_windows (below) hands
+ * their addresses out.  Keep rax and rcx in these roles, and I2 just before
+ * \loaded, or change the header's contract (a breaking change) and
+ * `context::divert_pending_resume` with it.
  *
  * The stack is switched first, so that from then on the CFA is simply the
  * resumed context's rsp (the resume address lies just below it, at CFA - 8)
@@ -79,10 +102,11 @@
  * it is loaded, then as "same value".  An unwinder interrupted anywhere in
  * here sees one consistent caller: the context being resumed.
  */
-.macro load_context_and_jump base, dw_op_breg
-    mov CONTEXT_SYS_OFF_RSP(%\base), %rax   /* regs.rsp -> resume word */
-    mov (%rax), %rcx                        /* the address to continue at */
-    lea 8(%rax), %rsp                       /* pop it, as `ret` would */
+.macro load_context_and_jump base, dw_op_breg, loaded, end
+    mov CONTEXT_SYS_OFF_RSP(%\base), %rax   /* I1: rax = regs.rsp = &resume word */
+    mov (%rax), %rcx                        /* I2: rcx = the address to continue at */
+\loaded:                                    /* from here rcx holds it: the window */
+    lea 8(%rax), %rsp                       /* I3: pop it, as `ret` would */
     .cfi_def_cfa %rsp, 0
     .cfi_offset %rip, -8
     cfi_saved_at 3, \dw_op_breg, CONTEXT_SYS_OFF_RBX
@@ -105,7 +129,8 @@
      * context_sys_start the base is a copy of it) nothing is lost. */
     mov CONTEXT_SYS_OFF_R12(%\base), %r12
     .cfi_same_value %r12
-    jmp *%rcx
+    jmp *%rcx                               /* IJ: continue at rcx, rsp = rax + 8 */
+\end:                                       /* the window ends with the jump */
 .endm
 
 /*
@@ -195,7 +220,7 @@ context_sys_swap:
     jne .Lswap_load_fpucw
 .Lswap_fpucw_done:
     .cfi_remember_state
-    load_context_and_jump rsi, DW_OP_breg4
+    load_context_and_jump rsi, DW_OP_breg4, .Lswap_resume_loaded, .Lswap_resume_end
 
     /* Out of line, so the common path falls through.  The CFI here is
      * that of the body above: CFA = rsp + 8, nothing moved. */
@@ -224,7 +249,7 @@ context_sys_swap:
 context_sys_set:
     .cfi_startproc
     load_fp_control rdi
-    load_context_and_jump rdi, DW_OP_breg5
+    load_context_and_jump rdi, DW_OP_breg5, .Lset_resume_loaded, .Lset_resume_end
     .cfi_endproc
     .size context_sys_set, .-context_sys_set
 
@@ -362,7 +387,7 @@ context_sys_start:
     movups %xmm0, CONTEXT_SYS_OFF_RET_XMM0(%rbx)
     mov %r12, %rdi
     load_fp_control rdi
-    load_context_and_jump rdi, DW_OP_breg5
+    load_context_and_jump rdi, DW_OP_breg5, .Lstart_resume_loaded, .Lstart_resume_end
 
 .Lstart_unlinked:
     /* The same call, from a site whose unwind row says "outermost frame":
@@ -472,6 +497,42 @@ context_sys_get_current_stack_pointer:
     ret
     .cfi_endproc
     .size context_sys_get_current_stack_pointer, .-context_sys_get_current_stack_pointer
+
+/*
+ * void context_sys_resume_windows(struct context_sys_resume_windows *out)  // rdi
+ *
+ * Stores into *out where each of the three switches into a context holds
+ * the target's resume address in rcx: [loaded, end) of context_sys_swap,
+ * context_sys_set and context_sys_start's return to its parent (the labels
+ * of load_context_and_jump; "The resume window" in the header).  The
+ * addresses are taken pc-relative, so no relocation is needed in any link.
+ * A routine, not a table of addresses in .rodata (absolute addresses there
+ * would need load-time relocations) nor global labels in the switches (a
+ * symbolizer would then name the rest of each switch, and
+ * context_sys_start's unlinked call site, after the label instead of the
+ * routine).  Touches only rax and *out, no stack: async-signal-safe.
+ * CFA = rsp + 8 throughout.
+ */
+    .p2align 4
+    .globl context_sys_resume_windows
+    .type context_sys_resume_windows, @function
+context_sys_resume_windows:
+    .cfi_startproc
+    lea .Lswap_resume_loaded(%rip), %rax
+    mov %rax, CONTEXT_SYS_RESUME_SWAP_LOADED(%rdi)
+    lea .Lswap_resume_end(%rip), %rax
+    mov %rax, CONTEXT_SYS_RESUME_SWAP_END(%rdi)
+    lea .Lset_resume_loaded(%rip), %rax
+    mov %rax, CONTEXT_SYS_RESUME_SET_LOADED(%rdi)
+    lea .Lset_resume_end(%rip), %rax
+    mov %rax, CONTEXT_SYS_RESUME_SET_END(%rdi)
+    lea .Lstart_resume_loaded(%rip), %rax
+    mov %rax, CONTEXT_SYS_RESUME_START_LOADED(%rdi)
+    lea .Lstart_resume_end(%rip), %rax
+    mov %rax, CONTEXT_SYS_RESUME_START_END(%rdi)
+    ret
+    .cfi_endproc
+    .size context_sys_resume_windows, .-context_sys_resume_windows
 
 /*
  * uint64_t context_sys_valgrind_client_request(

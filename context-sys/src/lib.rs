@@ -27,6 +27,10 @@
 //!   and calls `abort()`. Without it the unwinder would follow the
 //!   backtrace link into the frames that switched into the child, while the
 //!   child still counts as running.
+//! * [`resume_windows`] tells where each switch into a context has read the
+//!   target's resume address into rcx but not yet jumped to it: the
+//!   instructions a signal handler must know of to divert such a switch
+//!   (see [`ResumeWindows`]).
 //! * [`valgrind_client_request`] makes a valgrind client request (stack
 //!   registration, "am I running under valgrind?"); a no-op natively.
 //!
@@ -54,7 +58,8 @@
 /// Layout constants generated from `include/context_sys.h`.
 ///
 /// `OFF_*` are byte offsets in [`ContextRegs`]; `BOOT_*` are byte offsets
-/// in [`BootFrame`]; `*_SIZE` and `*_ALIGN` are sizes and alignments;
+/// in [`BootFrame`]; `RESUME_*` are byte offsets in [`ResumeWindows`];
+/// `*_SIZE` and `*_ALIGN` are sizes and alignments;
 /// `VALGRIND_*` are the request codes and block size of
 /// [`valgrind_client_request`].
 pub mod layout {
@@ -138,6 +143,52 @@ pub struct BootFrame {
     pub pad: u64,
 }
 
+/// Where the three switches into a context hold the target's resume address
+/// in rcx, filled in by [`resume_windows`] (`struct
+/// context_sys_resume_windows` in the C header). Each window is `[loaded,
+/// end)` in code addresses of the running process.
+///
+/// # The resume window
+///
+/// A suspended context continues at its resume word, the word at
+/// [`ContextRegs::rsp`]. Every switch into a context ([`swap`] into `to`,
+/// [`set`] into `to`, and [`start`]'s return into the parent) ends with
+///
+/// ```text
+///     mov  OFF_RSP(base), %rax   ; rax = &resume word (base: rsi in swap, rdi otherwise)
+///     mov  (%rax), %rcx          ; rcx = the resume word
+/// loaded:
+///     lea  8(%rax), %rsp         ; rsp = &resume word + 8, the target's stack
+///     mov  ..(base), %rbx, %rbp, %r13, %r14, %r15, %r12   ; rax, rcx kept
+///     jmp  *%rcx
+/// end:
+/// ```
+///
+/// A signal handler whose thread was interrupted with its pc in `[loaded,
+/// end)` and rax equal to a context's saved rsp has caught a switch into
+/// that context after it read the resume word: the switch continues at
+/// rcx, so diverting it means rewriting both the word and rcx. With the pc
+/// anywhere else (the first two instructions included) the word has not
+/// been read yet, and rewriting it is enough. The C header states the full
+/// contract; `context::divert_pending_resume` implements it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResumeWindows {
+    /// First instruction of [`swap`] at which rcx holds the resume address.
+    pub swap_loaded: u64,
+    /// Just past [`swap`]'s `jmp *%rcx`.
+    pub swap_end: u64,
+    /// First instruction of [`set`] at which rcx holds the resume address.
+    pub set_loaded: u64,
+    /// Just past [`set`]'s `jmp *%rcx`.
+    pub set_end: u64,
+    /// First instruction of [`start`]'s return to its parent at which rcx
+    /// holds the parent's resume address.
+    pub start_loaded: u64,
+    /// Just past that return's `jmp *%rcx`.
+    pub start_end: u64,
+}
+
 /// Compile-time proof that the Rust structs and the header agree.
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
@@ -181,6 +232,15 @@ const _: () = {
     assert!(offset_of!(BootFrame, pad) == layout::BOOT_PAD);
     assert!(size_of::<BootFrame>() == layout::BOOT_SIZE);
     assert!(align_of::<BootFrame>() == layout::BOOT_ALIGN);
+
+    assert!(offset_of!(ResumeWindows, swap_loaded) == layout::RESUME_SWAP_LOADED);
+    assert!(offset_of!(ResumeWindows, swap_end) == layout::RESUME_SWAP_END);
+    assert!(offset_of!(ResumeWindows, set_loaded) == layout::RESUME_SET_LOADED);
+    assert!(offset_of!(ResumeWindows, set_end) == layout::RESUME_SET_END);
+    assert!(offset_of!(ResumeWindows, start_loaded) == layout::RESUME_START_LOADED);
+    assert!(offset_of!(ResumeWindows, start_end) == layout::RESUME_START_END);
+    assert!(size_of::<ResumeWindows>() == layout::RESUME_WINDOWS_SIZE);
+    assert!(align_of::<ResumeWindows>() == layout::RESUME_WINDOWS_ALIGN);
 };
 
 unsafe extern "C" {
@@ -239,6 +299,16 @@ unsafe extern "C" {
     /// Always safe to call; declared `unsafe` only because it is foreign.
     #[link_name = "context_sys_get_current_stack_pointer"]
     pub fn get_current_stack_pointer() -> u64;
+
+    /// Stores the addresses of the three resume windows (see
+    /// [`ResumeWindows`]) into `*windows`. Uses no stack and touches no
+    /// other memory, so it may be called from a signal handler.
+    ///
+    /// # Safety
+    ///
+    /// `windows` must be valid for writes of a [`ResumeWindows`].
+    #[link_name = "context_sys_resume_windows"]
+    pub fn resume_windows(windows: *mut ResumeWindows);
 
     /// Makes one valgrind client request and returns valgrind's answer, or
     /// `default` when the process is not running under valgrind (then it

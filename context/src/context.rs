@@ -462,6 +462,13 @@ impl Context {
     pub fn get_untyped_retval(&self) -> UntypedRetVal {
         UntypedRetVal::new(self.get_retval_gp(0), self.get_retval_fp())
     }
+
+    /// A context whose saved rsp is `rsp` and nothing else, for unit tests
+    /// that need a made-up suspended context.
+    #[cfg(test)]
+    pub(crate) fn with_saved_rsp(rsp: u64) -> Context {
+        Context { regs: UnsafeCell::new(ContextRegs { rsp, ..ContextRegs::default() }), sigset: SigSet::empty() }
+    }
 }
 
 /// The caller's current stack pointer (the same as

@@ -90,6 +90,7 @@
 
 mod bits;
 mod context;
+mod divert;
 mod entry;
 mod error;
 mod plan;
@@ -98,6 +99,7 @@ mod val;
 pub mod valgrind;
 
 pub use crate::context::{Context, ContextHandle, get_current_stack_pointer};
+pub use crate::divert::{Diverted, divert_pending_resume};
 
 pub use crate::entry::{EntryPoint, ExternFn};
 pub use crate::error::Error;

@@ -646,9 +646,9 @@ extern "C" fn kill_landing() -> ! {
 }
 
 /// Rewrites the resume word of `record`'s guest so that switching into it
-/// continues in [`instance_kill_pad`]; if the interrupted host code is the
-/// switch itself, with the old resume address already loaded (rax = the
-/// word's address, rcx = its old value), redirects that load too.
+/// continues in [`instance_kill_pad`], including a switch into it that this
+/// handler interrupted after it read the old resume address
+/// ([`context::divert_pending_resume`] knows where the switch keeps it).
 ///
 /// # Safety
 ///
@@ -657,18 +657,17 @@ extern "C" fn kill_landing() -> ! {
 unsafe fn divert_guest(record: &RunRecord, uc: &mut libc::ucontext_t) {
     // SAFETY: the guest context is heap-pinned and only read here; the host
     // code interrupted never writes it while switching in.
-    let word = unsafe { (*record.guest_ptr()).regs().rsp } as usize;
-    if !record.in_mapping(word) {
+    let guest = unsafe { &*record.guest_ptr() };
+    if !record.in_mapping(guest.regs().rsp as usize) {
         return;
     }
     let pad = instance_kill_pad as unsafe extern "C" fn() as usize;
-    // SAFETY: the resume word lies in the instance's stack mapping (checked
-    // above), read/write, and the guest is not running.
-    let old = unsafe { core::ptr::replace(word as *mut usize, pad) };
-    let gregs = &mut uc.uc_mcontext.gregs;
-    if gregs[libc::REG_RAX as usize] as usize == word && gregs[libc::REG_RCX as usize] as usize == old {
-        gregs[libc::REG_RCX as usize] = pad as i64;
-    }
+    // SAFETY: the guest is suspended and not running (the caller's duty);
+    // its resume word lies in the instance's stack mapping (checked above),
+    // read/write, and only this thread's handler and its interrupted switch
+    // touch it; `uc` is this handler's ucontext, restored by sigreturn; the
+    // pad is written for a resumption's state (rsp just above the word).
+    unsafe { context::divert_pending_resume(guest, pad, uc) };
 }
 
 /// 0 until fixed: then the signal number in use.
