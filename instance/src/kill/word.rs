@@ -1069,7 +1069,10 @@ mod tests {
 
     /// Drives the word (and maybe the reference) through a legal sequence
     /// of the protocol's operations and records every `terminate` call and
-    /// every run's fate.
+    /// every run's fate. Whatever the reference, it checks as it goes that
+    /// a kill signal is sent only while a guest runs and that the word says
+    /// SENT while one is on its way (the host's wait depends on it), and
+    /// the promises of the effective answers (see `Driver::promise`).
     struct Driver {
         sut: Sut,
         host: Host,
@@ -1081,6 +1084,11 @@ mod tests {
         in_flight: bool,
         calls: Vec<(u32, Termination)>,
         fates: BTreeMap<u32, Fate>,
+        /// The runs some `terminate` call answered with an effective answer.
+        effective: BTreeSet<u32>,
+        /// Whether the live guest's code is terminable, as the driver
+        /// knows it from what it started and set (not from the word).
+        term: Terminable,
         /// The wind-down started its last run.
         last_run: bool,
     }
@@ -1101,6 +1109,8 @@ mod tests {
                 in_flight: false,
                 calls: Vec::new(),
                 fates: BTreeMap::new(),
+                effective: BTreeSet::new(),
+                term: Terminable::No,
                 last_run: false,
             }
         }
@@ -1155,6 +1165,31 @@ mod tests {
             }
         }
 
+        /// Whether an effective kill is due for the live run.
+        fn killed(&self) -> bool {
+            self.effective.contains(&self.run)
+        }
+
+        fn in_region(&self) -> bool {
+            matches!(&self.host, Host::Guest { frames, .. } if frames.contains(&Frame::Region))
+        }
+
+        /// The promise of the effective answers: the kill lands at the first
+        /// chance the answer names (start, resume, yield, entering
+        /// terminable code, leaving the last host region, the signal), and
+        /// nothing lands there without one.
+        fn promise(&self, what: &str, lands: bool, due: bool) {
+            assert_eq!(
+                lands,
+                due,
+                "{what}: a kill {} here, but {} for run {} (calls {:?})",
+                if lands { "lands" } else { "does not land" },
+                if due { "one is due" } else { "none is due" },
+                self.run,
+                self.calls
+            );
+        }
+
         /// The guest comes back to the host (returned, faulted, redirected
         /// by the kill signal).
         fn come_back(&mut self, natural: Ended) {
@@ -1205,6 +1240,8 @@ mod tests {
         /// (a run of its own), a raw entry is not.
         fn discard_suspended(&mut self, after: After, unwind: bool) {
             if unwind && self.sut.resume(Resume::Unwind) == Entry::Go {
+                // Destructors are not terminable code.
+                self.term = Terminable::No;
                 self.host = Host::Guest { purpose: Purpose::Discard(after), frames: Vec::new() };
             } else {
                 self.after_discard(after);
@@ -1221,6 +1258,10 @@ mod tests {
             let in_guest = matches!(self.host, Host::Guest { .. });
             let accepts = self.sut.word.accepts();
             self.sut.checked("deliver", accepts);
+            if in_guest {
+                let due = self.killed() && !self.in_region() && self.term == Terminable::Yes;
+                self.promise("the kill signal in the guest's code", accepts, due);
+            }
             if in_guest && accepts {
                 self.come_back(Ended::Returned);
             }
@@ -1229,6 +1270,9 @@ mod tests {
         fn terminate(&mut self, target: u32) {
             let answer = self.sut.terminate(target);
             self.calls.push((target, answer));
+            if answer.takes_effect() {
+                self.effective.insert(target);
+            }
             if answer == Termination::Signalled {
                 assert!(
                     matches!(self.host, Host::Guest { .. } | Host::Back { stopped: false, .. }),
@@ -1260,9 +1304,12 @@ mod tests {
                 Start => {
                     let t = if p & 1 == 0 { Terminable::Yes } else { Terminable::No };
                     let id = self.sut.word.target();
-                    match self.sut.start(t) {
+                    let entry = self.sut.start(t);
+                    self.run = id;
+                    self.promise("start", entry == Entry::Killed, self.effective.contains(&id));
+                    match entry {
                         Entry::Go => {
-                            self.run = id;
+                            self.term = t;
                             self.host = Host::Guest { purpose: Purpose::Run, frames: Vec::new() };
                         }
                         Entry::Killed => {
@@ -1301,10 +1348,14 @@ mod tests {
                         Purpose::Discard(after) => self.after_discard(after),
                     }
                 }
-                Resume => match self.sut.resume(super::Resume::Continue) {
-                    Entry::Go => self.host = Host::Guest { purpose: Purpose::Run, frames: Vec::new() },
-                    Entry::Killed => self.discard_suspended(After::Finish, p & 1 == 1),
-                },
+                Resume => {
+                    let entry = self.sut.resume(super::Resume::Continue);
+                    self.promise("resume", entry == Entry::Killed, self.killed());
+                    match entry {
+                        Entry::Go => self.host = Host::Guest { purpose: Purpose::Run, frames: Vec::new() },
+                        Entry::Killed => self.discard_suspended(After::Finish, p & 1 == 1),
+                    }
+                }
                 Reset | Drop => {
                     let after = if action == Reset { After::Reset } else { After::Drop };
                     if let Host::Yielded { .. } = self.host {
@@ -1323,18 +1374,26 @@ mod tests {
                 }
                 LeaveRegion => {
                     self.frames().pop();
+                    let then = self.sut.leave_region();
+                    let due = self.killed() && !self.in_region() && self.term == Terminable::Yes;
+                    self.promise("leaving a host region", then == Guest::EndRun, due);
                     // Not honoured: `Region`'s drop while unwinding.
-                    if self.sut.leave_region() == Guest::EndRun && honour {
+                    if then == Guest::EndRun && honour {
                         self.end_from_guest();
                     }
                 }
                 UnpairedLeave => {
-                    if self.sut.leave_region() == Guest::EndRun {
+                    let then = self.sut.leave_region();
+                    self.promise("an unpaired region leave", then == Guest::EndRun, false);
+                    if then == Guest::EndRun {
                         self.end_from_guest();
                     }
                 }
                 EnterTerminable => {
                     let (was, then) = self.sut.set_terminable(Terminable::Yes);
+                    assert_eq!(was, self.term, "set_terminable's previous setting");
+                    self.term = Terminable::Yes;
+                    self.promise("entering terminable code", then == Guest::EndRun, self.killed() && !self.in_region());
                     if then == Guest::EndRun {
                         self.end_from_guest();
                     } else {
@@ -1344,18 +1403,25 @@ mod tests {
                 LeaveTerminable => {
                     let Some(Frame::Terminable(was)) = self.frames().pop() else { unreachable!() };
                     // Not honoured: the restoring guard's drop while unwinding.
-                    let (_, then) = self.sut.set_terminable(was);
+                    let (before, then) = self.sut.set_terminable(was);
+                    assert_eq!(before, self.term, "set_terminable's previous setting");
+                    self.term = was;
+                    self.promise("leaving terminable code", then == Guest::EndRun, self.killed() && !self.in_region());
                     if then == Guest::EndRun && was == Terminable::No && honour {
                         self.end_from_guest();
                     }
                 }
-                Yield => match self.sut.suspend() {
-                    Guest::Continue => self.come_back(Ended::Returned),
-                    // A u64 yield ends the run; a Rust yield unwinds the
-                    // closure, which goes on (to return).
-                    Guest::EndRun if p & 1 == 0 => self.end_from_guest(),
-                    Guest::EndRun => {}
-                },
+                Yield => {
+                    let then = self.sut.suspend();
+                    self.promise("yielding", then == Guest::EndRun, self.killed());
+                    match then {
+                        Guest::Continue => self.come_back(Ended::Returned),
+                        // A u64 yield ends the run; a Rust yield unwinds the
+                        // closure, which goes on (to return).
+                        Guest::EndRun if p & 1 == 0 => self.end_from_guest(),
+                        Guest::EndRun => {}
+                    }
+                }
                 Return => {
                     let natural = [Ended::Returned, Ended::Faulted, Ended::Panicked][usize::from(p) % 3];
                     self.come_back(natural);
@@ -1369,7 +1435,10 @@ mod tests {
                     self.sut.enter_region();
                     let target = self.switches[usize::from(p) % self.switches.len()];
                     self.terminate(target);
-                    if self.sut.leave_region() == Guest::EndRun {
+                    let then = self.sut.leave_region();
+                    let due = self.killed() && !self.in_region() && self.term == Terminable::Yes;
+                    self.promise("leaving the region around terminate", then == Guest::EndRun, due);
+                    if then == Guest::EndRun {
                         self.end_from_guest();
                     }
                 }
@@ -1470,11 +1539,15 @@ mod tests {
             prop_assert_eq!(Word::from_bits(word.to_bits()), word);
         }
 
+        /// Every answer and every query of the word, after every step,
+        /// is the reference's.
         #[test]
         fn word_answers_as_the_reference_model_does((first_id, ops) in scenario()) {
             drive(first_id, &ops, true);
         }
 
+        /// Without the reference: `takes_effect` agrees with how the runs
+        /// end, and each effective kill lands where its answer says.
         #[test]
         fn terminate_takes_effect_exactly_when_its_run_ends_terminated((first_id, ops) in scenario()) {
             drive(first_id, &ops, false).check_terminations();
