@@ -6,22 +6,14 @@
 //! Everything a termination decision needs lives in one `AtomicU64` per
 //! instance, so that each decision is one compare-and-swap and every party
 //! (the host running the instance, the guest, a switch on another thread,
-//! the signal handler) sees the same story:
-//!
-//! ```text
-//!  63            32 31          16 15   10  9     8     7   4  3    0
-//! +----------------+--------------+-------+----+-------+------+------+
-//! |     run id     | region depth |0 |SENT|KILL| TERM. |reason| phase|
-//! +----------------+--------------+-------+----+-------+------+------+
-//! ```
-//!
-//! * phase: not started, running, yielded, stopped (the guest came back,
-//!   the host is settling the run), ended, dropped;
-//! * reason (when ended): returned, faulted, panicked, terminated;
-//! * TERM.: the guest is in terminable code (raw entries always; closures
-//!   inside [`terminable`](crate::terminable));
-//! * KILL: a termination was requested for this run id;
-//! * region depth: host regions the guest is inside.
+//! the signal handler) sees the same story: the run's id and phase, whether
+//! the guest is in terminable code, whether a kill was requested and its
+//! signal sent, and how deep in host regions the guest is. The word's
+//! layout and every transition, as pure functions with their table, are in
+//! the `word` submodule; [`KillState`] holds the atomic and applies a
+//! transition with one helper (`update`: load, compute, compare-and-swap,
+//! retry), and keeps the side effects (the run's thread id, `tgkill`, the
+//! futex the host waits on for the signal's delivery).
 //!
 //! A run ends with one CAS by the host that picks `terminated` whenever
 //! KILL is set, so whatever [`KillSwitch::terminate`] answered (it also
@@ -63,56 +55,9 @@ use nix::sys::signal::SigSet;
 use crate::error::Error;
 use crate::run::{RunRecord, redirect_to_host, with_current};
 
-const PHASE_MASK: u64 = 0xf;
-const NOT_STARTED: u64 = 0;
-const RUNNING: u64 = 1;
-const YIELDED: u64 = 2;
-const ENDED: u64 = 3;
-const DROPPED: u64 = 4;
-/// The guest came back (returned, faulted or was ended); the host has not
-/// settled the run yet.
-const STOPPED: u64 = 5;
-const REASON_SHIFT: u32 = 4;
-const REASON_MASK: u64 = 0xf << REASON_SHIFT;
-const TERMINABLE: u64 = 1 << 8;
-const KILL: u64 = 1 << 9;
-/// `terminate` decided to send the kill signal for this run.
-const SENT: u64 = 1 << 10;
-const DEPTH_SHIFT: u32 = 16;
-const DEPTH_ONE: u64 = 1 << DEPTH_SHIFT;
-const DEPTH_MASK: u64 = 0xffff << DEPTH_SHIFT;
-/// The deepest region nesting the word counts.
-const MAX_DEPTH: u64 = DEPTH_MASK >> DEPTH_SHIFT;
-const ID_SHIFT: u32 = 32;
+mod word;
 
-fn id_of(w: u64) -> u32 {
-    (w >> ID_SHIFT) as u32
-}
-
-fn phase_of(w: u64) -> u64 {
-    w & PHASE_MASK
-}
-
-fn depth_of(w: u64) -> u64 {
-    (w & DEPTH_MASK) >> DEPTH_SHIFT
-}
-
-fn pack(id: u32, phase: u64) -> u64 {
-    ((id as u64) << ID_SHIFT) | phase
-}
-
-fn ended(id: u32, reason: Ended) -> u64 {
-    pack(id, ENDED) | ((reason as u64) << REASON_SHIFT)
-}
-
-fn reason_of(w: u64) -> Ended {
-    match (w & REASON_MASK) >> REASON_SHIFT {
-        0 => Ended::Returned,
-        1 => Ended::Faulted,
-        2 => Ended::Panicked,
-        _ => Ended::Terminated,
-    }
-}
+use word::{Entry, Guest, Nest, Resume, Signal, Step, Terminable, Word};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -258,14 +203,14 @@ pub(crate) struct KillState {
     /// delivered, or taken by someone else (a guest's `sigwait` or
     /// `signalfd`), and `settle_signal` can tell which.
     queued: AtomicU64,
-    /// Host regions entered beyond the word's `MAX_DEPTH`.
+    /// Host regions entered beyond the word's [`MAX_DEPTH`](word::MAX_DEPTH).
     deeper: AtomicU32,
 }
 
 impl KillState {
     pub(crate) fn new() -> KillState {
         KillState {
-            word: AtomicU64::new(pack(0, NOT_STARTED)),
+            word: AtomicU64::new(Word::new().to_bits()),
             tid: AtomicI32::new(0),
             delivered: AtomicU32::new(0),
             queued: AtomicU64::new(0),
@@ -273,19 +218,31 @@ impl KillState {
         }
     }
 
-    fn load(&self) -> u64 {
-        self.word.load(Ordering::SeqCst)
+    fn read(&self) -> Word {
+        Word::from_bits(self.word.load(Ordering::SeqCst))
     }
 
-    fn cas(&self, old: u64, new: u64) -> Result<u64, u64> {
-        self.word.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+    /// Applies the pure transition `f` to the word with one
+    /// compare-and-swap, calling `f` again on the fresh word whenever
+    /// another party changed it meanwhile; returns the answer of the call
+    /// that took effect. A transition that answers `None` leaves the word
+    /// alone (nothing is written).
+    fn update<R>(&self, f: impl Fn(Word) -> Step<R>) -> R {
+        let mut bits = self.word.load(Ordering::SeqCst);
+        loop {
+            let (new, answer) = f(Word::from_bits(bits));
+            let Some(new) = new else { return answer };
+            match self.word.compare_exchange(bits, new.to_bits(), Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return answer,
+                Err(now) => bits = now,
+            }
+        }
     }
 
     /// The id a switch made now targets: the current run, or the next one
     /// if the last has ended.
     pub(crate) fn target_id(&self) -> u32 {
-        let w = self.load();
-        if phase_of(w) == ENDED { id_of(w).wrapping_add(1) } else { id_of(w) }
+        self.read().target()
     }
 
     /// Host, before switching to a new run. Returns false if a kill was
@@ -295,19 +252,8 @@ impl KillState {
         self.tid.store(current_tid(), Ordering::SeqCst);
         self.delivered.store(0, Ordering::SeqCst);
         self.deeper.store(0, Ordering::SeqCst);
-        loop {
-            let w = self.load();
-            let id = if phase_of(w) == ENDED { id_of(w).wrapping_add(1) } else { id_of(w) };
-            let killed = phase_of(w) == NOT_STARTED && w & KILL != 0;
-            let new = if killed {
-                ended(id, Ended::Terminated)
-            } else {
-                pack(id, RUNNING) | if terminable { TERMINABLE } else { 0 }
-            };
-            if self.cas(w, new).is_ok() {
-                return !killed;
-            }
-        }
+        let terminable = if terminable { Terminable::Yes } else { Terminable::No };
+        self.update(|w| w.start(terminable)) == Entry::Go
     }
 
     /// Host, before switching back into a yielded guest. Returns false if
@@ -316,34 +262,14 @@ impl KillState {
     pub(crate) fn resume(&self, unwinding: bool) -> bool {
         self.tid.store(current_tid(), Ordering::SeqCst);
         self.delivered.store(0, Ordering::SeqCst);
-        loop {
-            let w = self.load();
-            if !unwinding && w & KILL != 0 {
-                return false;
-            }
-            let mut new = (w & !PHASE_MASK) | RUNNING;
-            if unwinding {
-                // Destructors are not terminable code.
-                new &= !TERMINABLE;
-            }
-            if self.cas(w, new).is_ok() {
-                return true;
-            }
-        }
+        let how = if unwinding { Resume::Unwind } else { Resume::Continue };
+        self.update(|w| w.resume(how)) == Entry::Go
     }
 
     /// Guest, about to switch to the host in a yield. Returns false if a
     /// kill is pending: the guest must end the run instead.
     pub(crate) fn suspend(&self) -> bool {
-        loop {
-            let w = self.load();
-            if w & KILL != 0 {
-                return false;
-            }
-            if self.cas(w, (w & !PHASE_MASK) | YIELDED).is_ok() {
-                return true;
-            }
-        }
+        self.update(Word::suspend) == Guest::Continue
     }
 
     /// Host, right after the guest came back: unless it yielded, the run
@@ -351,64 +277,38 @@ impl KillState {
     /// more (a later `terminate` still marks it terminated, without a
     /// signal).
     pub(crate) fn stop(&self) {
-        loop {
-            let w = self.load();
-            if phase_of(w) != RUNNING {
-                return;
-            }
-            if self.cas(w, (w & !(PHASE_MASK | TERMINABLE)) | STOPPED).is_ok() {
-                return;
-            }
-        }
+        self.update(Word::stop);
     }
 
     pub(crate) fn is_yielded(&self) -> bool {
-        phase_of(self.load()) == YIELDED
+        self.read().is_yielded()
     }
 
     /// Host, when a run is over: records how it ended, `Terminated` if a
     /// kill was requested, and returns that.
     pub(crate) fn finish(&self, natural: Ended) -> Ended {
-        loop {
-            let w = self.load();
-            let reason = if w & KILL != 0 { Ended::Terminated } else { natural };
-            if self.cas(w, ended(id_of(w), reason)).is_ok() {
-                return reason;
-            }
-        }
+        self.update(|w| w.finish(natural))
     }
 
     /// Host: discards the current run (reset); the next run gets a new id.
     pub(crate) fn reset(&self) {
-        loop {
-            let w = self.load();
-            if self.cas(w, pack(id_of(w).wrapping_add(1), NOT_STARTED)).is_ok() {
-                return;
-            }
-        }
+        self.update(Word::reset);
     }
 
     pub(crate) fn dropped(&self) {
-        loop {
-            let w = self.load();
-            if self.cas(w, pack(id_of(w), DROPPED)).is_ok() {
-                return;
-            }
-        }
+        self.update(Word::dropped);
     }
 
     /// Guest: enters a host region.
     pub(crate) fn enter_region(&self) {
-        // Only the guest's own thread enters and leaves its regions, so the
-        // depth cannot change between this test and the update.
-        if depth_of(self.load()) == MAX_DEPTH {
+        if self.update(Word::enter_region) == Nest::Full {
             // Deeper than the word counts (only unpaired C region entries
             // get here): the excess is counted aside, and the word keeps
-            // saying "in a region" until it is left again.
+            // saying "in a region" until it is left again. Only the guest's
+            // own thread enters and leaves its regions, so nothing else
+            // changes the depth meanwhile.
             self.deeper.fetch_add(1, Ordering::SeqCst);
-            return;
         }
-        self.word.fetch_add(DEPTH_ONE, Ordering::SeqCst);
     }
 
     /// Guest: leaves a host region. Returns true if the run must end now
@@ -418,31 +318,22 @@ impl KillState {
             self.deeper.fetch_sub(1, Ordering::SeqCst);
             return false;
         }
-        if depth_of(self.load()) == 0 {
-            // An unpaired leave (the C `instance_host_region_leave` is
-            // callable anywhere): nothing to leave.
-            return false;
-        }
-        let before = self.word.fetch_sub(DEPTH_ONE, Ordering::SeqCst);
-        depth_of(before) == 1 && before & (KILL | TERMINABLE) == KILL | TERMINABLE && phase_of(before) == RUNNING
+        // At depth 0 (an unpaired leave: the C `instance_host_region_leave`
+        // is callable anywhere) there is nothing to leave.
+        self.update(Word::leave_region) == Guest::EndRun
     }
 
     pub(crate) fn in_region(&self) -> bool {
-        depth_of(self.load()) != 0
+        self.read().in_region()
     }
 
     /// Guest: marks the closure terminable or not; returns the previous
     /// setting and whether the run must end now (a kill is pending and the
     /// guest is terminable outside host regions).
     pub(crate) fn set_terminable(&self, on: bool) -> (bool, bool) {
-        loop {
-            let w = self.load();
-            let new = if on { w | TERMINABLE } else { w & !TERMINABLE };
-            if self.cas(w, new).is_ok() {
-                let end = w & KILL != 0 && depth_of(w) == 0;
-                return (w & TERMINABLE != 0, end);
-            }
-        }
+        let terminable = if on { Terminable::Yes } else { Terminable::No };
+        let (was, then) = self.update(|w| w.set_terminable(terminable));
+        (was == Terminable::Yes, then == Guest::EndRun)
     }
 
     /// Host, on the run's thread, when the guest has come back: if a kill
@@ -458,11 +349,11 @@ impl KillState {
     /// thread happens only while this thread returns from a system call, so
     /// "not pending and not delivered" seen here after the queueing is final.
     pub(crate) fn settle_signal(&self) {
-        let w = self.load();
-        if w & SENT == 0 || self.delivered.load(Ordering::SeqCst) != 0 {
+        let w = self.read();
+        if w.signal() == Signal::NotSent || self.delivered.load(Ordering::SeqCst) != 0 {
             return;
         }
-        let queued_mark = u64::from(id_of(w)) + 1;
+        let queued_mark = u64::from(w.id()) + 1;
         // The signal may be pending behind a mask that blocks it (the
         // host's, put back by a fault in ThreadSignalMode::Restore, or one
         // the guest set): let it in for the wait, or the wait never ends.
@@ -496,57 +387,23 @@ impl KillState {
     /// Handler: marks the signal sent for this run as delivered; returns
     /// whether one was outstanding.
     fn mark_delivered(&self) -> bool {
-        self.load() & SENT != 0 && self.delivered.swap(1, Ordering::SeqCst) == 0
+        self.read().signal() == Signal::Sent && self.delivered.swap(1, Ordering::SeqCst) == 0
     }
 
     /// Handler: whether a kill signal may end the run now.
     pub(crate) fn accepts(&self) -> bool {
-        let w = self.load();
-        phase_of(w) == RUNNING && w & (KILL | TERMINABLE) == KILL | TERMINABLE && depth_of(w) == 0
+        self.read().accepts()
     }
 
     fn terminate(&self, target: u32) -> Termination {
-        loop {
-            let w = self.load();
-            let (id, phase) = (id_of(w), phase_of(w));
-            if phase == DROPPED {
-                return Termination::Dropped;
-            }
-            // A run that ended is followed by the next one (same word, id
-            // one higher once it starts).
-            if phase == ENDED && id.wrapping_add(1) == target {
-                if self.cas(w, pack(target, NOT_STARTED) | KILL).is_ok() {
-                    return Termination::AtStart;
-                }
-                continue;
-            }
-            if id != target {
-                return Termination::Superseded;
-            }
-            if phase == ENDED {
-                return Termination::Finished(reason_of(w));
-            }
-            if w & KILL != 0 {
-                return Termination::AlreadyRequested;
-            }
-            let answer = match phase {
-                NOT_STARTED => Termination::AtStart,
-                YIELDED => Termination::OnResume,
-                STOPPED => Termination::Pending,
-                _ if w & TERMINABLE == 0 => Termination::Pending,
-                _ if depth_of(w) != 0 => Termination::AfterHostRegion,
-                _ => Termination::Signalled,
-            };
-            let sent = if answer == Termination::Signalled { SENT } else { 0 };
-            if self.cas(w, w | KILL | sent).is_err() {
-                continue;
-            }
-            if sent != 0 {
-                send_kill(self.tid.load(Ordering::SeqCst));
-                self.queued.store(u64::from(id_of(w)) + 1, Ordering::SeqCst);
-            }
-            return answer;
+        let answer = self.update(|w| w.terminate(target));
+        if answer == Termination::Signalled {
+            // The word said running with id `target` when it took KILL and
+            // SENT, so `tid` is that run's thread.
+            send_kill(self.tid.load(Ordering::SeqCst));
+            self.queued.store(u64::from(target) + 1, Ordering::SeqCst);
         }
+        answer
     }
 }
 
