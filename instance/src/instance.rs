@@ -20,11 +20,12 @@ use nix::sys::signal::SigSet;
 use crate::cpu::clear_guest_flags;
 use crate::error::{Error, Operation, Panic, ThreadOp};
 use crate::fault::FaultReport;
-use crate::kill::{Ended, KillState, KillSwitch};
+use crate::kill::{Ended, KillState};
 use crate::run::{Activation, ClosureSlot, Expect, Nested, ResumeSlot, RunRecord, TRAMPOLINE_AREA, closure_entry};
 use crate::signal::{AltStackGuard, RunMask, install_handlers, thread_signal_mode};
 use crate::stack::Stack;
 use crate::state::State;
+use crate::switch::KillSwitch;
 use crate::watchdog;
 use crate::yielding::Yielded;
 

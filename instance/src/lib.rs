@@ -233,6 +233,7 @@ mod run;
 mod signal;
 mod stack;
 mod state;
+mod switch;
 mod watchdog;
 mod yielding;
 
@@ -254,17 +255,16 @@ pub use nix;
 pub use crate::error::{Error, Operation, Panic, ThreadOp};
 pub use crate::fault::{FaultKind, FaultReport};
 pub use crate::instance::{Instance, Outcome, quarantined_stacks};
-pub use crate::kill::{
-    Ended, KillSignalCounts, KillSwitch, Termination, default_kill_signal, kill_signal, kill_signal_counts,
-    set_kill_signal,
-};
+pub use crate::kill::{Ended, Termination, default_kill_signal, kill_signal, set_kill_signal};
 pub use crate::region::{host_region, in_host_region, on_host_stack, terminable};
 pub use crate::run::in_guest;
 pub use crate::signal::{
-    FAULT_SIGNALS, ThreadSignalMode, alt_stack_size, install_handlers, set_thread_signal_mode, thread_signal_mode,
+    FAULT_SIGNALS, KillSignalCounts, ThreadSignalMode, alt_stack_size, install_handlers, kill_signal_counts,
+    set_thread_signal_mode, thread_signal_mode,
 };
 pub use crate::stack::{DEFAULT_GUARD_SIZE, Stack, StackError, StackPool, page_size};
 pub use crate::state::State;
+pub use crate::switch::KillSwitch;
 pub use crate::watchdog::watchdog_threads;
 pub use crate::yielding::{
     INSTANCE_E_IN_HOST_REGION, INSTANCE_E_NOT_IN_GUEST, INSTANCE_E_NOT_RESUMABLE, INSTANCE_OK, YieldError, Yielded,

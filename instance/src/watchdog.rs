@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::kill::KillSwitch;
+use crate::switch::KillSwitch;
 
 #[derive(Default)]
 struct Table {

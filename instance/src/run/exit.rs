@@ -93,3 +93,52 @@ extern "C" fn fault_return() -> ! {
         None => std::process::abort(),
     })
 }
+
+// ---- the kill pad -----------------------------------------------------------
+
+core::arch::global_asm!(
+    // Where a guest lands when a kill arrived while its host was switching
+    // into it: entered by a `jmp` through the guest's resume word, with rsp
+    // just above that word. Realigns the stack for a call (rsp + 8 must be
+    // a multiple of 16 at the callee's entry) and calls `kill_landing`,
+    // which never returns. The return address column is undefined so that
+    // unwinders stop here.
+    ".p2align 4",
+    ".globl instance_kill_pad",
+    ".hidden instance_kill_pad",
+    ".type instance_kill_pad, @function",
+    "instance_kill_pad:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
+    "and $-16, %rsp",
+    "call {landing}",
+    "ud2",
+    ".cfi_endproc",
+    ".size instance_kill_pad, .-instance_kill_pad",
+    landing = sym kill_landing,
+    options(att_syntax),
+);
+
+unsafe extern "C" {
+    /// See the `global_asm!` above; never called, only jumped to.
+    fn instance_kill_pad();
+}
+
+/// The address a diverted resumption continues at: `instance_kill_pad`,
+/// which ends the current run from the guest's stack (see the kill
+/// handler's `divert_guest`).
+pub(crate) fn kill_pad() -> usize {
+    instance_kill_pad as unsafe extern "C" fn() as usize
+}
+
+/// Ends the run of this thread's current record from the guest's stack.
+extern "C" fn kill_landing() -> ! {
+    with_current(|record| match record {
+        // SAFETY: only reached through a resume word rewritten by
+        // `divert_guest`, on the thread whose current record is that run's
+        // (it set it before switching in), on the guest's stack.
+        Some(record) => unsafe { super::end_run_from_guest(record) },
+        // `divert_guest` rewrites only the current run's guest.
+        None => std::process::abort(),
+    })
+}

@@ -28,7 +28,7 @@ mod exit;
 mod record;
 mod slots;
 
-pub(crate) use exit::{TRAMPOLINE_AREA, redirect_to_host};
+pub(crate) use exit::{TRAMPOLINE_AREA, kill_pad, redirect_to_host};
 pub(crate) use record::RunRecord;
 pub(crate) use slots::{ClosureSlot, Expect, ResumeSlot, UnwindRequest, YieldSlot, closure_entry};
 

@@ -50,10 +50,12 @@ use crate::fault::FaultKind;
 
 mod altstack;
 mod fault;
+mod kill;
 mod mask;
 
 pub(crate) use altstack::AltStackGuard;
 pub use altstack::{ThreadSignalMode, alt_stack_size, set_thread_signal_mode, thread_signal_mode};
+pub use kill::{KillSignalCounts, kill_signal_counts};
 pub(crate) use mask::RunMask;
 
 /// The one table of the fault signals: each signal the CPU raises for a
@@ -219,7 +221,7 @@ pub fn install_handlers() -> Result<(), Error> {
         for signal in FAULT_SIGNALS {
             install_one(signal).map_err(|errno| InstallError::Fault(signal, errno))?;
         }
-        crate::kill::install_kill_handler().map_err(|(signum, errno)| InstallError::Kill(signum, errno))
+        kill::install_kill_handler().map_err(|(signum, errno)| InstallError::Kill(signum, errno))
     });
     result.map_err(|e| match e {
         InstallError::Fault(signal, errno) => Error::SignalHandler { signal, errno },
