@@ -13,7 +13,7 @@ use std::num::NonZeroUsize;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use context::{UntypedRetVal, Val};
+use context::{EntryPoint, UntypedRetVal, Val};
 use instance::{Error, FaultKind, Instance, Outcome, ThreadSignalMode};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous};
 
@@ -108,7 +108,8 @@ struct Case {
     run: Runner,
 }
 
-fn raw(entry: usize, args: Vec<Val>) -> Runner {
+fn raw(entry: impl Into<EntryPoint>, args: Vec<Val>) -> Runner {
+    let entry = entry.into();
     // SAFETY: every entry below is an extern "C" fn whose parameters match
     // its arguments and which does not unwind.
     Box::new(move |inst| unsafe { inst.run(entry, &args) }.map(|r| r.as_u64()))
@@ -142,7 +143,7 @@ fn yield_sequence() -> Runner {
 fn raw_yields() -> Runner {
     Box::new(|inst| {
         // SAFETY: yield_sum is extern "C" fn(u64) -> u64 and does not unwind.
-        let mut out = unsafe { inst.start(yield_sum as *const () as usize, &[Val::U64(4)]) }?;
+        let mut out = unsafe { inst.start(yield_sum as extern "C" fn(_) -> _, &[Val::U64(4)]) }?;
         loop {
             match out {
                 Outcome::Yielded(_) => out = inst.resume::<UntypedRetVal, u64>(100)?,
@@ -186,38 +187,38 @@ fn main() {
         Case {
             name: "return (raw entry, 2 args)",
             expect: Expect::Value(42),
-            run: raw(add as *const () as usize, vec![Val::U64(40), Val::U64(2)]),
+            run: raw(add as extern "C" fn(_, _) -> _, vec![Val::U64(40), Val::U64(2)]),
         },
         Case { name: "return (closure)", expect: Expect::Value(55), run: closure(|| (1..=10).sum()) },
         Case {
             name: "write to PROT_NONE page",
             expect: Expect::Fault(FaultKind::MemoryFault),
-            run: raw(write_to as *const () as usize, vec![Val::USize(no_access)]),
+            run: raw(write_to as extern "C" fn(_) -> _, vec![Val::USize(no_access)]),
         },
         Case {
             name: "read of unmapped address",
             expect: Expect::Fault(FaultKind::MemoryFault),
-            run: raw(read_from as *const () as usize, vec![Val::USize(0x10)]),
+            run: raw(read_from as extern "C" fn(_) -> _, vec![Val::USize(0x10)]),
         },
         Case {
             name: "ud2",
             expect: Expect::Fault(FaultKind::IllegalInstruction),
-            run: raw(ud2 as *const () as usize, vec![]),
+            run: raw(ud2 as extern "C" fn() -> _, vec![]),
         },
         Case {
             name: "integer division by zero",
             expect: Expect::Fault(FaultKind::Arithmetic),
-            run: raw(divide as *const () as usize, vec![Val::U64(7), Val::U64(0)]),
+            run: raw(divide as extern "C" fn(_, _) -> _, vec![Val::U64(7), Val::U64(0)]),
         },
         Case {
             name: "int3",
             expect: Expect::Fault(FaultKind::Breakpoint),
-            run: raw(int3 as *const () as usize, vec![]),
+            run: raw(int3 as extern "C" fn() -> _, vec![]),
         },
         Case {
             name: "C-style recursion",
             expect: Expect::Fault(FaultKind::StackOverflow),
-            run: raw(c_recursion as *const () as usize, vec![Val::U64(0)]),
+            run: raw(c_recursion as extern "C" fn(_) -> _, vec![Val::U64(0)]),
         },
         Case {
             name: "Rust recursion (closure)",
@@ -227,7 +228,7 @@ fn main() {
         Case {
             name: "read past end of file mapping",
             expect: Expect::Fault(FaultKind::BusError),
-            run: raw(read_from as *const () as usize, vec![Val::USize(truncated)]),
+            run: raw(read_from as extern "C" fn(_) -> _, vec![Val::USize(truncated)]),
         },
         Case { name: "panic (closure)", expect: Expect::Panic, run: closure(|| panic!("guest gave up")) },
         Case {
@@ -248,7 +249,7 @@ fn main() {
         Case {
             name: "spin past 2 ms timeout (raw)",
             expect: Expect::Terminated,
-            run: with_timeout(raw(spin as *const () as usize, vec![])),
+            run: with_timeout(raw(spin as extern "C" fn() -> _, vec![])),
         },
         Case {
             name: "spin past 2 ms timeout (closure)",
@@ -264,13 +265,13 @@ fn main() {
         Case {
             name: "return (raw entry), Keep mode",
             expect: Expect::Value(42),
-            run: raw(add as *const () as usize, vec![Val::U64(40), Val::U64(2)]),
+            run: raw(add as extern "C" fn(_, _) -> _, vec![Val::U64(40), Val::U64(2)]),
         },
         Case { name: "return (closure), Keep mode", expect: Expect::Value(55), run: closure(|| (1..=10).sum()) },
         Case {
             name: "PROT_NONE write, Keep mode",
             expect: Expect::Fault(FaultKind::MemoryFault),
-            run: raw(write_to as *const () as usize, vec![Val::USize(no_access)]),
+            run: raw(write_to as extern "C" fn(_) -> _, vec![Val::USize(no_access)]),
         },
     ];
 

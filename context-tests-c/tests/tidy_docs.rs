@@ -7,6 +7,12 @@
 //! echoes must read the same in the file today; a quoted `panicked at`
 //! line must hold a `panic!`.
 //!
+//! A caller's frame must also name its callee on the quoted line (when the
+//! callee is a repository function reached by a plain call). What a static
+//! check cannot see: an edit that moves a quoted call down by whole calls
+//! of the same function (a new line that calls the same callee where the
+//! old one was). Re-running the commands is the only complete check.
+//!
 //! When this fails after an edit, re-run the commands the docs quote
 //! (`cargo run -p stackful-context --example gdb_backtrace -- print`, its
 //! `-- panic` variant, and the gdb session in docs/DEBUGGING.md) and paste
@@ -29,6 +35,10 @@ struct Quote {
     /// The column a std backtrace names (1-based; 0 or absent: none).
     col: usize,
     claim: Claim,
+    /// For a caller's frame: the function of the frame above it (its
+    /// callee), which the quoted line must name, when that callee is one of
+    /// this repository's functions reached by a plain call.
+    calls: Option<String>,
 }
 
 #[derive(Debug)]
@@ -40,6 +50,9 @@ enum Claim {
     Text(String),
     /// The line holds a `panic!`.
     Panics,
+    /// gdb echoed line `said` under a frame that names this line: the two
+    /// must be the same number.
+    EchoOf { said: usize },
 }
 
 /// The function a frame name like `a::b::Type::name::{{closure}}` points at.
@@ -83,16 +96,57 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
     let text = std::fs::read_to_string(root().join(doc)).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
+    // The gdb frame (file, line) on the line just before, for its echo.
     let mut last_gdb_pos: Option<(String, usize)> = None;
+    // The frame above the one being read (its callee): name, and whether it
+    // is a repository function reached by a call the caller's line names.
+    let mut callee: Option<(String, bool)> = None;
+    // The last gdb frame number, to tell a `bt` listing from `frame N`.
+    let mut last_gdb_frame: Option<usize> = None;
+    // The function of the last `break NAME` in a quoted gdb command.
+    let mut break_fn = String::new();
+    let names_call = |c: &Option<(String, bool)>| c.as_ref().filter(|(_, plain)| *plain).map(|(n, _)| n.clone());
     for (i, l) in lines.iter().enumerate() {
         let t = l.trim();
-        // std's backtrace: "   3: name" then "             at ./file:L:C".
-        if let Some(rest) = t.strip_prefix("at ")
-            && let Some((file, line, col)) = file_line_col(rest)
-            && i > 0
-            && let Some((_, name)) = lines[i - 1].trim().split_once(": ")
+        let was_gdb_frame = last_gdb_pos.take();
+        if t.starts_with("$ gdb") {
+            if let Some(at) = t.find("break ") {
+                break_fn = t[at + 6..].split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap().to_string();
+            }
+            callee = None;
+            last_gdb_frame = None;
+            continue;
+        }
+        if t == "..." || t.is_empty() {
+            callee = None;
+            continue;
+        }
+        // std's backtrace: "   3: name" then "             at ./file:L:C"
+        // (the "at" line is missing for frames without debug info).
+        if let Some((n, name)) = t.split_once(": ")
+            && n.parse::<usize>().is_ok()
         {
-            out.push(Quote { doc, doc_line: i + 1, file, line, col, claim: Claim::InFunction(last_segment(name)) });
+            let next_at = lines.get(i + 1).map(|n| n.trim()).and_then(|n| n.strip_prefix("at "));
+            let pos = next_at.and_then(file_line_col);
+            let func = last_segment(name);
+            if let Some((file, line, col)) = pos {
+                let asm = file.ends_with(".S");
+                let calls = if asm { None } else { names_call(&callee) };
+                out.push(Quote {
+                    doc,
+                    doc_line: i + 2,
+                    file,
+                    line,
+                    col,
+                    claim: Claim::InFunction(func.clone()),
+                    calls,
+                });
+                callee = Some((func.clone(), !asm && func != "context_sys_start"));
+            } else {
+                // A frame outside the repository (std, libc): its caller's
+                // line names something else (a macro, a wrapper).
+                callee = Some((func, false));
+            }
             continue;
         }
         // gdb: "#3  0x... in name (args) at file:L" or "Breakpoint 1, name (args) at file:L".
@@ -100,17 +154,28 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
             && let Some((head, pos)) = t.rsplit_once(" at ")
             && let Some((file, line)) = file_line(pos)
         {
+            let number = t.strip_prefix('#').and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
+            // A `bt` listing goes #0, #1, ...; `frame N` repeats a number.
+            if number.is_none() || number != last_gdb_frame.map(|f| f + 1) {
+                callee = None;
+            }
+            last_gdb_frame = number;
             let name = head.rsplit(" in ").next().unwrap();
             let name = name.strip_prefix("Breakpoint 1, ").unwrap_or(name);
-            let name = name.split_whitespace().last().filter(|_| !name.contains('(')).unwrap_or(name);
+            let name = name.split(" (").next().unwrap();
+            let func = last_segment(name);
+            let asm = file.ends_with(".S");
+            let calls = if asm { None } else { names_call(&callee) };
             out.push(Quote {
                 doc,
                 doc_line: i + 1,
                 file: file.clone(),
                 line,
                 col: 0,
-                claim: Claim::InFunction(last_segment(name)),
+                claim: Claim::InFunction(func.clone()),
+                calls,
             });
+            callee = Some((func.clone(), !asm && func != "context_sys_start"));
             last_gdb_pos = Some((file, line));
             continue;
         }
@@ -120,29 +185,40 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
             && let Some((f, l)) = fl.trim_end_matches('.').split_once(", line ")
             && let Some(file) = repo_file(f)
         {
+            assert!(!break_fn.is_empty(), "{doc}:{}: a breakpoint quoted without its `break` command", i + 1);
             out.push(Quote {
                 doc,
                 doc_line: i + 1,
                 file,
                 line: l.parse().unwrap(),
                 col: 0,
-                claim: Claim::InFunction(String::new()),
+                claim: Claim::InFunction(break_fn.clone()),
+                calls: None,
             });
             continue;
         }
-        // gdb's echo of the current line: "104\t    code".
+        // gdb's echo of the current line, right under the frame: "104\t    code".
         if let Some((n, code)) = l.split_once('\t')
             && let Ok(n) = n.parse::<usize>()
-            && let Some((file, line)) = &last_gdb_pos
-            && *line == n
+            && let Some((file, line)) = was_gdb_frame
         {
             out.push(Quote {
                 doc,
                 doc_line: i + 1,
                 file: file.clone(),
-                line: n,
+                line,
+                col: 0,
+                claim: Claim::EchoOf { said: n },
+                calls: None,
+            });
+            out.push(Quote {
+                doc,
+                doc_line: i + 1,
+                file,
+                line,
                 col: 0,
                 claim: Claim::Text(code.to_string()),
+                calls: None,
             });
             continue;
         }
@@ -150,7 +226,7 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
         if let Some((_, pos)) = t.split_once("panicked at ")
             && let Some((file, line)) = file_line(pos)
         {
-            out.push(Quote { doc, doc_line: i + 1, file, line, col: 0, claim: Claim::Panics });
+            out.push(Quote { doc, doc_line: i + 1, file, line, col: 0, claim: Claim::Panics, calls: None });
         }
     }
     out
@@ -199,9 +275,12 @@ fn check(doc: &'static str) -> Vec<String> {
                 let code = src[q.line - 1].trim();
                 let asm = q.file.ends_with(".S");
                 let signature = !asm && code.contains("fn ") && code.ends_with('{');
+                // Every Rust frame's line is a call (or the breakpoint's
+                // expression): a line of closing braces is not.
+                let no_call = !asm && !code.contains('(') && !code.contains('!');
                 // In assembly a caller's frame is at its `call`.
                 let not_a_call = asm && !code.starts_with("call");
-                if code.is_empty() || code.starts_with("//") || signature || not_a_call {
+                if code.is_empty() || code.starts_with("//") || signature || not_a_call || no_call {
                     bad.push(format!("{at}, but that line is not code in a body: {code:?}"));
                     continue;
                 }
@@ -213,13 +292,24 @@ fn check(doc: &'static str) -> Vec<String> {
                     }
                 }
                 let found = enclosing(&q.file, &src, q.line);
-                if !name.is_empty() && found.as_deref() != Some(name.as_str()) {
+                if found.as_deref() != Some(name.as_str()) {
                     bad.push(format!("{at} as inside `{name}`, but that line is in {found:?}"));
+                    continue;
+                }
+                if let Some(callee) = &q.calls
+                    && !src[q.line - 1].contains(callee.as_str())
+                {
+                    bad.push(format!("{at} as the call into `{callee}`, but it reads {:?}", src[q.line - 1]));
                 }
             }
             Claim::Text(code) => {
                 if src[q.line - 1] != code {
                     bad.push(format!("{at} as {code:?}, but it reads {:?}", src[q.line - 1]));
+                }
+            }
+            Claim::EchoOf { said } => {
+                if *said != q.line {
+                    bad.push(format!("{at}, but gdb's echo under it says line {said}"));
                 }
             }
             Claim::Panics => {

@@ -97,8 +97,8 @@ fn host_enters_child(entry: extern "C" fn(u64) -> u64) -> u64 {
     let mut stack = Box::new(Stack([0; STACK_WORDS]));
     let _registration = StackRegistration::for_stack(&stack.0).expect("the stack is not empty");
     let mut parent = ContextHandle::new();
-    let child = ContextHandle::create_and_init(&mut stack.0, &mut parent, entry as usize, &[Val::U64(20)])
-        .expect("a valid start-up");
+    let child =
+        ContextHandle::create_and_init(&mut stack.0, &mut parent, entry, &[Val::U64(20)]).expect("a valid start-up");
     // SAFETY: both contexts are heap-pinned and the stack outlives the run,
     // which ends by returning into `parent`.
     unsafe { Context::swap(&mut parent, &child) };
@@ -111,7 +111,7 @@ fn host_enters_unlinked_child() {
     let _registration = StackRegistration::for_stack(&stack.0).expect("the stack is not empty");
     let mut never_saved = ContextHandle::new();
     let mut home = ContextHandle::new();
-    let entry = unlinked_child_entry as extern "C" fn(u64) -> u64 as usize;
+    let entry = unlinked_child_entry as extern "C" fn(u64) -> u64;
     let mut child = ContextHandle::create_and_init(&mut stack.0, &mut never_saved, entry, &[Val::U64(20)])
         .expect("a valid start-up");
     HOME.set((&mut *child, &*home));

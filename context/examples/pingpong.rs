@@ -45,7 +45,12 @@ fn main() -> Result<(), context::Error> {
         Val::F64(0.25),
         Val::U8(9),
     ];
-    let mut child = ContextHandle::create_and_init(&mut stack.0, &mut parent, fibonacci as *const () as usize, &args)?;
+    let mut child = ContextHandle::create_and_init(
+        &mut stack.0,
+        &mut parent,
+        fibonacci as extern "C" fn(_, _, _, _, _, _, _, _, _) -> _,
+        &args,
+    )?;
     CHILD.store(&mut *child, Ordering::SeqCst);
     PARENT.store(&mut *parent, Ordering::SeqCst);
 

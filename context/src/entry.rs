@@ -18,6 +18,15 @@ use core::fmt;
 ///   existed, and what a JIT or a `dlsym` hands you). Zero is refused at
 ///   init with [`Error::NullEntryPoint`](crate::Error::NullEntryPoint).
 ///
+/// What the conversion does not take, and how to pass it anyway, with
+/// [`EntryPoint::from_addr`]`(f as *const () as usize)`: variadic functions,
+/// functions of more than 12 parameters (any number of arguments works, see
+/// [`Context::init`]), other ABIs than `"C"` and `"C-unwind"` (`"sysv64"` is
+/// the same convention on x86_64 Linux), and a function pointer held in a
+/// variable whose type has a reference parameter with a higher-ranked
+/// lifetime (`extern "C" fn(&u64)`; cast the item with `_` instead, which
+/// picks one lifetime).
+///
 /// Neither way checks that the arguments you pass match the function's
 /// parameters: that stays the duty of whoever switches to the context
 /// (see [`Context::swap`]'s `# Safety`). What the type checks is that the
@@ -103,10 +112,17 @@ mod sealed {
 }
 
 /// The `extern "C"` function pointer types an [`EntryPoint`] can be made
-/// from: `extern "C" fn(A1, .., An) -> R` and `unsafe extern "C" fn(A1, ..,
-/// An) -> R` for n from 0 to 12, whatever the types. Sealed: the set is
+/// from: `extern "C" fn(A1, .., An) -> R`, `extern "C-unwind" fn(..) -> R`
+/// and their `unsafe` forms, for n from 0 to 12, whatever the types (an
+/// unwind that would leave a `"C-unwind"` entry aborts the process, see
+/// [`Context::init`](crate::Context::init)). Sealed: the set is
 /// exactly this, so an `EntryPoint` made from an `ExternFn` is always a C
 /// function's address.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `extern \"C\" fn` pointer an `EntryPoint` can be made from",
+    note = "a function item is not a pointer yet: write `f as extern \"C\" fn(_, _) -> _` (one `_` per parameter)",
+    note = "variadic functions, more than 12 parameters, or other ABIs: `EntryPoint::from_addr(f as *const () as usize)`"
+)]
 pub trait ExternFn: Copy + sealed::Sealed {
     /// The function's address.
     fn addr(self) -> usize;
@@ -122,6 +138,18 @@ macro_rules! extern_fn_impls {
         }
         impl<R, $($arg),*> sealed::Sealed for unsafe extern "C" fn($($arg),*) -> R {}
         impl<R, $($arg),*> ExternFn for unsafe extern "C" fn($($arg),*) -> R {
+            fn addr(self) -> usize {
+                self as *const () as usize
+            }
+        }
+        impl<R, $($arg),*> sealed::Sealed for extern "C-unwind" fn($($arg),*) -> R {}
+        impl<R, $($arg),*> ExternFn for extern "C-unwind" fn($($arg),*) -> R {
+            fn addr(self) -> usize {
+                self as *const () as usize
+            }
+        }
+        impl<R, $($arg),*> sealed::Sealed for unsafe extern "C-unwind" fn($($arg),*) -> R {}
+        impl<R, $($arg),*> ExternFn for unsafe extern "C-unwind" fn($($arg),*) -> R {
             fn addr(self) -> usize {
                 self as *const () as usize
             }
@@ -148,6 +176,9 @@ mod tests {
     use super::*;
 
     extern "C" fn nothing() {}
+    extern "C-unwind" fn may_unwind(a: u32) -> u32 {
+        a
+    }
     extern "C" fn three(a: u8, b: f32, c: *const u8) -> u64 {
         u64::from(a) + b as u64 + c as u64
     }
@@ -166,6 +197,8 @@ mod tests {
         let e: EntryPoint = (unsafe_one as unsafe extern "C" fn(_) -> _).into();
         assert_eq!(e.addr(), unsafe_one as *const () as usize);
         assert_ne!(e, EntryPoint::from(nothing as extern "C" fn()));
+        let u = EntryPoint::from(may_unwind as extern "C-unwind" fn(_) -> _);
+        assert_eq!(u.addr(), may_unwind as *const () as usize);
     }
 
     #[test]

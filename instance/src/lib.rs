@@ -244,8 +244,8 @@ mod yielding;
 /// `stackful-instance` alone is enough: write `instance::context::Val`.
 pub use context;
 /// The `nix` this crate's API is written in: [`Signal`](nix::sys::signal::Signal)
-/// in [`FaultReport`] and the kill-signal functions,
-/// [`SigSet`](nix::sys::signal::SigSet) in the run masks,
+/// in [`FaultReport`] and [`FAULT_SIGNALS`] (the kill signal is a `c_int`:
+/// nix's `Signal` cannot name a real-time signal), and
 /// [`Errno`](nix::errno::Errno) in [`Error`]. Name them as `instance::nix::…`
 /// to get the same types whatever `nix` your crate depends on. nix's major
 /// version (0.31 today) is part of this crate's API; `libc`, which it also
