@@ -17,7 +17,7 @@ use crate::kill::{KillState, Termination};
 ///
 /// # Blocked signals
 ///
-/// A thread that blocks the kill signal ([`kill_signal`]), or every signal,
+/// A thread that blocks the kill signal ([`kill_signal`](crate::kill_signal)), or every signal,
 /// may run terminable instances: a run that can be terminated (a switch
 /// exists, or a timeout is set) unblocks the kill signal (and the fault
 /// signals) for its duration and blocks it again afterwards, so the

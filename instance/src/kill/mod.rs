@@ -72,7 +72,7 @@ pub enum Ended {
     Terminated = 3,
 }
 
-/// What [`KillSwitch::terminate`] did. The first five mean the run ends
+/// What [`KillSwitch::terminate`](crate::KillSwitch::terminate) did. The first five mean the run ends
 /// with [`Error::Terminated`](crate::Error::Terminated) (see
 /// [`Termination::takes_effect`]); the others had no effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,6 +114,14 @@ pub enum Termination {
 impl Termination {
     /// Whether the run this switch is for ends (or has ended) terminated
     /// because of this call.
+    ///
+    /// Unless the run never comes: [`Instance::reset`](crate::Instance::reset)
+    /// or dropping the instance discards the run a switch is for, with its
+    /// pending kill. A kill answered [`AtStart`](Termination::AtStart) (for
+    /// the next run) or [`OnResume`](Termination::OnResume) (for a yielded
+    /// one) is then dropped with that run: the run started after a reset is
+    /// a new run, which the old switch does not reach
+    /// ([`Superseded`](Termination::Superseded)).
     pub fn takes_effect(self) -> bool {
         matches!(
             self,

@@ -35,7 +35,7 @@ pub struct KillSignalCounts {
     pub ignored: u64,
     /// Signals (counted in `ignored`) that arrived while the thread ran no
     /// instance: sent with `kill`/`raise` from elsewhere. A kill sent by a
-    /// [`KillSwitch`] is always taken before its run returns, so it never
+    /// [`KillSwitch`](crate::KillSwitch) is always taken before its run returns, so it never
     /// lands here.
     pub outside_runs: u64,
 }
