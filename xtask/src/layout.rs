@@ -24,7 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util;
+use crate::{defines, util};
 
 pub const HEADER: &str = "context-sys/include/context_sys.h";
 const C_LAYOUT: &str = "context-tests-c/c/layout.c";
@@ -115,24 +115,10 @@ pub fn parse_layout(text: &str) -> Result<Layout, String> {
     Ok(l)
 }
 
-/// Every numeric `#define NAME VALUE` of the header.
+/// Every numeric `#define NAME VALUE` of the header that is not negative
+/// (as the shared parser, `context-sys/build/defines.rs`, reads them).
 pub fn header_defines(text: &str) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let mut w = line.split_whitespace();
-        if w.next() != Some("#define") {
-            continue;
-        }
-        let (Some(name), Some(value)) = (w.next(), w.next()) else { continue };
-        let parsed = match value.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16).ok(),
-            None => value.parse().ok(),
-        };
-        if let Some(v) = parsed {
-            out.insert(name.to_string(), v);
-        }
-    }
-    out
+    defines::numeric(text).into_iter().filter_map(|d| Some((d.name, u64::try_from(d.value).ok()?))).collect()
 }
 
 /// One place where the assembly uses an offset into a shared struct.

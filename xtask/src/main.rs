@@ -8,6 +8,12 @@ mod abi;
 mod bench;
 mod ci;
 mod debug;
+// The workspace's one `#define` parser, kept with the build script that
+// needs it most; its tests are here.
+#[path = "../../context-sys/build/defines.rs"]
+mod defines;
+#[cfg(test)]
+mod defines_tests;
 mod layout;
 mod msrv;
 mod release;
