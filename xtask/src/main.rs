@@ -15,6 +15,10 @@ mod defines;
 #[cfg(test)]
 mod defines_tests;
 mod layout;
+// Which shared-struct field each layout define of the header names (shared
+// with context-tests-c's build script, which lists them for the Rust side).
+#[path = "../../context-tests-c/build/layout_fields.rs"]
+mod layout_fields;
 mod msrv;
 mod release;
 mod util;
