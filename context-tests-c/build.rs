@@ -19,11 +19,17 @@ mod defines;
 // `cargo xtask layout`.
 #[path = "build/layout_fields.rs"]
 mod layout_fields;
+// splitmix64, the workspace tests' generator (a build script cannot use the
+// test-support dev-dependency, so it includes the file).
+#[path = "../test-support/src/rng.rs"]
+mod rng;
 
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
+
+use rng::Rng;
 
 /// Seed of the signature generator. Changing it changes which signatures
 /// exist; it is fixed so that a failing case can be replayed.
@@ -116,23 +122,6 @@ impl Ty {
             Ty::Ptr => format!("({})(uintptr_t)({w})", self.c_name(index)),
             _ => format!("({})({w})", self.c_name(index)),
         }
-    }
-}
-
-/// splitmix64: small, good enough, and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 
