@@ -40,7 +40,7 @@ commands:
             `cargo publish --workspace --dry-run`, then a downstream crate built
             and run on the packaged crates (see RELEASING.md)
   gdb       a breakpoint inside a child context: gdb's `bt` reaches the host
-  valgrind  the context tests (and instance's stack_*/run_* tests) under memcheck
+  valgrind  the context tests (and the instance tests xtask/src/debug.rs lists) under memcheck
   layout    size, alignment and every field offset of the structs shared with the
             assembly, as the header, C, Rust and the assembly itself see them
   abi       the built assembly's symbols, FDEs, GNU-stack note and relocations;
