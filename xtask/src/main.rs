@@ -42,7 +42,8 @@ commands:
   gdb       a breakpoint inside a child context: gdb's `bt` reaches the host
   valgrind  the context tests (and the instance tests xtask/src/debug.rs lists) under memcheck
   layout    size, alignment and every field offset of the structs shared with the
-            assembly, as the header, C, Rust and the assembly itself see them
+            assembly, as the header, C and Rust see them; and that the assembly
+            names every offset by the header's name (tests/tidy_asm.rs)
   abi       the built assembly's symbols, FDEs, GNU-stack note and relocations;
             the C-only harness; the callee-saved/MXCSR/x87/alignment probes
 ";
