@@ -31,12 +31,10 @@
 mod defines;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use test_support::repo::{files_with_extension, root, strip_comments};
 
 const HEADER: &str = "context-sys/include/context_sys.h";
 const OFF: &str = "CONTEXT_SYS_OFF_";
@@ -51,37 +49,6 @@ const DWARF_REGS: [(&str, &str); 7] =
 
 /// The integer argument registers, which the boot frame holds by name.
 const ARG_REGS: [&str; 6] = ["RDI", "RSI", "RDX", "RCX", "R8", "R9"];
-
-/// The `.S` files under `dir`, recursively, sorted.
-fn asm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(asm_files(&path));
-        } else if path.extension().is_some_and(|x| x == "S") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
-/// `text` with its `/* */` comments blanked (newlines kept, so line numbers
-/// stay) and its `//` comments cut.
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("/*") {
-        out.push_str(&rest[..at]);
-        let end = rest[at..].find("*/").map_or(rest.len(), |e| at + e + 2);
-        out.extend(rest[at..end].chars().filter(|&c| c == '\n'));
-        out.push(' ');
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out.lines().map(|l| l.split("//").next().unwrap()).collect::<Vec<_>>().join("\n")
-}
 
 /// Splits AT&T operands at top-level commas.
 fn operands(text: &str) -> Vec<&str> {
@@ -342,8 +309,8 @@ fn header_names() -> BTreeSet<String> {
 
 /// The assembly files that include context_sys.h, as paths from the root.
 fn layout_asm_files() -> Vec<String> {
-    let mut files = asm_files(&root().join("context-sys/src"));
-    files.extend(asm_files(&root().join("context-tests-c/bench-c")));
+    let mut files = files_with_extension(&root().join("context-sys/src"), "S");
+    files.extend(files_with_extension(&root().join("context-tests-c/bench-c"), "S"));
     files
         .into_iter()
         .filter(|f| std::fs::read_to_string(f).unwrap().contains("#include \"context_sys.h\""))
@@ -423,7 +390,7 @@ context_sys_start:
 
 #[test]
 fn the_bench_assembly_assembles() {
-    let files = asm_files(&root().join("context-tests-c/bench-c"));
+    let files = files_with_extension(&root().join("context-tests-c/bench-c"), "S");
     assert!(!files.is_empty(), "no .S under context-tests-c/bench-c");
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tidy_asm");
     std::fs::create_dir_all(&out_dir).unwrap();

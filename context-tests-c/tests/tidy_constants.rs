@@ -12,30 +12,12 @@
 mod defines;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use test_support::repo::{files_with_extension, root};
 
 const HEADER: &str = "instance/include/instance.h";
 const RUST_SRC: &str = "instance/src";
 const PREFIX: &str = "INSTANCE_";
-
-/// The `.rs` files under `dir`, as paths from the root.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|x| x == "rs") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
 
 /// The value of a Rust integer literal: `0`, `-3`, `0x1f`, `1_000`,
 /// `-1i32`. `None` for anything else (an expression, another constant).
@@ -110,7 +92,7 @@ fn compare(header: &[defines::Define], rust: &[(String, Result<i128, String>, us
 
 fn rust_side() -> Vec<(String, Result<i128, String>, usize, String)> {
     let mut out = Vec::new();
-    for file in rust_files(&root().join(RUST_SRC)) {
+    for file in files_with_extension(&root().join(RUST_SRC), "rs") {
         let rel = file.strip_prefix(root()).unwrap().display().to_string();
         let src = std::fs::read_to_string(&file).unwrap();
         out.extend(rust_consts(&src, PREFIX).into_iter().map(|(n, v, l)| (n, v, l, rel.clone())));

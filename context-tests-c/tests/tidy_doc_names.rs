@@ -21,9 +21,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use test_support::repo::{files, root, strip_comments};
 
 /// Names the docs use that belong to the kernel or libc, not to this
 /// repository's code: system calls as strace shows them, and a libc
@@ -62,51 +60,6 @@ fn docs() -> Vec<String> {
     docs
 }
 
-/// Every file of the repository but build output and git's, as paths from
-/// the root.
-fn repo_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-            let name = e.file_name();
-            if name == "target" || name == ".git" {
-                continue;
-            }
-            let path = e.path();
-            if path.is_dir() { walk(&path, out) } else { out.push(path) }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&root(), &mut out);
-    out
-}
-
-/// `text` without its `//` and `/* */` comments. Crude (a `//` inside a
-/// string literal ends the line early), which can only hide words, never
-/// invent one.
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    loop {
-        let line = rest.find("//");
-        let block = rest.find("/*");
-        match (line, block) {
-            (Some(l), b) if b.is_none_or(|b| l < b) => {
-                out.push_str(&rest[..l]);
-                rest = rest[l..].find('\n').map_or("", |n| &rest[l + n..]);
-            }
-            (_, Some(b)) => {
-                out.push_str(&rest[..b]);
-                rest = rest[b + 2..].find("*/").map_or("", |e| &rest[b + 2 + e + 2..]);
-                out.push(' ');
-            }
-            _ => {
-                out.push_str(rest);
-                return out;
-            }
-        }
-    }
-}
-
 /// The identifiers in `code`.
 fn identifiers(code: &str) -> impl Iterator<Item = &str> {
     code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -122,7 +75,7 @@ struct Known {
 impl Known {
     fn of_repository() -> Known {
         let mut words: BTreeSet<String> = EXTERNAL.iter().map(|s| s.to_string()).collect();
-        for path in repo_files() {
+        for path in files(&root()) {
             let name = path.file_name().unwrap().to_string_lossy();
             words.insert(name.split('.').next().unwrap().to_string());
             // The tidy tests' own texts hold made-up stale names.
@@ -264,7 +217,7 @@ fn path_exists(doc: &str, path: &str, files: &[PathBuf], crates: &[String]) -> b
 #[test]
 fn the_docs_name_files_and_functions_that_exist() {
     let known = Known::of_repository();
-    let files = repo_files();
+    let files = files(&root());
     let crates = crate_dirs();
     let mut bad = Vec::new();
     let mut checked = 0;
@@ -331,5 +284,4 @@ fn spans_are_told_apart() {
     assert_eq!(as_name("stack_"), None);
     assert_eq!(as_name("init_run_return/ours"), None);
     assert_eq!(as_name("CONTEXT_SYS_VALGRIND_*"), None);
-    assert_eq!(strip_comments("a // b\nc /* d\ne */ f"), "a \nc   f");
 }

@@ -9,6 +9,8 @@
 //!   callee-saved register and the FP control registers, calls a function
 //!   and records what it finds when the call returns.
 //! * [`fp`]: reading and writing MXCSR and the x87 control word.
+//! * [`repo`]: the repository's root, its files, source without comments
+//!   (for the tidy tests).
 //! * [`scale`]: stress loop counts, scaled for soak runs.
 //!
 //! Workspace-only (`publish = false`): a dev-dependency by path of the
@@ -17,6 +19,7 @@
 pub mod child;
 pub mod fp;
 pub mod probe;
+pub mod repo;
 pub mod rng;
 
 /// Scales stress loop counts for local soak runs
