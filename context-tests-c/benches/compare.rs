@@ -48,6 +48,7 @@ use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 
 use ops::Op;
 use ops::{c_baseline, context_ops as cx, instance_ops as inst, stack_ops as st};
+use test_support::fp::{mxcsr, set_mxcsr};
 
 /// Times `op.run()`; the set-up in `op` was done before and is not timed.
 fn bench<O: Op>(g: &mut BenchmarkGroup<'_, WallTime>, who: &str, mut op: O) {
@@ -96,18 +97,6 @@ impl Fp {
 }
 
 const MXCSR_STATUS: u32 = 0x3f;
-
-fn mxcsr() -> u32 {
-    let mut v = 0u32;
-    // SAFETY: stores MXCSR into a local.
-    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
-    v
-}
-
-fn set_mxcsr(v: u32) {
-    // SAFETY: loads a valid MXCSR value (the current one with flags cleared).
-    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
-}
 
 /// One inexact division: sets MXCSR's precision flag.
 fn raise_inexact() {

@@ -20,38 +20,18 @@
 #define STRUCT(s) printf("struct %s %zu %zu\n", #s, sizeof(struct s), _Alignof(struct s))
 #define FIELD(s, f) printf("field %s %s %zu %zu\n", #s, #f, offsetof(struct s, f), sizeof(((struct s *)0)->f))
 
-int main(void) {
-    STRUCT(context_sys_regs);
-    FIELD(context_sys_regs, rsp);
-    FIELD(context_sys_regs, rbx);
-    FIELD(context_sys_regs, rbp);
-    FIELD(context_sys_regs, r12);
-    FIELD(context_sys_regs, r13);
-    FIELD(context_sys_regs, r14);
-    FIELD(context_sys_regs, r15);
-    FIELD(context_sys_regs, mxcsr);
-    FIELD(context_sys_regs, fpucw);
-    FIELD(context_sys_regs, pad);
-    FIELD(context_sys_regs, ret_rax);
-    FIELD(context_sys_regs, ret_rdx);
-    FIELD(context_sys_regs, ret_xmm0);
+/* LAYOUT_FIELDS: LAYOUT_STRUCT(s) for each shared struct, then
+ * LAYOUT_FIELD(s, f) for each field a CONTEXT_SYS_OFF_* or
+ * CONTEXT_SYS_BOOT_* define of the header names.  `cargo xtask layout`
+ * writes it from the header's defines (which field each names:
+ * context-tests-c/build/layout_fields.rs), so this program prints the
+ * header's own list of fields; a define naming a member the struct lacks
+ * fails to compile here. */
+#include "layout_fields.h"
+#define LAYOUT_STRUCT(s) STRUCT(s);
+#define LAYOUT_FIELD(s, f) FIELD(s, f);
 
-    STRUCT(context_sys_boot_frame);
-    FIELD(context_sys_boot_frame, xmm[0]);
-    FIELD(context_sys_boot_frame, xmm[1]);
-    FIELD(context_sys_boot_frame, xmm[2]);
-    FIELD(context_sys_boot_frame, xmm[3]);
-    FIELD(context_sys_boot_frame, xmm[4]);
-    FIELD(context_sys_boot_frame, xmm[5]);
-    FIELD(context_sys_boot_frame, xmm[6]);
-    FIELD(context_sys_boot_frame, xmm[7]);
-    FIELD(context_sys_boot_frame, gp[0]);
-    FIELD(context_sys_boot_frame, gp[1]);
-    FIELD(context_sys_boot_frame, gp[2]);
-    FIELD(context_sys_boot_frame, gp[3]);
-    FIELD(context_sys_boot_frame, gp[4]);
-    FIELD(context_sys_boot_frame, gp[5]);
-    FIELD(context_sys_boot_frame, entry);
-    FIELD(context_sys_boot_frame, pad);
+int main(void) {
+    LAYOUT_FIELDS
     return 0;
 }

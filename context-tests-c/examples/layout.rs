@@ -7,46 +7,42 @@
 //! field <struct> <field> <offset> <size>
 //! ```
 //!
-//! Names are the C header's, so the two outputs line up.
+//! Names are the C header's, so the two outputs line up. Which fields it
+//! prints is the header's list: the build script turns every
+//! `CONTEXT_SYS_OFF_*` and `CONTEXT_SYS_BOOT_*` define into one
+//! `layout_field!` or `layout_element!` line of `print_layout`
+//! (`build/layout_fields.rs` says which field each define names).
 
 use std::mem::{align_of, offset_of, size_of, size_of_val};
 
 use context_sys::{BootFrame, ContextRegs};
 
-macro_rules! field {
+macro_rules! layout_struct {
+    ($c_struct:literal, $ty:ty) => {
+        println!("struct {} {} {}", $c_struct, size_of::<$ty>(), align_of::<$ty>());
+    };
+}
+
+macro_rules! layout_field {
     ($c_struct:literal, $ty:ty, $field:ident) => {{
         let v = <$ty>::default();
         println!("field {} {} {} {}", $c_struct, stringify!($field), offset_of!($ty, $field), size_of_val(&v.$field));
     }};
 }
 
-fn main() {
-    let regs = "context_sys_regs";
-    println!("struct {regs} {} {}", size_of::<ContextRegs>(), align_of::<ContextRegs>());
-    field!("context_sys_regs", ContextRegs, rsp);
-    field!("context_sys_regs", ContextRegs, rbx);
-    field!("context_sys_regs", ContextRegs, rbp);
-    field!("context_sys_regs", ContextRegs, r12);
-    field!("context_sys_regs", ContextRegs, r13);
-    field!("context_sys_regs", ContextRegs, r14);
-    field!("context_sys_regs", ContextRegs, r15);
-    field!("context_sys_regs", ContextRegs, mxcsr);
-    field!("context_sys_regs", ContextRegs, fpucw);
-    field!("context_sys_regs", ContextRegs, pad);
-    field!("context_sys_regs", ContextRegs, ret_rax);
-    field!("context_sys_regs", ContextRegs, ret_rdx);
-    field!("context_sys_regs", ContextRegs, ret_xmm0);
+/// An element of an array field: the C header names `xmm[3]`, Rust has one
+/// array field.
+macro_rules! layout_element {
+    ($c_struct:literal, $ty:ty, $field:ident, $index:literal) => {{
+        let v = <$ty>::default();
+        let element = size_of_val(&v.$field[$index]);
+        let offset = offset_of!($ty, $field) + $index * element;
+        println!("field {} {}[{}] {offset} {element}", $c_struct, stringify!($field), $index);
+    }};
+}
 
-    let boot = "context_sys_boot_frame";
-    println!("struct {boot} {} {}", size_of::<BootFrame>(), align_of::<BootFrame>());
-    // The C header names array elements (`xmm[3]`); Rust has one array field.
-    let word = size_of::<u64>();
-    for i in 0..8 {
-        println!("field {boot} xmm[{i}] {} {word}", offset_of!(BootFrame, xmm) + i * word);
-    }
-    for i in 0..6 {
-        println!("field {boot} gp[{i}] {} {word}", offset_of!(BootFrame, gp) + i * word);
-    }
-    field!("context_sys_boot_frame", BootFrame, entry);
-    field!("context_sys_boot_frame", BootFrame, pad);
+include!(concat!(env!("OUT_DIR"), "/layout_fields.rs"));
+
+fn main() {
+    print_layout();
 }

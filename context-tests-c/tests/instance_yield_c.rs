@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use context::{UntypedRetVal, Val};
 use instance::{Error, Instance, Outcome, State, Termination};
+use test_support::scale;
 
 // Linked for its C archive, which holds the guests below.
 use context_tests_c as _;
@@ -23,11 +24,6 @@ unsafe extern "C" {
 }
 
 const STACK: usize = 128 * 1024;
-
-fn scale(n: usize) -> usize {
-    let k: usize = std::env::var("INSTANCE_STRESS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    n * k.max(1)
-}
 
 #[test]
 fn c_guest_yields_and_is_resumed_with_u64s() {

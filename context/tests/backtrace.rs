@@ -9,10 +9,10 @@
 use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
-use std::process::Command;
 
 use context::valgrind::StackRegistration;
 use context::{Context, ContextHandle};
+use test_support::child::run_child_with;
 
 const STACK_WORDS: usize = 32 * 1024;
 
@@ -252,13 +252,10 @@ fn panic_in_child_prints_a_backtrace_through_the_host() {
         assert_eq!(host_runs_linked_child(child_entry_catches_panic), 1);
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "panic_in_child_prints_a_backtrace_through_the_host", "--nocapture", "--test-threads=1"])
-        .env(PANIC_CASE, "1")
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = run_child_with("panic_in_child_prints_a_backtrace_through_the_host", PANIC_CASE, "1", |child| {
+        child.env("RUST_BACKTRACE", "1");
+    });
+    let stderr = &out.stderr;
     assert!(out.status.success(), "the child process failed: {}\n{stderr}", out.status);
     assert!(stderr.contains("deliberate panic inside a child context"), "no panic message in:\n{stderr}");
     let trace =

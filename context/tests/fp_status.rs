@@ -6,24 +6,13 @@
 #![cfg(target_arch = "x86_64")]
 
 use context::{Context, ContextHandle};
+use test_support::fp::{mxcsr, set_mxcsr};
 
 const DEFAULT_MXCSR: u32 = 0x1f80;
 /// Precision (inexact) and zero-divide exception flags.
 const PE: u32 = 0x20;
 const ZE: u32 = 0x04;
 const STATUS: u32 = 0x3f;
-
-fn mxcsr() -> u32 {
-    let mut v = 0u32;
-    // SAFETY: stores MXCSR into a local.
-    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
-    v
-}
-
-fn set_mxcsr(v: u32) {
-    // SAFETY: loads a valid MXCSR value (reserved bits clear).
-    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
-}
 
 /// Records the MXCSR it starts with, raises ZE, and returns.
 extern "C" fn child(seen: *mut u32) {

@@ -2,8 +2,9 @@
 //! bits and the x87 control word, per context and in both directions, and
 //! the control state a fresh child starts with.
 //!
-//! An assembly probe loads a pattern into every callee-saved register and
-//! the two control registers, swaps, and on return stores what it finds.
+//! An assembly probe (test-support's) loads a pattern into every
+//! callee-saved register and the two control registers, swaps, and on
+//! return stores what it finds.
 
 mod common;
 
@@ -12,84 +13,9 @@ use common::TestStack;
 use context::{Context, ContextHandle, Val};
 use context_sys::ContextRegs;
 use std::arch::global_asm;
-
-/// What the probe loads before a swap and finds after it.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Pattern {
-    gp: [u64; 6], // rbx, rbp, r12, r13, r14, r15
-    mxcsr: u32,
-    fpucw: u16,
-    pad: u16,
-}
-
-const _: () = {
-    assert!(std::mem::offset_of!(Pattern, mxcsr) == 48);
-    assert!(std::mem::offset_of!(Pattern, fpucw) == 52);
-};
+use test_support::probe::{Pattern, probe_call};
 
 global_asm!(
-    // void ctx_test_probe_swap(ContextRegs *from, const ContextRegs *to,
-    //                          const Pattern *pattern, Pattern *found)
-    ".p2align 4",
-    ".globl ctx_test_probe_swap",
-    ".type ctx_test_probe_swap, @function",
-    "ctx_test_probe_swap:",
-    ".cfi_startproc",
-    "push %rbp",
-    ".cfi_adjust_cfa_offset 8",
-    "push %rbx",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r12",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r13",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r14",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r15",
-    ".cfi_adjust_cfa_offset 8",
-    "sub $24, %rsp", // [rsp]: found, [rsp+8]: our mxcsr, [rsp+12]: our fpucw
-    ".cfi_adjust_cfa_offset 24",
-    "mov %rcx, 0(%rsp)",
-    "stmxcsr 8(%rsp)",
-    "fnstcw 12(%rsp)",
-    "ldmxcsr 48(%rdx)",
-    "fldcw 52(%rdx)",
-    "mov 0(%rdx), %rbx",
-    "mov 8(%rdx), %rbp",
-    "mov 16(%rdx), %r12",
-    "mov 24(%rdx), %r13",
-    "mov 32(%rdx), %r14",
-    "mov 40(%rdx), %r15",
-    "call {swap}",
-    "mov 0(%rsp), %rcx",
-    "mov %rbx, 0(%rcx)",
-    "mov %rbp, 8(%rcx)",
-    "mov %r12, 16(%rcx)",
-    "mov %r13, 24(%rcx)",
-    "mov %r14, 32(%rcx)",
-    "mov %r15, 40(%rcx)",
-    "stmxcsr 48(%rcx)",
-    "fnstcw 52(%rcx)",
-    "ldmxcsr 8(%rsp)",
-    "fldcw 12(%rsp)",
-    "add $24, %rsp",
-    ".cfi_adjust_cfa_offset -24",
-    "pop %r15",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %r14",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %r13",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %r12",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %rbx",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %rbp",
-    ".cfi_adjust_cfa_offset -8",
-    "ret",
-    ".cfi_endproc",
-    ".size ctx_test_probe_swap, .-ctx_test_probe_swap",
     // u64 ctx_test_fp_control(void): mxcsr in the low 32 bits, fpucw above.
     ".p2align 4",
     ".globl ctx_test_fp_control",
@@ -126,19 +52,32 @@ global_asm!(
     "ret",
     ".cfi_endproc",
     ".size ctx_test_set_fp_control, .-ctx_test_set_fp_control",
-    swap = sym context_sys::swap,
     options(att_syntax),
 );
 
 unsafe extern "C" {
-    fn ctx_test_probe_swap(
-        from: *mut ContextRegs,
-        to: *const ContextRegs,
-        pattern: *const Pattern,
-        found: *mut Pattern,
-    );
     fn ctx_test_fp_control() -> u64;
     fn ctx_test_set_fp_control(mxcsr: u32, fpucw: u16);
+}
+
+/// The probe around `context_sys::swap(from, to)`: loads `pattern` into
+/// the callee-saved and control registers, swaps, and stores what it finds
+/// on return into `found` (test-support's probe, shared with instance's
+/// yield_preserve).
+///
+/// # Safety
+///
+/// Those of `context_sys::swap` for `from` and `to`, and `pattern` and
+/// `found` valid until the swap returns.
+unsafe fn ctx_test_probe_swap(
+    from: *mut ContextRegs,
+    to: *const ContextRegs,
+    pattern: *const Pattern,
+    found: *mut Pattern,
+) {
+    // SAFETY: swap takes two pointers and does not unwind; the caller
+    // passes valid blocks and patterns that outlive the switch.
+    unsafe { probe_call(context_sys::swap as *const (), from.cast(), to.cast(), pattern, found) }
 }
 
 /// The register block of a context: `Context` is `repr(C)` with the block

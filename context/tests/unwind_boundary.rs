@@ -9,14 +9,12 @@
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 use context::valgrind::StackRegistration;
 use context::{Context, ContextHandle, UNWIND_ABORT_MESSAGE};
+use test_support::child::{ChildOutcome, child_case, run_child};
 
 /// Selects the case a re-run of this binary executes.
 const CASE_VAR: &str = "CONTEXT_UNWIND_CASE";
@@ -84,9 +82,8 @@ fn host_runs(entry: usize, linked: bool) -> Option<u64> {
 /// The child side: runs the case named in the environment, if any.
 #[test]
 fn cases() {
-    let Ok(case) = std::env::var(CASE_VAR) else { return };
-    // A child that dies of SIGABRT should not write a core file.
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // A child that dies of SIGABRT writes no core file (child_case).
+    let Some(case) = child_case(CASE_VAR) else { return };
     match case.as_str() {
         "panic_linked" => {
             host_runs(panicking_entry as *const () as usize, true);
@@ -108,47 +105,9 @@ fn cases() {
     }
 }
 
-/// How a child ended, and what it printed.
-#[derive(Debug)]
-struct Outcome {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 /// Re-runs this test binary for `case` only; kills it after 60 s.
-fn run_case(case: &str) -> Outcome {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["cases", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_VAR, case)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let read_all = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = read_all(Box::new(child.stdout.take().unwrap()));
-    let err = read_all(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("case {case} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Outcome { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+fn run_case(case: &str) -> ChildOutcome {
+    run_child("cases", CASE_VAR, case)
 }
 
 /// Asserts that `case` died of SIGABRT with the message, after its panic

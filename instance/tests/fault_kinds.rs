@@ -14,6 +14,7 @@ use common::guests::*;
 use context::Val;
 use instance::{Error, FaultKind, FaultReport, Instance, Operation, State};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use test_support::fp::{fpucw, mxcsr, set_fpucw, set_mxcsr};
 
 const STACK: usize = 256 * 1024;
 
@@ -241,30 +242,6 @@ fn error_display_names_the_fault() {
 fn raw_mask() -> String {
     let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
     status.lines().find(|l| l.starts_with("SigBlk:")).unwrap().to_string()
-}
-
-fn mxcsr() -> u32 {
-    let mut v = 0u32;
-    // SAFETY: stmxcsr stores 4 bytes into `v`.
-    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
-    v
-}
-
-fn set_mxcsr(v: u32) {
-    // SAFETY: loads a valid MXCSR value (no reserved bits set).
-    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
-}
-
-fn fpucw() -> u16 {
-    let mut v = 0u16;
-    // SAFETY: fnstcw stores 2 bytes into `v`.
-    unsafe { core::arch::asm!("fnstcw [{}]", in(reg) &mut v, options(nostack)) };
-    v
-}
-
-fn set_fpucw(v: u16) {
-    // SAFETY: loads an x87 control word.
-    unsafe { core::arch::asm!("fldcw [{}]", in(reg) &v, options(nostack)) };
 }
 
 /// The x87 tag word: 0xffff when the register stack is empty, as the ABI

@@ -1,108 +1,37 @@
 //! 100,000 yield/resume round trips keep what the ABI promises both sides:
 //! rbx, rbp, r12–r15, rsp, the MXCSR control bits and the x87 control word.
 //!
-//! An assembly probe loads a pattern into every callee-saved register and
-//! both control registers, calls a function (the guest's yield, or the
-//! host's resume), and stores what it finds when that call returns. The
-//! guest and the host use different patterns, changing every round.
+//! An assembly probe (test-support's) loads a pattern into every
+//! callee-saved register and both control registers, calls a function (the
+//! guest's yield, or the host's resume), and stores what it finds when that
+//! call returns. The guest and the host use different patterns, changing
+//! every round.
 
 mod common;
 
-use std::arch::global_asm;
 use std::ffi::c_void;
 
 use context::{UntypedRetVal, Val};
 use instance::{Instance, Outcome, yield_u64};
+use test_support::probe::{Pattern, probe_call};
 
-/// What the probe loads before the call and finds after it.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Pattern {
-    gp: [u64; 6], // rbx, rbp, r12, r13, r14, r15
-    mxcsr: u32,
-    fpucw: u16,
-    pad: u16,
-}
-
-const _: () = {
-    assert!(std::mem::offset_of!(Pattern, mxcsr) == 48);
-    assert!(std::mem::offset_of!(Pattern, fpucw) == 52);
-};
-
-global_asm!(
-    // void inst_test_probe_call(void (*f)(void *), void *arg,
-    //                           const Pattern *pattern, Pattern *found)
-    ".p2align 4",
-    ".globl inst_test_probe_call",
-    ".type inst_test_probe_call, @function",
-    "inst_test_probe_call:",
-    ".cfi_startproc",
-    "push %rbp",
-    ".cfi_adjust_cfa_offset 8",
-    "push %rbx",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r12",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r13",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r14",
-    ".cfi_adjust_cfa_offset 8",
-    "push %r15",
-    ".cfi_adjust_cfa_offset 8",
-    "sub $24, %rsp", // [rsp]: found, [rsp+8]: our mxcsr, [rsp+12]: our fpucw; rsp 16-aligned
-    ".cfi_adjust_cfa_offset 24",
-    "mov %rcx, 0(%rsp)",
-    "stmxcsr 8(%rsp)",
-    "fnstcw 12(%rsp)",
-    "ldmxcsr 48(%rdx)",
-    "fldcw 52(%rdx)",
-    "mov 0(%rdx), %rbx",
-    "mov 8(%rdx), %rbp",
-    "mov 16(%rdx), %r12",
-    "mov 24(%rdx), %r13",
-    "mov 32(%rdx), %r14",
-    "mov 40(%rdx), %r15",
-    "mov %rdi, %rax",
-    "mov %rsi, %rdi",
-    "call *%rax",
-    "mov 0(%rsp), %rcx",
-    "mov %rbx, 0(%rcx)",
-    "mov %rbp, 8(%rcx)",
-    "mov %r12, 16(%rcx)",
-    "mov %r13, 24(%rcx)",
-    "mov %r14, 32(%rcx)",
-    "mov %r15, 40(%rcx)",
-    "stmxcsr 48(%rcx)",
-    "fnstcw 52(%rcx)",
-    "ldmxcsr 8(%rsp)",
-    "fldcw 12(%rsp)",
-    "add $24, %rsp",
-    ".cfi_adjust_cfa_offset -24",
-    "pop %r15",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %r14",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %r13",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %r12",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %rbx",
-    ".cfi_adjust_cfa_offset -8",
-    "pop %rbp",
-    ".cfi_adjust_cfa_offset -8",
-    "ret",
-    ".cfi_endproc",
-    ".size inst_test_probe_call, .-inst_test_probe_call",
-    options(att_syntax),
-);
-
-unsafe extern "C" {
-    fn inst_test_probe_call(
-        f: extern "C" fn(*mut c_void),
-        arg: *mut c_void,
-        pattern: *const Pattern,
-        found: *mut Pattern,
-    );
+/// The probe around `f(arg)` (test-support's, shared with context's
+/// preserve tests): loads `pattern` into the callee-saved and control
+/// registers, calls, and stores what it finds on return into `found`.
+///
+/// # Safety
+///
+/// `f` must not unwind; `arg`, `pattern` and `found` must stay valid until
+/// the call returns.
+unsafe fn inst_test_probe_call(
+    f: extern "C" fn(*mut c_void),
+    arg: *mut c_void,
+    pattern: *const Pattern,
+    found: *mut Pattern,
+) {
+    // SAFETY: `f` takes one pointer (it ignores the second argument
+    // register) and does not unwind; the caller keeps the pointers valid.
+    unsafe { probe_call(f as *const (), arg, std::ptr::null(), pattern, found) }
 }
 
 /// A pattern for round `i` of side `seed`: distinctive words, and control

@@ -8,7 +8,17 @@ mod abi;
 mod bench;
 mod ci;
 mod debug;
+// The workspace's one `#define` parser, kept with the build script that
+// needs it most; its tests are here.
+#[path = "../../context-sys/build/defines.rs"]
+mod defines;
+#[cfg(test)]
+mod defines_tests;
 mod layout;
+// Which shared-struct field each layout define of the header names (shared
+// with context-tests-c's build script, which lists them for the Rust side).
+#[path = "../../context-tests-c/build/layout_fields.rs"]
+mod layout_fields;
 mod msrv;
 mod release;
 mod util;
@@ -30,9 +40,10 @@ commands:
             `cargo publish --workspace --dry-run`, then a downstream crate built
             and run on the packaged crates (see RELEASING.md)
   gdb       a breakpoint inside a child context: gdb's `bt` reaches the host
-  valgrind  the context tests (and instance's stack_*/run_* tests) under memcheck
+  valgrind  the context tests (and the instance tests xtask/src/debug.rs lists) under memcheck
   layout    size, alignment and every field offset of the structs shared with the
-            assembly, as the header, C, Rust and the assembly itself see them
+            assembly, as the header, C and Rust see them; and that the assembly
+            names every offset by the header's name (tests/tidy_asm.rs)
   abi       the built assembly's symbols, FDEs, GNU-stack note and relocations;
             the C-only harness; the callee-saved/MXCSR/x87/alignment probes
 ";

@@ -1,35 +1,16 @@
 //! Helpers shared by the integration tests: process accounting from /proc,
-//! and running a test case in a child process.
+//! and running a test case in a child process (through the workspace's
+//! test-support crate).
 #![allow(dead_code)]
 
 pub mod guests;
 
-use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Scales stress loop counts for local soak runs
-/// (`INSTANCE_STRESS_SCALE=10`); 1 when unset.
-pub fn scale(n: usize) -> usize {
-    let k: usize = std::env::var("INSTANCE_STRESS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    n * k.max(1)
-}
-
-/// A small deterministic generator (splitmix64) for random delays and
-/// schedules in stress tests.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+// The stress scale and the generator live in the workspace's test-support
+// crate (shared with context-tests-c); the names stay as the tests use them.
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use test_support::{rng::Rng, scale};
 
 /// Bounds the whole test binary in time: the first call starts a thread
 /// that aborts the process (failing the run) if it is still alive after
@@ -96,83 +77,24 @@ pub fn resident_pages(addr: usize, len: usize) -> usize {
 /// The environment variable that selects a child case.
 pub const CASE_VAR: &str = "INSTANCE_TEST_CASE";
 
-/// The case this process was started for, if it is a child.
+/// How a child ended (test-support's, shared with the context tests).
+pub use test_support::child::ChildOutcome;
+
+/// The case this process was started for, if it is a child (then it writes
+/// no core file).
 pub fn child_case() -> Option<String> {
-    let case = std::env::var(CASE_VAR).ok()?;
-    // A child that dies of a signal should not write a core file.
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-    Some(case)
-}
-
-/// How a child ended.
-#[derive(Debug)]
-pub struct ChildOutcome {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl ChildOutcome {
-    pub fn signal(&self) -> Option<i32> {
-        self.status.signal()
-    }
-    pub fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
+    test_support::child::child_case(CASE_VAR)
 }
 
 /// Re-runs this test binary with only `test` selected and `case` in the
 /// environment, waits at most 60 s (then kills it and panics), and returns
 /// how it ended.
 pub fn run_child(test: &str, case: &str) -> ChildOutcome {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_VAR, case)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child case {case} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    ChildOutcome { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+    test_support::child::run_child(test, CASE_VAR, case)
 }
 
 /// Runs child `case` of `test` (see [`run_child`]) and asserts it exited 0
 /// having printed `marker`; returns how it ended.
 pub fn expect_child_ok(test: &str, case: &str, marker: &str) -> ChildOutcome {
-    let out = run_child(test, case);
-    assert!(
-        out.code() == Some(0) && out.stdout.contains(marker),
-        "case {case}: exit code {:?}, signal {:?}\nstdout: {}\nstderr: {}",
-        out.code(),
-        out.signal(),
-        out.stdout,
-        out.stderr
-    );
-    out
+    test_support::child::expect_child_ok(test, CASE_VAR, case, marker)
 }
