@@ -25,7 +25,7 @@ fn main() {
     if !header.is_file() {
         fail(&format!(
             "{} does not exist: stackful-context-sys exported DEP_CONTEXT_SYS_INCLUDE={} but that directory \
-             holds no context_sys.h (was `include/**` left out of stackful-context-sys's package?)",
+             holds no context_sys.h",
             header.display(),
             sys_include.display()
         ));
