@@ -9,6 +9,9 @@
 //!   does not depend on stackful-context-sys directly, so cargo would not
 //!   tell it).
 //!
+//! Each directory must hold its header: a package that left one out fails
+//! here, by name, rather than in a dependent's C compiler.
+//!
 //! std only; nothing is compiled here.
 
 use std::env;
@@ -17,9 +20,40 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    println!("cargo::metadata=include={}", manifest.join("include").display());
+    let include = manifest.join("include");
+    let header = include.join("instance.h");
+    if !header.is_file() {
+        fail(&format!(
+            "{} does not exist: the C API header must ship with the crate (is `include/**` in the `include` \
+             list of stackful-instance's Cargo.toml?)",
+            header.display()
+        ));
+    }
+    println!("cargo::rerun-if-changed={}", header.display());
+    println!("cargo::metadata=include={}", include.display());
+
     // Set by cargo from stackful-context's build script (`links = "stackful_context"`).
-    let sys_include = env::var_os("DEP_STACKFUL_CONTEXT_CONTEXT_SYS_INCLUDE")
-        .expect("stackful-context passes on stackful-context-sys's include directory");
-    println!("cargo::metadata=context_sys_include={}", PathBuf::from(sys_include).display());
+    let Some(sys_include) = env::var_os("DEP_STACKFUL_CONTEXT_CONTEXT_SYS_INCLUDE").map(PathBuf::from) else {
+        fail(
+            "DEP_STACKFUL_CONTEXT_CONTEXT_SYS_INCLUDE is not set: stackful-context's build script passes on \
+             stackful-context-sys's include directory (links = \"stackful_context\")",
+        );
+    };
+    let sys_header = sys_include.join("context_sys.h");
+    if !sys_header.is_file() {
+        fail(&format!(
+            "{} does not exist: stackful-context passed on DEP_STACKFUL_CONTEXT_CONTEXT_SYS_INCLUDE={} but that \
+             directory holds no context_sys.h",
+            sys_header.display(),
+            sys_include.display()
+        ));
+    }
+    println!("cargo::metadata=context_sys_include={}", sys_include.display());
+}
+
+/// Ends the build script with `message` on standard error, which cargo
+/// shows when a build script fails.
+fn fail(message: &str) -> ! {
+    eprintln!("error: stackful-instance build script: {message}");
+    std::process::exit(1);
 }
