@@ -39,6 +39,11 @@ use test_support::repo::{files_with_extension, root, strip_comments};
 const HEADER: &str = "context-sys/include/context_sys.h";
 const OFF: &str = "CONTEXT_SYS_OFF_";
 const BOOT: &str = "CONTEXT_SYS_BOOT_";
+/// The names of `struct context_sys_resume_windows`, the one other block
+/// the assembly writes (only `context_sys_resume_windows` does, through
+/// %rdi, storing label addresses from %rax).
+const RESUME: &str = "CONTEXT_SYS_RESUME_";
+const RESUME_ROUTINE: &str = "context_sys_resume_windows";
 /// The routine that receives the boot frame in `%rsp`.
 const START: &str = "context_sys_start";
 
@@ -242,6 +247,13 @@ fn check_instruction(
             "rsp" | "rax" => {
                 if disp.starts_with("CONTEXT_SYS_") {
                     bad.push(at.says(&format!("%{base} addresses a stack here, not a register block")));
+                }
+            }
+            "rdi" if at.routine == RESUME_ROUTINE => {
+                if indexed || !named(RESUME) || !store || other != Some("%rax") {
+                    bad.push(at.says(&format!(
+                        "{RESUME_ROUTINE} only stores %rax through %rdi at one {RESUME}* name of the header"
+                    )));
                 }
             }
             _ => {

@@ -19,7 +19,7 @@ use nix::sys::signal::SigSet;
 
 use crate::error::{Error, Operation, ThreadOp};
 use crate::fault::FaultReport;
-use crate::kill::KillState;
+use crate::kill::{Ended, KillState};
 use crate::run::{ClosureSlot, Expect, Nested, ResumeSlot, RunRecord, TRAMPOLINE_AREA, closure_entry};
 use crate::stack::Stack;
 use crate::state::State;
@@ -33,7 +33,7 @@ mod stack_options;
 // The way into a guest (`enter`) and the one settle path (`conclude`,
 // `settle`).
 mod enter;
-use enter::{Back, How, OutputType};
+use enter::{Back, Exit, How, OutputType};
 
 /// How a resumable run got back to the host: it returned, or it yielded.
 #[derive(Debug)]
@@ -650,11 +650,16 @@ impl Instance {
         // that catches every panic; `slot` outlives the run, which cannot
         // yield (the record is not resumable).
         let back = unsafe { self.enter(How::Start { terminable: false }) }?;
+        // Refused by `yield_value` for a run that is not resumable; never
+        // settled as yielded (the slot dies with this frame, so the run must
+        // not look resumable).
+        if let Back::Yielded(_) = back {
+            return Err(Error::InvalidState { op: Operation::CollectResult, state: State::Yielded });
+        }
         let exit = self.conclude(back, |_| slot.out.take());
         match self.settle(exit)? {
             Outcome::Returned(value) => Ok(value),
-            // Refused by `yield_value` for a run that is not resumable.
-            Outcome::Yielded(_) => Err(Error::InvalidState { op: Operation::CollectResult, state: State::Yielded }),
+            Outcome::Yielded(_) => unreachable!("a yield was answered above"),
         }
     }
 
@@ -743,11 +748,14 @@ impl Instance {
         // discarded first (a closure's destructors run), then the run ends.
         // The guard of an outer run is dropped last (see
         // `discard_suspended`).
-        let nested = match back {
-            Back::NotEntered => self.discard_suspended(),
-            _ => None,
-        };
-        let result = if self.closure.is_some() {
+        if let Back::NotEntered = back {
+            let nested = self.discard_suspended();
+            let _ = self.kill.finish(Ended::Terminated);
+            let result = self.settle::<()>(Exit::Terminated).map(|_| unreachable!("a terminated run has no outcome"));
+            drop(nested);
+            return result;
+        }
+        if self.closure.is_some() {
             let exit = self.conclude(back, Instance::closure_value);
             self.settle(exit).and_then(|outcome| self.output.downcast(outcome))
         } else {
@@ -757,9 +765,7 @@ impl Instance {
                 Outcome::Yielded(y) => Outcome::Yielded(y),
             });
             boxed.and_then(|outcome| self.output.downcast(outcome))
-        };
-        drop(nested);
-        result
+        }
     }
 
     /// Prepares the guest context to call `entry(args)` on the instance's

@@ -19,7 +19,7 @@ use crate::cpu::clear_guest_flags;
 use crate::error::{Error, Operation, Panic};
 use crate::fault::FaultReport;
 use crate::kill::Ended;
-use crate::run::{Activation, ResumeSlot};
+use crate::run::{Activation, ResumeSlot, in_guest};
 use crate::signal::{AltStackGuard, RunMask, install_handlers, thread_signal_mode};
 use crate::state::State;
 use crate::watchdog;
@@ -107,12 +107,9 @@ impl Instance {
     ) -> Exit<V> {
         let exit = match back {
             Back::Yielded(y) => return Exit::Yielded(y),
-            // Ended terminated by the kill word already (at start), or to be
-            // ended so here (at resume, after the guest was discarded).
-            Back::NotEntered => {
-                let _ = self.kill.finish(Ended::Terminated);
-                return Exit::Terminated;
-            }
+            // Ended terminated in the kill word already: by `start`, or by
+            // `resume` after it discarded the suspended guest.
+            Back::NotEntered => return Exit::Terminated,
             Back::Faulted(report) => {
                 if self.closure_run {
                     self.abandon_closure_frames();
@@ -141,6 +138,7 @@ impl Instance {
     /// suspended closure belongs to, and the value slots.
     pub(super) fn settle<V>(&mut self, exit: Exit<V>) -> Result<Outcome<V>, Error> {
         if let Exit::Yielded(y) = exit {
+            debug_assert!(self.pinned.record.resumable(), "only a resumable run is settled as yielded");
             self.state = State::Yielded;
             if self.closure.is_some() {
                 self.suspended_on = Some(std::thread::current().id());
@@ -184,11 +182,10 @@ impl Instance {
     /// guest must be suspended in a yield.
     pub(super) unsafe fn enter(&mut self, how: How) -> Result<Back, Error> {
         install_handlers()?;
-        let activation = Activation::begin(&self.pinned.record);
         // The outermost run of a thread installs our alternate signal stack
         // (unless the thread keeps it installed); nested runs are already on
         // it. Dropped last, after the activation.
-        let (_alt, mode, entering_keep) = if activation.nested() {
+        let (_alt, mode, entering_keep) = if in_guest() {
             (None, thread_signal_mode(), false)
         } else {
             let (guard, mode, entering_keep) = AltStackGuard::enter()?;
@@ -201,6 +198,12 @@ impl Instance {
         self.pinned.record.set_host_mask(signals.host_mask());
         let _ = self.pinned.record.take_fault();
         let ticket = self.timeout.map(|t| watchdog::arm(Instant::now() + t, self.kill_switch())).transpose()?;
+        // Current from here, just before the kill word says running, so that
+        // a kill signal arriving before the switch completes finds this run;
+        // not earlier, so that a stray signal let in by `RunMask` counts as
+        // arriving outside runs, and a fault in the setup is the outer
+        // run's (if any).
+        let activation = Activation::begin(&self.pinned.record);
         let go = match how {
             How::Start { terminable } => self.kill.start(terminable),
             How::Resume(value) => {

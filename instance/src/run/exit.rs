@@ -38,7 +38,7 @@ pub(crate) const TRAMPOLINE_AREA: usize = 1024;
 /// * Nothing may need the guest's frames any more: they are abandoned.
 pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRecord) {
     let gregs = &mut uc.uc_mcontext.gregs;
-    // Continue in `fault_return(record)` on the instance's stack, as if it
+    // Continue in `fault_return()` on the instance's stack, as if it
     // had been called: rsp + 8 is 16-aligned at entry, and the return
     // address slot holds 0 so that unwinders stop there.
     let entry_sp = (record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15).wrapping_sub(8);

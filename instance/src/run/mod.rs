@@ -105,11 +105,6 @@ impl<'a> Activation<'a> {
         Activation { record, outer }
     }
 
-    /// Whether this run is nested in another one on this thread.
-    pub(crate) fn nested(&self) -> bool {
-        !self.outer.is_null()
-    }
-
     /// Once the guest came back (returned, yielded, faulted, ended by a
     /// kill): stops the kill word (no kill signal is sent for this run from
     /// here on), installs the mask a handler's redirect left for the host,
@@ -129,6 +124,9 @@ impl<'a> Activation<'a> {
 impl Drop for Activation<'_> {
     fn drop(&mut self) {
         set_current(self.outer);
+        // The outer record may not outlive this run: `outer()` must never
+        // find it once this run is no longer current.
+        self.record.set_outer(ptr::null());
     }
 }
 

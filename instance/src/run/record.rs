@@ -95,8 +95,9 @@ impl RunRecord {
     /// The record of the run this one is nested in, while this one runs.
     pub(crate) fn outer(&self) -> Option<&RunRecord> {
         // SAFETY: `outer` is set by `Activation::begin` to the record that
-        // was current when this run began (or null), and cleared to that
-        // record's own state only by the same activation's end. That record
+        // was current when this run began (or null), and set back to null
+        // when that activation ends; so it is non-null only while this run
+        // is an activation on the stack of this thread's runs. That record
         // is the run this thread was executing as host code of which this
         // run was started: it is suspended in the switch into this run and
         // outlives it (its instance is borrowed by the frames waiting below

@@ -18,7 +18,8 @@
 //!
 //! It copies the fault report into the run record, then rewrites the
 //! interrupted register state: rip = the run core's `fault_return`, rsp = an aligned spot
-//! near the top of the instance's stack, rdi = the run record; it also puts
+//! near the top of the instance's stack (`fault_return` finds the run as the
+//! thread's current one); it also puts
 //! the host's signal mask into `uc_sigmask` (in [`ThreadSignalMode::Restore`])
 //! and clears the direction, trap and alignment-check flags. Then it *returns*: the kernel's sigreturn
 //! restores the mask, the alternate-stack state and the FPU state, and the
