@@ -41,6 +41,13 @@ struct Quote {
     calls: Option<String>,
 }
 
+impl Quote {
+    /// A quote with no column and no callee to name.
+    fn new(doc: &'static str, doc_line: usize, file: String, line: usize, claim: Claim) -> Quote {
+        Quote { doc, doc_line, file, line, col: 0, claim, calls: None }
+    }
+}
+
 #[derive(Debug)]
 enum Claim {
     /// The line lies inside this function (the last path segment of a
@@ -132,15 +139,7 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
             if let Some((file, line, col)) = pos {
                 let asm = file.ends_with(".S");
                 let calls = if asm { None } else { names_call(&callee) };
-                out.push(Quote {
-                    doc,
-                    doc_line: i + 2,
-                    file,
-                    line,
-                    col,
-                    claim: Claim::InFunction(func.clone()),
-                    calls,
-                });
+                out.push(Quote { col, calls, ..Quote::new(doc, i + 2, file, line, Claim::InFunction(func.clone())) });
                 callee = Some((func.clone(), !asm && func != "context_sys_start"));
             } else {
                 // A frame outside the repository (std, libc): its caller's
@@ -166,15 +165,7 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
             let func = last_segment(name);
             let asm = file.ends_with(".S");
             let calls = if asm { None } else { names_call(&callee) };
-            out.push(Quote {
-                doc,
-                doc_line: i + 1,
-                file: file.clone(),
-                line,
-                col: 0,
-                claim: Claim::InFunction(func.clone()),
-                calls,
-            });
+            out.push(Quote { calls, ..Quote::new(doc, i + 1, file.clone(), line, Claim::InFunction(func.clone())) });
             callee = Some((func.clone(), !asm && func != "context_sys_start"));
             last_gdb_pos = Some((file, line));
             continue;
@@ -186,15 +177,7 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
             && let Some(file) = repo_file(f)
         {
             assert!(!break_fn.is_empty(), "{doc}:{}: a breakpoint quoted without its `break` command", i + 1);
-            out.push(Quote {
-                doc,
-                doc_line: i + 1,
-                file,
-                line: l.parse().unwrap(),
-                col: 0,
-                claim: Claim::InFunction(break_fn.clone()),
-                calls: None,
-            });
+            out.push(Quote::new(doc, i + 1, file, l.parse().unwrap(), Claim::InFunction(break_fn.clone())));
             continue;
         }
         // gdb's echo of the current line, right under the frame: "104\t    code".
@@ -202,31 +185,15 @@ fn quotes(doc: &'static str) -> Vec<Quote> {
             && let Ok(n) = n.parse::<usize>()
             && let Some((file, line)) = was_gdb_frame
         {
-            out.push(Quote {
-                doc,
-                doc_line: i + 1,
-                file: file.clone(),
-                line,
-                col: 0,
-                claim: Claim::EchoOf { said: n },
-                calls: None,
-            });
-            out.push(Quote {
-                doc,
-                doc_line: i + 1,
-                file,
-                line,
-                col: 0,
-                claim: Claim::Text(code.to_string()),
-                calls: None,
-            });
+            out.push(Quote::new(doc, i + 1, file.clone(), line, Claim::EchoOf { said: n }));
+            out.push(Quote::new(doc, i + 1, file, line, Claim::Text(code.to_string())));
             continue;
         }
         // std's panic message: "panicked at file:L:C:".
         if let Some((_, pos)) = t.split_once("panicked at ")
             && let Some((file, line)) = file_line(pos)
         {
-            out.push(Quote { doc, doc_line: i + 1, file, line, col: 0, claim: Claim::Panics, calls: None });
+            out.push(Quote::new(doc, i + 1, file, line, Claim::Panics));
         }
     }
     out

@@ -751,7 +751,7 @@ impl Instance {
         if let Back::NotEntered = back {
             let nested = self.discard_suspended();
             let _ = self.kill.finish(Ended::Terminated);
-            let result = self.settle::<()>(Exit::Terminated).map(|_| unreachable!("a terminated run has no outcome"));
+            let result = self.settle::<T>(Exit::Terminated);
             drop(nested);
             return result;
         }
