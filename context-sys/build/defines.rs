@@ -39,17 +39,99 @@ pub struct Define {
     pub line: usize,
 }
 
-/// Every numeric `#define` of `header`, in the order they appear.
+/// Every numeric `#define` of `header` that applies on the architecture
+/// this program was compiled for (see [`numeric_for_arch`]), in the order
+/// they appear. A build script must use [`numeric_for_arch`] with the
+/// target's architecture instead: it is compiled for the host.
 pub fn numeric(header: &str) -> Vec<Define> {
-    header
-        .lines()
-        .enumerate()
+    numeric_for_arch(header, std::env::consts::ARCH)
+}
+
+/// Every numeric `#define` of `header` that applies on the architecture
+/// `arch` (a Rust `target_arch` name: `x86_64`, `aarch64`), in the order
+/// they appear.
+///
+/// The headers keep one section per architecture:
+/// `#if defined(__x86_64__)` ... `#elif defined(__aarch64__)` ... `#else`
+/// ... `#endif` (`#ifdef __x86_64__` too). Lines in a section of another
+/// architecture are skipped. Any other conditional (`#ifndef
+/// __ASSEMBLER__`, include guards) is not evaluated: both of its branches
+/// are read, as before architectures were known.
+pub fn numeric_for_arch(header: &str, arch: &str) -> Vec<Define> {
+    lines_for_arch(header, arch)
         .filter_map(|(i, line)| {
             let (name, rest) = define_line(line)?;
             let value = integer(strip_comment(rest))?;
             Some(Define { name: name.to_string(), value, line: i + 1 })
         })
         .collect()
+}
+
+/// The C macro that names Rust's `target_arch` `arch` in an `#if`.
+fn arch_macro(arch: &str) -> Option<&'static str> {
+    match arch {
+        "x86_64" => Some("__x86_64__"),
+        "aarch64" => Some("__aarch64__"),
+        _ => None,
+    }
+}
+
+/// The architecture macro an `#if`/`#elif` line tests, if it is one of the
+/// two forms the headers use: `defined(__x86_64__)` or `defined __x86_64__`
+/// (and `#ifdef __x86_64__`).
+fn tested_arch(condition: &str) -> Option<&str> {
+    let c = condition.trim();
+    let c = c.strip_prefix("defined").map(str::trim).unwrap_or(c);
+    let c = c.strip_prefix('(').and_then(|c| c.strip_suffix(')')).unwrap_or(c).trim();
+    ["__x86_64__", "__aarch64__"].into_iter().find(|m| *m == c)
+}
+
+/// `(index, line)` of the lines of `header` outside other architectures'
+/// sections.
+pub fn lines_for_arch<'a>(header: &'a str, arch: &'a str) -> impl Iterator<Item = (usize, &'a str)> + 'a {
+    // One entry per open conditional: None for one that is not about the
+    // architecture, Some((active now, some branch taken)) for one that is.
+    let mut open: Vec<Option<(bool, bool)>> = Vec::new();
+    let want = arch_macro(arch);
+    header.lines().enumerate().filter(move |(_, line)| {
+        let directive = line.trim_start().strip_prefix('#').map(str::trim_start);
+        if let Some(d) = directive {
+            let word_end = d.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(d.len());
+            let (word, rest) = d.split_at(word_end);
+            let rest = strip_comment(rest);
+            match word {
+                "if" | "ifdef" => {
+                    open.push(tested_arch(rest).map(|m| (Some(m) == want, Some(m) == want)));
+                    return false;
+                }
+                "ifndef" => {
+                    open.push(None);
+                    return false;
+                }
+                "elif" => {
+                    if let Some(Some((active, taken))) = open.last_mut() {
+                        let this = tested_arch(rest).is_some_and(|m| Some(m) == want) && !*taken;
+                        *active = this;
+                        *taken |= this;
+                    }
+                    return false;
+                }
+                "else" => {
+                    if let Some(Some((active, taken))) = open.last_mut() {
+                        *active = !*taken;
+                        *taken = true;
+                    }
+                    return false;
+                }
+                "endif" => {
+                    open.pop();
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        open.iter().all(|c| c.is_none_or(|(active, _)| active))
+    })
 }
 
 /// The numeric defines whose names start with `prefix`, as (the name without
