@@ -483,8 +483,8 @@ context_sys_start_personality:
 context_sys_save_fp_control:
     .cfi_startproc
     bti c
-    mrs x9, fpcr
-    str x9, [x0, #CONTEXT_SYS_OFF_FPCR]
+    mrs x10, fpcr
+    str x10, [x0, #CONTEXT_SYS_OFF_FPCR]
     ret
     .cfi_endproc
     .size context_sys_save_fp_control, .-context_sys_save_fp_control

@@ -378,7 +378,6 @@ const _: () = {
     assert!(offset_of!(BootFrame, pad) == layout::BOOT_PAD);
     assert!(size_of::<BootFrame>() == layout::BOOT_SIZE);
     assert!(align_of::<BootFrame>() == layout::BOOT_ALIGN);
-
 };
 
 /// Compile-time proof that the Rust structs and the header agree (aarch64).

@@ -7,6 +7,10 @@
 //! next to the header must fail the build.
 
 mod c_tools;
+// The workspace's `#define` parser, for which lines of context_sys.h belong
+// to which architecture's section.
+#[path = "../../context-sys/build/defines.rs"]
+mod defines;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -121,16 +125,49 @@ fn headers_compile_in_every_later_standard() {
     }
 }
 
-/// How many layout assertions the header writes (one per line that starts
-/// with its assertion macro).
-fn header_assertions() -> usize {
+/// How many layout assertions the header writes for `arch` (a Rust
+/// `target_arch` name): one per line that starts with its assertion macro,
+/// in the common part and that architecture's section.
+fn header_assertions(arch: &str) -> usize {
     let text = std::fs::read_to_string(context_sys_include().join("context_sys.h")).expect("read context_sys.h");
-    text.lines().filter(|l| l.starts_with("CONTEXT_SYS_STATIC_ASSERT_(")).count()
+    defines::lines_for_arch(&text, arch).filter(|(_, l)| l.starts_with("CONTEXT_SYS_STATIC_ASSERT_(")).count()
+}
+
+/// The aarch64 section's assertions survive preprocessing too, checked
+/// with the aarch64 cross compiler where one is installed (on an aarch64
+/// machine the test above covers them). Also compiles the header strictly
+/// as C11 for aarch64, so its aarch64 layout assertions are evaluated.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn aarch64_section_compiles_with_the_cross_compiler() {
+    let cross = "aarch64-linux-gnu-gcc";
+    if Command::new(cross).arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "{cross} is missing, and CI installs it (.ci/run)");
+        eprintln!("SKIPPED: {cross} not installed");
+        return;
+    }
+    let expected = header_assertions("aarch64");
+    assert!(expected >= 50, "the header writes only {expected} aarch64 layout assertions");
+    assert_ne!(expected, header_assertions("x86_64"), "the sections were not told apart");
+    let src = scratch("preprocess_aarch64").join("only_header.c");
+    std::fs::write(&src, "#include \"context_sys.h\"\n").expect("write the source");
+    let strict_cross = |extra: &[&str]| {
+        let mut cmd = Command::new(cross);
+        cmd.args(["-std=c11", "-pedantic", "-Wall", "-Wextra", "-Werror", "-I"]).arg(context_sys_include());
+        cmd.args(extra).arg(&src);
+        cmd
+    };
+    let out = run_ok(&mut strict_cross(&["-E", "-P"]));
+    let found = String::from_utf8_lossy(&out.stdout).matches("_Static_assert(").count();
+    assert_eq!(found, expected, "aarch64: {expected} layout assertions in the header, {found} after preprocessing");
+    let obj = src.with_extension("o");
+    run_ok(strict_cross(&["-c"]).arg("-o").arg(&obj));
+    assert!(obj.is_file(), "{} was not written", obj.display());
 }
 
 #[test]
 fn layout_assertions_survive_preprocessing_in_both_languages() {
-    let expected = header_assertions();
+    let expected = header_assertions(std::env::consts::ARCH);
     assert!(expected >= 30, "the header writes only {expected} layout assertions");
     for (lang, std) in [(Lang::C, "c11"), (Lang::Cxx, "c++17")] {
         let src = scratch(&format!("preprocess_{std}")).join(match lang {

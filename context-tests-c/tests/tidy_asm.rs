@@ -23,6 +23,18 @@
 //!    stack) and `%rip` (labels). In `context_sys_start`, until it steps
 //!    over the boot frame (`lea CONTEXT_SYS_BOOT_SIZE(%rsp), %rsp`), `%rsp`
 //!    addresses the boot frame.
+//!
+//!    The aarch64 file (`*_aarch64.S`) is checked by the same rules against
+//!    the header's aarch64 section, in its own syntax: a memory operand
+//!    `[base, #NAME]` through a block's base (x0, x1, x19, x20) names the
+//!    field of the register it moves (the first of a pair: `stp x21, x22`
+//!    is `CONTEXT_SYS_OFF_X21`, `ldr x9` is `CONTEXT_SYS_OFF_SP`, x10/x11
+//!    are `CONTEXT_SYS_OFF_FPCR`), `[x9]` is the resume word and `[sp]` the
+//!    stack, except in `context_sys_start` before `add sp, sp,
+//!    #CONTEXT_SYS_BOOT_SIZE`, where sp addresses the boot frame (`ldp x2,
+//!    x3` is `CONTEXT_SYS_BOOT_X2`, `ldr x16` `CONTEXT_SYS_BOOT_ENTRY`); a
+//!    CFI rule for DWARF register 19..28, 29 or 72..79 names X19..X28, FP
+//!    or D8..D15.
 //! 2. **The bench's assembly still assembles.** Every `.S` under
 //!    `context-tests-c/bench-c/` (built by hand only, see
 //!    docs/PERFORMANCE.md) is assembled with `cc -c`.
@@ -207,7 +219,7 @@ fn check_cfi_escape(at: &At, ops: &[&str], names: &BTreeSet<String>) -> Vec<Stri
     let mut bad = Vec::new();
     for pair in ops.windows(2) {
         if (pair[0].starts_with("DW_OP_breg") || pair[0].starts_with("\\dw_op_breg"))
-            && !pair[1].starts_with('\\')
+            && !pair[1].contains('\\')
             && !(pair[1].starts_with(OFF) && names.contains(pair[1]))
         {
             bad.push(at.says(&format!("the offset after {} must be a {OFF}* name, not `{}`", pair[0], pair[1])));
@@ -313,10 +325,185 @@ fn boot_pairing(mnemonic: &str, field: &str, other: Option<&str>) -> Option<Stri
     (field != want).then(|| format!("{mnemonic} into {}: its field is {BOOT}{want}, not {BOOT}{field}", other.unwrap()))
 }
 
-/// The header's numeric define names.
-fn header_names() -> BTreeSet<String> {
+/// The field of the aarch64 register block that CFI rules for DWARF
+/// register `reg` name: x19..x28, fp (29), d8..d15 (72..79).
+fn a64_dwarf_field(reg: &str) -> Option<String> {
+    match reg.parse::<u32>().ok()? {
+        n @ 19..=28 => Some(format!("X{n}")),
+        29 => Some("FP".to_string()),
+        n @ 72..=79 => Some(format!("D{}", n - 64)),
+        _ => None,
+    }
+}
+
+/// Splits aarch64 operands at commas outside `[...]`.
+fn a64_operands(text: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !text[start..].trim().is_empty() {
+        out.push(text[start..].trim());
+    }
+    out
+}
+
+/// The block field a data register goes with, in the aarch64 block or
+/// boot frame (`boot`): `x21` -> `X21`, `d9` -> `D9`, `x9` -> `SP`.
+fn a64_field(reg: &str, boot: bool) -> Option<String> {
+    let (kind, n) = reg.split_at(1);
+    let n: u32 = n.parse().ok()?;
+    Some(match (boot, kind, n) {
+        (true, "x", 0..=7) => format!("X{n}"),
+        (true, "d", 0..=7) => format!("D{n}"),
+        (true, "x", 16) => "ENTRY".to_string(),
+        (false, "x", 19..=28) => format!("X{n}"),
+        (false, "x", 29) => "FP".to_string(),
+        (false, "d", 8..=15) => format!("D{n}"),
+        (false, "x", 9) => "SP".to_string(),
+        (false, "x", 10 | 11) => "FPCR".to_string(),
+        (false, "x", 0) => "RET_X0".to_string(),
+        (false, "q", 0) => "RET_V0".to_string(),
+        _ => return None,
+    })
+}
+
+/// [`check_asm`] for the aarch64 file (see the module docs).
+fn check_asm_aarch64(file: &str, text: &str, names: &BTreeSet<String>) -> Vec<String> {
+    let mut bad = Vec::new();
+    let code = strip_comments(text);
+    let mut routine = String::from("(top)");
+    let mut boot_frame_live = false;
+    for (i, raw) in code.lines().enumerate() {
+        let t = raw.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let at = At { file, line: i + 1, routine: &routine, text: t };
+        if let Some(directive) = t.strip_prefix('#') {
+            let directive = directive.trim_start();
+            if let Some(inc) = directive.strip_prefix("include") {
+                if inc.trim() != "\"context_sys.h\"" {
+                    bad.push(at.says("includes a header other than context_sys.h, which this check does not read"));
+                }
+            } else if ["define", "undef"].iter().any(|d| directive.starts_with(d))
+                && directive.split_whitespace().nth(1).is_some_and(|n| n.starts_with("CONTEXT_SYS_"))
+            {
+                bad.push(at.says("gives a CONTEXT_SYS_ name a value of this file's own; the header's is the only one"));
+            }
+            continue;
+        }
+        if let Some(name) = t.strip_prefix(".macro ") {
+            routine = format!("macro {}", name.split([' ', ',']).next().unwrap());
+            continue;
+        }
+        if let Some(label) = t.strip_suffix(':')
+            && !label.starts_with('.')
+            && !label.starts_with('\\')
+            && !label.contains(char::is_whitespace)
+            && !label.chars().all(|c| c.is_ascii_digit())
+        {
+            routine = label.to_string();
+            boot_frame_live = label == START;
+            continue;
+        }
+        let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+        let ops = a64_operands(rest.trim());
+        match word {
+            "cfi_saved_at" => {
+                let [reg, _, offset] = ops[..] else {
+                    bad.push(at.says("expected three arguments"));
+                    continue;
+                };
+                if reg.starts_with('\\') || offset.starts_with('\\') {
+                    continue;
+                }
+                let Some(field) = a64_dwarf_field(reg) else {
+                    bad.push(at.says(&format!("DWARF register {reg} is saved in no field of the register block")));
+                    continue;
+                };
+                let want = format!("{OFF}{field}");
+                if offset != want || !names.contains(&want) {
+                    bad.push(at.says(&format!("DWARF register {reg}: its offset must be {want}")));
+                }
+            }
+            ".cfi_escape" => bad.extend(check_cfi_escape(&at, &operands(rest.trim()), names)),
+            _ if word.starts_with('.') => {}
+            "add" if boot_frame_live && ops.first() == Some(&"sp") && ops.get(1) == Some(&"sp") => {
+                if ops.get(2).and_then(|o| o.strip_prefix('#')) != Some(&format!("{BOOT}SIZE")) {
+                    bad.push(at.says(&format!("steps over the boot frame by {BOOT}SIZE only")));
+                }
+                boot_frame_live = false;
+            }
+            _ => {
+                let Some(pos) = ops.iter().position(|o| o.starts_with('[')) else { continue };
+                let inner = ops[pos].trim_start_matches('[').trim_end_matches('!');
+                let inner = inner.strip_suffix(']').unwrap_or(inner);
+                let mut parts = inner.split(',').map(str::trim);
+                let base = parts.next().unwrap_or("");
+                let disp = parts.next().map(|d| d.trim_start_matches('#')).unwrap_or("");
+                let store = word.starts_with("st");
+                let first = ops.first().copied().unwrap_or("");
+                let named = |prefix: &str| disp.starts_with(prefix) && names.contains(disp);
+                match base {
+                    "sp" if boot_frame_live => {
+                        if !named(BOOT) {
+                            bad.push(at.says(&format!("reads the boot frame: the offset must be a {BOOT}* name")));
+                        } else if store {
+                            bad.push(at.says("writes the boot frame, which only its preparer writes"));
+                        } else if a64_field(first, true).map(|f| format!("{BOOT}{f}")).as_deref() != Some(disp) {
+                            bad.push(at.says(&format!("loads {first}, which is not the boot frame's {disp}")));
+                        }
+                    }
+                    "sp" | "x9" | "x29" => {
+                        if disp.starts_with("CONTEXT_SYS_") {
+                            bad.push(at.says(&format!("{base} addresses a stack here, not a register block")));
+                        }
+                    }
+                    "x0" if at.routine == RESUME_ROUTINE => {
+                        if !named(RESUME) || !store || first != "x9" {
+                            bad.push(at.says(&format!(
+                                "{RESUME_ROUTINE} only stores x9 through x0 at one {RESUME}* name of the header"
+                            )));
+                        }
+                    }
+                    _ => {
+                        if !named(OFF) {
+                            bad.push(at.says(&format!(
+                                "addresses a register block through {base}: the offset must be one {OFF}* name of the header"
+                            )));
+                        } else {
+                            match a64_field(first, false) {
+                                Some(f) if disp == format!("{OFF}{f}") => {}
+                                Some(f) => {
+                                    bad.push(at.says(&format!("moves {first}, so its field is {OFF}{f}, not {disp}")))
+                                }
+                                None => bad.push(
+                                    at.says(&format!("cannot tell which field `{first}` goes with; teach this check")),
+                                ),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// The header's numeric define names in the section of `arch` (a Rust
+/// `target_arch` name) and the common part.
+fn header_names(arch: &str) -> BTreeSet<String> {
     let text = std::fs::read_to_string(root().join(HEADER)).unwrap();
-    defines::numeric(&text).into_iter().map(|d| d.name).collect()
+    defines::numeric_for_arch(&text, arch).into_iter().map(|d| d.name).collect()
 }
 
 /// The assembly files that include context_sys.h, as paths from the root.
@@ -332,13 +519,19 @@ fn layout_asm_files() -> Vec<String> {
 
 #[test]
 fn assembly_addresses_the_register_block_only_by_the_headers_names() {
-    let names = header_names();
     let files = layout_asm_files();
     assert!(files.iter().any(|f| f == "context-sys/src/context_sys_x86_64.S"), "{files:?}");
+    assert!(files.iter().any(|f| f == "context-sys/src/context_sys_aarch64.S"), "{files:?}");
     let mut bad = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(root().join(file)).unwrap();
-        bad.extend(check_asm(file, &text, &names));
+        // Each file is checked against its own architecture's section of
+        // the header, whatever this test runs on.
+        if file.ends_with("_aarch64.S") {
+            bad.extend(check_asm_aarch64(file, &text, &header_names("aarch64")));
+        } else {
+            bad.extend(check_asm(file, &text, &header_names("x86_64")));
+        }
         // `#include "..."` looks in the file's own folder first: a stray
         // copy of the header there would win over the real one.
         let dir = Path::new(file).parent().unwrap();
@@ -398,6 +591,41 @@ context_sys_start:
     assert!(bad[6].contains("its field is CONTEXT_SYS_OFF_MXCSR"), "{}", bad[6]);
     assert!(bad[7].contains("DWARF register 13 is r13"), "{}", bad[7]);
     assert!(bad[10].contains("its field is CONTEXT_SYS_BOOT_RDI, not CONTEXT_SYS_BOOT_XMM3"), "{}", bad[10]);
+}
+
+#[test]
+fn the_aarch64_checker_notices_numbers_and_wrong_fields() {
+    let names: BTreeSet<String> = ["SP", "X19", "X21", "FP", "D8", "FPCR", "RET_X0"]
+        .iter()
+        .map(|f| format!("{OFF}{f}"))
+        .chain(["X0", "X2", "D0", "ENTRY", "SIZE"].iter().map(|f| format!("{BOOT}{f}")))
+        .collect();
+    let asm = "\
+#include \"context_sys.h\"
+f:
+    stp x19, x20, [x0, #CONTEXT_SYS_OFF_X19]   // fine
+    stp x21, x22, [x0, #24]
+    ldr x9, [x1]
+    stp x21, x22, [x0, #CONTEXT_SYS_OFF_X19]
+    str x10, [x0, #CONTEXT_SYS_OFF_FPCR]       // fine
+    ldr x10, [x9]                              // fine: the resume word
+    str x30, [sp]                              // fine: the stack
+    cfi_saved_at 19, DW_OP_breg1, CONTEXT_SYS_OFF_X19
+    cfi_saved_at 73, DW_OP_breg1, CONTEXT_SYS_OFF_D8
+context_sys_start:
+    ldp x2, x3, [sp, #CONTEXT_SYS_BOOT_X2]
+    ldp x2, x3, [sp, #16]
+    ldp d0, d1, [sp, #CONTEXT_SYS_BOOT_X0]
+    ldr x16, [sp, #CONTEXT_SYS_BOOT_ENTRY]
+    add sp, sp, #CONTEXT_SYS_BOOT_SIZE
+    ldr x9, [sp, #CONTEXT_SYS_OFF_SP]
+";
+    let bad = check_asm_aarch64("t.S", asm, &names);
+    let lines: Vec<usize> =
+        bad.iter().map(|b| b.split(':').nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(lines, [4, 5, 6, 11, 14, 15, 18], "{bad:#?}");
+    assert!(bad[2].contains("its field is CONTEXT_SYS_OFF_X21, not CONTEXT_SYS_OFF_X19"), "{}", bad[2]);
+    assert!(bad[4].contains("offset must be a CONTEXT_SYS_BOOT_* name"), "{}", bad[4]);
 }
 
 #[test]
