@@ -463,7 +463,7 @@ const _: () = {
 /// Compile-time proof that the common structs and the header agree.
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
-    assert!(layout::RESUME_SP_STEP % 8 == 0 && layout::RESUME_SP_STEP <= layout::BOOT_ALIGN);
+    assert!(layout::RESUME_SP_STEP.is_multiple_of(8) && layout::RESUME_SP_STEP <= layout::BOOT_ALIGN);
     assert!(offset_of!(ResumeWindows, swap_loaded) == layout::RESUME_SWAP_LOADED);
     assert!(offset_of!(ResumeWindows, swap_end) == layout::RESUME_SWAP_END);
     assert!(offset_of!(ResumeWindows, set_loaded) == layout::RESUME_SET_LOADED);
