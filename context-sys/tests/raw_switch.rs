@@ -125,7 +125,7 @@ fn prepare(stack: &mut Stack, blocks: &Blocks) {
     // Step 3: the boot frame right below.
     let frame_words = layout::BOOT_SIZE / 8;
     let frame_at = call - frame_words;
-    let mut frame = BootFrame { entry: entry as usize as u64, ..BootFrame::default() };
+    let mut frame = BootFrame { entry: entry as *const () as u64, ..BootFrame::default() };
     frame.gp[..GP_REGS].copy_from_slice(&gp);
     #[cfg(target_arch = "x86_64")]
     frame.xmm.copy_from_slice(&fp);
@@ -137,7 +137,7 @@ fn prepare(stack: &mut Stack, blocks: &Blocks) {
     // Step 4: the resume slot below the frame.
     let word_at = frame_at - layout::RESUME_SP_STEP / 8;
     stack.0[word_at..frame_at].fill(0);
-    stack.0[word_at] = context_sys::start as usize as u64;
+    stack.0[word_at] = context_sys::start as *const () as u64;
     // Step 5: the child's block.
     let word = std::ptr::addr_of!(stack.0[word_at]) as u64;
     let own = blocks.child.get() as u64;
@@ -194,8 +194,8 @@ fn the_resume_windows_lie_inside_the_switches_in_order() {
     let mut w = ResumeWindows::default();
     // SAFETY: `w` is valid for writes of a ResumeWindows.
     unsafe { context_sys::resume_windows(&mut w) };
-    let swap = context_sys::swap as usize as u64;
-    let set = context_sys::set as usize as u64;
+    let swap = context_sys::swap as *const () as u64;
+    let set = context_sys::set as *const () as u64;
     for (name, lo, hi, routine) in [("swap", w.swap_loaded, w.swap_end, swap), ("set", w.set_loaded, w.set_end, set)] {
         assert!(routine < lo && lo < hi, "{name}: window {lo:#x}..{hi:#x} not after the routine's start {routine:#x}");
         assert!(hi - lo < 256, "{name}: a window of {} bytes is more than the loads and the jump", hi - lo);
@@ -208,7 +208,7 @@ fn the_resume_windows_lie_inside_the_switches_in_order() {
         for end in [w.swap_end, w.set_end, w.start_end] {
             assert_eq!(((end - 4) as *const u32).read(), 0xd65f_0140, "the window must end with `ret x10`");
         }
-        for start in [swap, set, context_sys::start as usize as u64] {
+        for start in [swap, set, context_sys::start as *const () as u64] {
             assert_eq!((start as *const u32).read(), 0xd503_245f, "a global routine must begin with `bti c`");
         }
     }
