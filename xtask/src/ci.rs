@@ -55,6 +55,13 @@ pub const STEPS: &[Step] = &[
         what: "cargo doc --workspace --no-deps, warnings denied",
         run: || util::run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings")),
     },
+    // Last: the x86_64 steps above are the faster and more familiar place
+    // for a plain bug to fail first.
+    Step {
+        id: "aarch64",
+        what: "cross-build for aarch64, the tests under qemu-aarch64, the aarch64 object's checks",
+        run: crate::aarch64::run,
+    },
 ];
 
 pub fn usage() -> String {
@@ -174,7 +181,7 @@ mod tests {
     #[test]
     fn step_ids_are_unique_and_plain() {
         for (i, a) in STEPS.iter().enumerate() {
-            assert!(a.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", a.id);
+            assert!(a.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{}", a.id);
             assert!(STEPS[i + 1..].iter().all(|b| b.id != a.id), "{} twice", a.id);
         }
     }

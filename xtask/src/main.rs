@@ -4,6 +4,7 @@
 //! Std only: the checks it runs are ordinary commands (`cargo`, `cc`,
 //! `readelf`, ...), each named with its time as it goes.
 
+mod aarch64;
 mod abi;
 mod bench;
 mod ci;
@@ -46,6 +47,8 @@ commands:
             names every offset by the header's name (tests/tidy_asm.rs)
   abi       the built assembly's symbols, FDEs, GNU-stack note and relocations;
             the C-only harness; the callee-saved/MXCSR/x87/alignment probes
+  aarch64   cross-build for aarch64-unknown-linux-gnu and run the tests under
+            qemu-aarch64; check the aarch64 object (bti c, FDEs, BTI note); a C smoke test
 ";
 
 /// Runs a command that takes no arguments but `--help`, which prints
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Some("valgrind") => plain("valgrind", rest, debug::valgrind),
         Some("layout") => plain("layout", rest, layout::run),
         Some("abi") => plain("abi", rest, abi::run),
+        Some("aarch64") => plain("aarch64", rest, aarch64::run),
         Some("msrv") => with_usage(msrv::USAGE, rest, msrv::run),
         Some("release-check") => with_usage(release::USAGE, rest, release::run),
         Some("help") | Some("--help") | Some("-h") | None => {

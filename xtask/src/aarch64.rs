@@ -1,0 +1,383 @@
+//! `cargo xtask aarch64`: the aarch64 Linux build, tested under qemu-user
+//! from an x86_64 machine.
+//!
+//! 1. Finds the cross tools (`aarch64-linux-gnu-gcc`, `qemu-aarch64`, the
+//!    sysroot `/usr/aarch64-linux-gnu`) and the Rust target
+//!    `aarch64-unknown-linux-gnu`. With `CI` set a missing tool is an error;
+//!    otherwise the step prints SKIPPED. A missing Rust target with the C
+//!    tools present is said in one loud line, and the C smoke test below
+//!    still runs under qemu.
+//! 2. Cross-builds and runs the tests of [`PACKAGES`] under qemu (cargo's
+//!    runner), in `target/aarch64` so the x86_64 build cache stays valid,
+//!    and prints how many tests ran per package.
+//! 3. Checks the aarch64 object of context-sys as built: an AArch64 ELF,
+//!    every routine of the header a global FUNC, each beginning with `bti
+//!    c`, covered by an FDE, a GNU property note with BTI, and a
+//!    non-executable stack note.
+//! 4. A C-only smoke test (`xtask/c/aarch64_smoke.c`): the header's steps
+//!    in C against the aarch64 assembly, built with the cross compiler and
+//!    run under qemu.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::util::{self, cargo, root, under_ci};
+
+/// The Rust target.
+pub const TARGET: &str = "aarch64-unknown-linux-gnu";
+const CC: &str = "aarch64-linux-gnu-gcc";
+const QEMU: &str = "qemu-aarch64";
+const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// The packages whose tests run under qemu.
+pub const PACKAGES: &[&str] = &["stackful-context-sys"];
+
+/// The routines `context_sys.h` declares: each must be a global function of
+/// the aarch64 object.
+const ROUTINES: &[&str] = &[
+    "context_sys_swap",
+    "context_sys_set",
+    "context_sys_start",
+    "context_sys_save_fp_control",
+    "context_sys_get_current_stack_pointer",
+    "context_sys_resume_windows",
+    "context_sys_valgrind_client_request",
+];
+
+fn found(tool: &str, arg: &str) -> bool {
+    Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Whether the Rust standard library for [`TARGET`] is installed.
+fn rust_target_installed() -> bool {
+    let Ok(out) = Command::new("rustc").args(["--print", "target-libdir", "--target", TARGET]).output() else {
+        return false;
+    };
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    out.status.success()
+        && std::fs::read_dir(&dir)
+            .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+}
+
+/// The cross environment for cargo.
+fn cross(cmd: &mut Command) -> &mut Command {
+    cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", CC)
+        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", format!("{QEMU} -L {SYSROOT}"))
+        .env("CC_aarch64_unknown_linux_gnu", CC)
+        .env("AR_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-ar")
+        .env("CARGO_TARGET_DIR", target_dir())
+}
+
+fn target_dir() -> PathBuf {
+    util::target_dir().join("aarch64")
+}
+
+pub fn run() -> Result<(), String> {
+    let mut missing: Vec<&str> = Vec::new();
+    if !found(CC, "--version") {
+        missing.push(CC);
+    }
+    if !found(QEMU, "--version") {
+        missing.push(QEMU);
+    }
+    if !Path::new(SYSROOT).join("lib").is_dir() {
+        missing.push(SYSROOT);
+    }
+    if !missing.is_empty() {
+        let what = format!("{} (apt-get install gcc-aarch64-linux-gnu qemu-user; .ci/run does)", missing.join(", "));
+        if under_ci() {
+            return Err(format!("aarch64: missing {what}, and CI is set"));
+        }
+        println!("SKIPPED: aarch64: missing {what}");
+        return Ok(());
+    }
+    let started = Instant::now();
+    smoke_c()?;
+    if !rust_target_installed() {
+        println!(
+            "aarch64: RUST TARGET {TARGET} NOT INSTALLED (rustup target add {TARGET}) -- only the C smoke test ran under qemu"
+        );
+        return if under_ci() {
+            Err(format!("aarch64: the Rust target {TARGET} is not installed, and CI is set"))
+        } else {
+            Ok(())
+        };
+    }
+    let counts = test_packages()?;
+    check_object()?;
+    println!("aarch64: tests run under {QEMU}, per package:");
+    for (pkg, (passed, ignored)) in &counts {
+        println!("  {pkg:<24} {passed:>5} passed {ignored:>4} ignored");
+    }
+    println!("aarch64: {:.1} s in all", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs the tests of each of [`PACKAGES`] under qemu; returns (passed,
+/// ignored) per package, from libtest's summary lines.
+fn test_packages() -> Result<BTreeMap<String, (u64, u64)>, String> {
+    let mut counts = BTreeMap::new();
+    for p in PACKAGES {
+        let mut cmd = cargo();
+        cmd.args(["test", "--target", TARGET, "-p", p]);
+        let out = cross(&mut cmd).stderr(Stdio::piped()).stdout(Stdio::piped()).output().map_err(|e| format!("{e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        print!("{stdout}");
+        eprint!("{stderr}");
+        if !out.status.success() {
+            return Err(format!("aarch64: {cmd:?} failed with {}", out.status));
+        }
+        let (passed, ignored) = count_tests(&stdout);
+        if passed == 0 {
+            return Err(format!("aarch64: no test of {p} ran under qemu"));
+        }
+        counts.insert(p.to_string(), (passed, ignored));
+    }
+    Ok(counts)
+}
+
+/// (passed, ignored) summed over every `test result:` line of cargo test's
+/// output.
+pub fn count_tests(output: &str) -> (u64, u64) {
+    let mut total = (0, 0);
+    for line in output.lines() {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else { continue };
+        let number = |word: &str| {
+            rest.split(';')
+                .find_map(|part| part.trim().strip_suffix(word))
+                .and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        total.0 += number(" passed");
+        total.1 += number(" ignored");
+    }
+    total
+}
+
+/// The context-sys archive of the aarch64 debug build.
+fn archive() -> Result<PathBuf, String> {
+    let build = target_dir().join(TARGET).join("debug").join("build");
+    let entries = std::fs::read_dir(&build).map_err(|e| format!("read {}: {e}", build.display()))?;
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("stackful-context-sys-"))
+        .map(|e| e.path().join("out").join("libcontext_sys.a"))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .ok_or_else(|| format!("no libcontext_sys.a under {}", build.display()))
+}
+
+fn tool_output(tool: &str, args: &[&str], file: &Path) -> Result<String, String> {
+    let out = Command::new(tool).args(args).arg(file).output().map_err(|e| format!("could not run {tool}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{tool} {args:?} {} failed: {}", file.display(), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn check_object() -> Result<(), String> {
+    let a = archive()?;
+    let header = tool_output("readelf", &["-h"], &a)?;
+    let symbols = tool_output("readelf", &["-sW"], &a)?;
+    let notes = tool_output("readelf", &["-n"], &a)?;
+    let sections = tool_output("readelf", &["-SW"], &a)?;
+    let frames = tool_output("readelf", &["--debug-dump=frames"], &a)?;
+    let disasm = tool_output("aarch64-linux-gnu-objdump", &["-d"], &a)?;
+    let mut bad = Vec::new();
+    if !header.contains("AArch64") {
+        bad.push("the archive's object is not an AArch64 ELF".to_string());
+    }
+    bad.extend(check_symbols(&symbols, ROUTINES));
+    bad.extend(check_bti_entries(&disasm, ROUTINES));
+    bad.extend(check_fdes(&symbols, &frames, ROUTINES));
+    if !notes.contains("AArch64 feature: BTI") {
+        bad.push("no GNU property note with the BTI feature".to_string());
+    }
+    bad.extend(check_gnu_stack(&sections));
+    if !bad.is_empty() {
+        return Err(format!("aarch64 object {}:\n  {}", a.display(), bad.join("\n  ")));
+    }
+    println!(
+        "aarch64 object: AArch64 ELF; {} global routines, each `bti c` first and covered by an FDE; BTI property note; non-executable stack",
+        ROUTINES.len()
+    );
+    Ok(())
+}
+
+/// `readelf -sW` rows: (name, value, size, type, bind, ndx).
+fn symbol_rows(symbols: &str) -> impl Iterator<Item = (String, u64, u64, String, String, String)> + '_ {
+    symbols.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 8 || !f[0].ends_with(':') {
+            return None;
+        }
+        let value = u64::from_str_radix(f[1], 16).ok()?;
+        let size = f[2].parse().ok()?;
+        Some((f[7].to_string(), value, size, f[3].to_string(), f[4].to_string(), f[6].to_string()))
+    })
+}
+
+/// Every routine is a defined global FUNC.
+pub fn check_symbols(symbols: &str, routines: &[&str]) -> Vec<String> {
+    routines
+        .iter()
+        .filter(|r| {
+            !symbol_rows(symbols).any(|(name, _, size, ty, bind, ndx)| {
+                name == **r && ty == "FUNC" && bind == "GLOBAL" && ndx != "UND" && size > 0
+            })
+        })
+        .map(|r| format!("{r} is not a defined global function"))
+        .collect()
+}
+
+/// The first instruction of each routine in `objdump -d` output is `bti c`.
+pub fn check_bti_entries(disasm: &str, routines: &[&str]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for r in routines {
+        let label = format!("<{r}>:");
+        let first = disasm
+            .lines()
+            .skip_while(|l| !l.trim_end().ends_with(&label))
+            .nth(1)
+            .map(|l| l.split('\t').skip(2).collect::<Vec<_>>().join(" "));
+        match first {
+            Some(insn) if insn.trim().starts_with("bti") && insn.trim().ends_with('c') => {}
+            Some(insn) => bad.push(format!("{r} begins with `{}`, not `bti c`", insn.trim())),
+            None => bad.push(format!("{r} is not in the disassembly")),
+        }
+    }
+    bad
+}
+
+/// Each routine's address range lies inside one FDE's pc range
+/// (`readelf --debug-dump=frames` rows `... FDE cie=... pc=LO..HI`).
+pub fn check_fdes(symbols: &str, frames: &str, routines: &[&str]) -> Vec<String> {
+    let ranges: Vec<(u64, u64)> = frames
+        .lines()
+        .filter_map(|l| {
+            let pc = l.split("pc=").nth(1)?;
+            let (lo, hi) = pc.trim().split_once("..")?;
+            Some((u64::from_str_radix(lo, 16).ok()?, u64::from_str_radix(hi.trim(), 16).ok()?))
+        })
+        .collect();
+    routines
+        .iter()
+        .filter(|r| {
+            !symbol_rows(symbols)
+                .filter(|(name, ..)| name == **r)
+                .any(|(_, value, size, ..)| ranges.iter().any(|(lo, hi)| *lo <= value && value + size <= *hi))
+        })
+        .map(|r| format!("{r} is not covered by an FDE"))
+        .collect()
+}
+
+/// `.note.GNU-stack` is present and not executable (`readelf -SW` flags).
+pub fn check_gnu_stack(sections: &str) -> Vec<String> {
+    match sections.lines().find(|l| l.contains(".note.GNU-stack")) {
+        None => vec!["no .note.GNU-stack section: the linker may make the stack executable".to_string()],
+        Some(l) => {
+            // After the name: type, address, offset, size, entry size, then
+            // the flags column (absent when no flag is set), link, info,
+            // alignment.
+            let f: Vec<&str> = l.split_whitespace().skip_while(|w| !w.starts_with(".note.GNU-stack")).skip(6).collect();
+            let flags = if f.len() == 4 { f[0] } else { "" };
+            if flags.contains('X') { vec![format!(".note.GNU-stack is executable ({flags})")] } else { Vec::new() }
+        }
+    }
+}
+
+/// Builds `xtask/c/aarch64_smoke.c` with the aarch64 assembly and runs it
+/// under qemu; it prints `aarch64 smoke: ok` when every check in it passed.
+fn smoke_c() -> Result<(), String> {
+    let out_dir = target_dir().join("smoke");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{e}"))?;
+    let exe = out_dir.join("aarch64_smoke");
+    let r = root();
+    util::run(
+        Command::new(CC)
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wa,--noexecstack", "-I"])
+            .arg(r.join("context-sys/include"))
+            .arg(r.join("xtask/c/aarch64_smoke.c"))
+            .arg(r.join("context-sys/src/context_sys_aarch64.S"))
+            .arg("-o")
+            .arg(&exe),
+    )?;
+    let out = Command::new(QEMU).args(["-L", SYSROOT]).arg(&exe).output().map_err(|e| format!("{e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    if !out.status.success() || !text.contains("aarch64 smoke: ok") {
+        return Err(format!(
+            "aarch64: the C smoke test failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYMBOLS: &str = "\
+Symbol table '.symtab' contains 4 entries:
+   Num:    Value          Size Type    Bind   Vis      Ndx Name
+     0: 0000000000000000     0 NOTYPE  LOCAL  DEFAULT  UND 
+     1: 0000000000000000   144 FUNC    GLOBAL DEFAULT    1 context_sys_swap
+     2: 0000000000000090    80 FUNC    GLOBAL DEFAULT    1 context_sys_set
+     3: 0000000000000000     0 NOTYPE  GLOBAL DEFAULT  UND abort
+";
+
+    #[test]
+    fn symbols_must_be_defined_global_functions() {
+        assert!(check_symbols(SYMBOLS, &["context_sys_swap", "context_sys_set"]).is_empty());
+        assert_eq!(check_symbols(SYMBOLS, &["abort", "context_sys_start"]).len(), 2);
+    }
+
+    #[test]
+    fn the_first_instruction_must_be_bti_c() {
+        let good =
+            "0000000000000000 <context_sys_swap>:\n   0:\td503245f \tbti\tc\n   4:\td10043ff \tsub\tsp, sp, #0x10\n";
+        assert!(check_bti_entries(good, &["context_sys_swap"]).is_empty());
+        let bad = "0000000000000000 <context_sys_swap>:\n   0:\td10043ff \tsub\tsp, sp, #0x10\n";
+        assert_eq!(check_bti_entries(bad, &["context_sys_swap"]).len(), 1);
+        // x86_64's first instruction is not even aarch64.
+        let x86 = "0000000000000000 <context_sys_swap>:\n   0:\t0f ae 1f             \tstmxcsr (%rdi)\n";
+        assert_eq!(check_bti_entries(x86, &["context_sys_swap"]).len(), 1);
+        assert_eq!(check_bti_entries(good, &["context_sys_set"]).len(), 1, "a missing routine is reported");
+    }
+
+    #[test]
+    fn every_routine_needs_an_fde_covering_it() {
+        let frames = "00000014 00000000000000b8 00000018 FDE cie=00000000 pc=0000000000000000..0000000000000090\n";
+        assert!(check_fdes(SYMBOLS, frames, &["context_sys_swap"]).is_empty());
+        assert_eq!(check_fdes(SYMBOLS, frames, &["context_sys_set"]).len(), 1);
+    }
+
+    #[test]
+    fn the_stack_note_must_exist_and_not_be_executable() {
+        let ok = "  [ 9] .note.GNU-stack   PROGBITS        0000000000000000 000340 000000 00      0   0  1\n";
+        assert!(check_gnu_stack(ok).is_empty());
+        let exec = "  [ 9] .note.GNU-stack   PROGBITS        0000000000000000 000340 000000 00   X  0   0  1\n";
+        assert_eq!(check_gnu_stack(exec).len(), 1);
+        assert_eq!(check_gnu_stack("  [ 1] .text PROGBITS 0 40 10 00 AX 0 0 16\n").len(), 1);
+    }
+
+    #[test]
+    fn test_counts_are_summed_over_binaries() {
+        let out = "\
+     Running unittests src/lib.rs (target/aarch64/aarch64-unknown-linux-gnu/debug/deps/context_sys-c1307b2854b720d4)
+test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+     Running tests/raw_switch.rs (target/aarch64/aarch64-unknown-linux-gnu/debug/deps/raw_switch-29329ba5ac297566)
+test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.03s
+   Doc-tests context_sys
+test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.02s
+";
+        assert_eq!(count_tests(out), (6, 1));
+        assert_eq!(count_tests("test result: FAILED. 2 passed; 1 failed; 0 ignored;"), (2, 0));
+        assert_eq!(count_tests("no summary at all"), (0, 0));
+    }
+}
