@@ -11,21 +11,21 @@
 //! # What the assembly does
 //!
 //! The routines and their contracts are the same on both architectures;
-//! the registers differ (x86_64 first, aarch64 in brackets).
+//! the registers differ (x86_64's first, aarch64's after them).
 //!
 //! * [`swap`] saves the callee-saved registers and the floating-point
 //!   control state into one [`ContextRegs`] and continues in another:
-//!   rbx, rbp, r12–r15, rsp, MXCSR and the x87 control word [x19–x28, fp,
-//!   lr, sp, d8–d15, FPCR]. The control state is loaded only when the
+//!   rbx, rbp, r12–r15, rsp, MXCSR and the x87 control word (aarch64:
+//!   x19–x28, fp, lr, sp, d8–d15, FPCR). The control state is loaded only when the
 //!   target's differs from the current one (a load that changes MXCSR
 //!   costs ~55 ns on some Intel CPUs; MXCSR's status bits, like FPSR on
 //!   aarch64, are caller-saved and left as they are).
 //! * [`set`] continues in a [`ContextRegs`] without saving anything.
 //! * [`start`] is where a fresh context begins: it loads the argument
 //!   registers from a [`BootFrame`], calls the entry function with the stack
-//!   16-byte aligned, stores the return registers rax, rdx, xmm0 [x0, x1,
-//!   q0] into the context's own block (rbx [x19]) and continues in the
-//!   parent's (r12 [x20]). Its unwind information links a backtrace taken
+//!   16-byte aligned, stores the return registers rax, rdx, xmm0 (aarch64:
+//!   x0, x1, q0) into the context's own block (rbx; x19) and continues in
+//!   the parent's (r12; x20). Its unwind information links a backtrace taken
 //!   inside the child to the parent's saved frames, and ends it cleanly
 //!   when the parent was never saved into.
 //! * No unwind leaves an entry function through [`start`]: a Rust panic, a
