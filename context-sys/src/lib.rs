@@ -72,6 +72,11 @@
 #![no_std]
 #![warn(missing_docs)]
 
+#[cfg(target_arch = "x86_64")]
+mod inline_x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use inline_x86_64::swap_inline;
+
 /// Layout constants generated from `include/context_sys.h`.
 ///
 /// `OFF_*` are byte offsets in [`ContextRegs`]; `BOOT_*` are byte offsets

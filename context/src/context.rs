@@ -367,10 +367,45 @@ impl Context {
     /// Misuse: swapping to a context whose stack was freed, or to one that is
     /// already running on another thread, jumps into memory that is not
     /// what the saved registers describe.
-    #[inline]
+    ///
+    /// On x86_64 the switch is inlined into the caller
+    /// ([`context_sys::swap_inline`]): no call, and of r12–r15 the compiler
+    /// saves only what the caller still needs. A switch into `to` that a
+    /// signal handler may have to divert while it is under way
+    /// ([`divert_pending_resume`](crate::divert_pending_resume)) must use
+    /// [`Context::swap_out_of_line`] instead.
+    #[inline(always)]
     pub unsafe fn swap(from: &mut Context, to: &Context) {
         // SAFETY: the caller promises `to` is a valid target (see above);
-        // `from` is exclusively borrowed and valid for the save.
+        // `from` is exclusively borrowed and valid for the save. The
+        // caller's function has unwind tables (Rust's default on Linux).
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            context_sys::swap_inline(from.regs.get(), to.regs.get())
+        }
+        // SAFETY: as above.
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe {
+            context_sys::swap(from.regs.get(), to.regs.get())
+        }
+    }
+
+    /// [`Context::swap`], made by a call of the assembly's
+    /// `context_sys_swap` instead of inline: the switch whose resume
+    /// window [`divert_pending_resume`](crate::divert_pending_resume)
+    /// knows, so a signal handler that interrupts it after it has read
+    /// `to`'s resume address can still divert it. It saves all six
+    /// callee-saved registers into `from`, and shows in a debugger's
+    /// backtrace as its own frame.
+    ///
+    /// # Safety
+    ///
+    /// The duties of [`Context::swap`].
+    #[inline]
+    pub unsafe fn swap_out_of_line(from: &mut Context, to: &Context) {
+        // SAFETY: the caller promises `to` is a valid target (see
+        // `Context::swap`); `from` is exclusively borrowed and valid for
+        // the save.
         unsafe { context_sys::swap(from.regs.get(), to.regs.get()) }
     }
 

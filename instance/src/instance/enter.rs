@@ -221,8 +221,10 @@ impl Instance {
             // SAFETY: the caller prepared or suspended `guest`; the host
             // context is heap-pinned and is where the guest returns
             // (through `context_sys_start`), yields to, or is sent back to
-            // by the fault and kill handlers.
-            unsafe { Context::swap(&mut self.pinned.host, &self.pinned.guest) };
+            // by the fault and kill handlers. Out of line: the kill
+            // handler may interrupt this switch and divert it
+            // (`divert_pending_resume` knows only the assembly's windows).
+            unsafe { Context::swap_out_of_line(&mut self.pinned.host, &self.pinned.guest) };
             clear_guest_flags();
             if std::thread::panicking() && !panicking_before {
                 abandoned_while_panicking();
