@@ -106,7 +106,14 @@
 
 /* Stack pointer of the suspended context.  It points at the address to
  * resume at (for a suspended swap, the return address its `call` pushed;
- * for a fresh context, the start routine's address). */
+ * for a fresh context, the start routine's address; for a context that
+ * Rust's inlined switch suspended, context_sys::swap_inline, an address
+ * inside the caller just past that switch, with the word one below the
+ * caller's rsp).  Every switch into a block loads all six callee-saved
+ * registers from it; a block saved by swap_inline holds only its rbx, rbp,
+ * rsp, MXCSR and x87 control word, its r12-r15 keep older values (that
+ * switch declares them clobbered, so the code it returns to needs none of
+ * them).  C code may resume such a block like any other. */
 #define CONTEXT_SYS_OFF_RSP 0
 /* Callee-saved general-purpose registers (System V AMD64). */
 #define CONTEXT_SYS_OFF_RBX 8
