@@ -16,6 +16,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use context_sys::{BootFrame, ContextRegs};
+use nix::libc;
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
 use crate::bits::m128_from_bits;
@@ -42,7 +43,8 @@ const _: () = assert!(core::mem::size_of::<BootFrame>() == context_sys::layout::
 /// `#[repr(C, align(64))]`: the register block the assembly reads
 /// ([`context_sys::ContextRegs`]) comes first, so rsp, the callee-saved
 /// registers, MXCSR and the x87 control word share one cache line; the return
-/// registers follow, then the signal mask recorded by `init`.
+/// registers follow, then the signal mask recorded by `init`, one word: the
+/// 64 bits of a `sigset_t` that the kernel reads (see [`Context::sigset`]).
 ///
 /// # Movement
 ///
@@ -66,7 +68,10 @@ pub struct Context {
     /// stores its return registers here while Rust may hold `&Context`), so
     /// it lives in an `UnsafeCell`.
     regs: UnsafeCell<ContextRegs>,
-    sigset: SigSet,
+    /// The signal mask recorded by `init`, as the kernel reads it from a
+    /// `sigset_t`: its first word, bit `n - 1` for signal `n` (see
+    /// [`mask_word`]).
+    sigmask: u64,
 }
 
 // SAFETY: `Context` is plain data. The only mutation behind a shared
@@ -91,7 +96,7 @@ impl Context {
     /// switch until [`Context::init`] prepares it or a [`Context::swap`] from
     /// it saves into it.
     pub fn new() -> Context {
-        Context { regs: UnsafeCell::new(ContextRegs::default()), sigset: SigSet::empty() }
+        Context { regs: UnsafeCell::new(ContextRegs::default()), sigmask: 0 }
     }
 
     /// A copy of the saved register block, for inspection.
@@ -106,8 +111,15 @@ impl Context {
     /// The signal mask recorded by the last [`Context::init`] or
     /// [`Context::init_with_sigmask`] involving this context (as child or
     /// parent); empty before that.
+    ///
+    /// Linux signals are numbered 1 to 64 and the kernel reads exactly
+    /// those 64 bits of a `sigset_t`, so that is what is recorded: the set
+    /// returned holds the same signals as the one given to init (it is
+    /// `==` to it, and [`Context::set_from_signal`] installs the same
+    /// mask), with the words of `sigset_t` past the first, which no Linux
+    /// signal occupies, zero.
     pub fn sigset(&self) -> SigSet {
-        self.sigset
+        sigset_of_word(self.sigmask)
     }
 
     /// Prepares `child` so that the first switch to it calls
@@ -185,7 +197,7 @@ impl Context {
         let fptr = fptr.into().addr();
         let shape = Context::validate(stack, fptr, args)?;
         let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
-        Context::write_start(stack, parent, child, fptr, args, &shape, &mask);
+        Context::write_start(stack, parent, child, fptr, args, &shape, mask_word(&mask));
         Ok(())
     }
 
@@ -239,6 +251,7 @@ impl Context {
     /// assert_eq!(child.sigset(), mask);
     /// # Ok::<(), context::Error>(())
     /// ```
+    #[inline]
     pub fn init_with_sigmask(
         stack: &mut [u64],
         parent: &mut Context,
@@ -249,7 +262,7 @@ impl Context {
     ) -> Result<(), Error> {
         let fptr = fptr.into().addr();
         let shape = Context::validate(stack, fptr, args)?;
-        Context::write_start(stack, parent, child, fptr, args, &shape, sigmask);
+        Context::write_start(stack, parent, child, fptr, args, &shape, mask_word(sigmask));
         Ok(())
     }
 
@@ -283,11 +296,14 @@ impl Context {
         fptr: usize,
         args: &[Val],
         shape: &FrameShape,
-        mask: &SigSet,
+        mask: u64,
     ) {
         // A stack that was run on before may be marked dead below its old
-        // stack pointer by memcheck; it is ours to write again.
-        crate::valgrind::make_stack_writable(stack);
+        // stack pointer by memcheck; it is ours to write again. The check is
+        // inlined so that natively no call is made.
+        if crate::valgrind::running_on_valgrind() {
+            crate::valgrind::make_stack_writable(stack);
+        }
 
         // The frame, from the saved rsp up to the top: the resume word, the
         // boot frame, then `tail`: the spilled arguments (first one lowest)
@@ -338,8 +354,8 @@ impl Context {
         *regs = ContextRegs { rsp, rbx: child_ptr as u64, r12: parent_regs as u64, ..ContextRegs::default() };
         // SAFETY: `regs` is a valid, exclusively borrowed register block.
         unsafe { context_sys::save_fp_control(regs) };
-        child.sigset = *mask;
-        parent.sigset = *mask;
+        child.sigmask = mask;
+        parent.sigmask = mask;
     }
 
     /// Saves the current context into `from` and continues in `to`. Returns
@@ -406,7 +422,7 @@ impl Context {
     /// the kernel's sigreturn: the alternate-signal-stack state and the FPU
     /// state saved in the signal frame are not restored.
     pub unsafe fn set_from_signal(to: &Context) -> Result<Infallible, Error> {
-        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&to.sigset), None).map_err(Error::SignalMask)?;
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&to.sigset()), None).map_err(Error::SignalMask)?;
         // SAFETY: forwarded to the caller.
         unsafe { Context::set(to) }
     }
@@ -467,8 +483,41 @@ impl Context {
     /// that need a made-up suspended context.
     #[cfg(test)]
     pub(crate) fn with_saved_rsp(rsp: u64) -> Context {
-        Context { regs: UnsafeCell::new(ContextRegs { rsp, ..ContextRegs::default() }), sigset: SigSet::empty() }
+        Context { regs: UnsafeCell::new(ContextRegs { rsp, ..ContextRegs::default() }), sigmask: 0 }
     }
+}
+
+// A Linux `sigset_t` (glibc's and musl's alike: an array of `unsigned long`)
+// holds signal `n` in bit `n - 1` of its words, and the kernel has 64
+// signals, all in the first word: glibc's `pthread_sigmask` hands the kernel
+// exactly those 8 bytes (`_NSIG / 8`). So the first word is all of a mask
+// that means anything, and it is what a `Context` records.
+const _: () = assert!(core::mem::size_of::<libc::sigset_t>() >= core::mem::size_of::<u64>());
+const _: () = assert!(core::mem::align_of::<libc::sigset_t>() >= core::mem::align_of::<u64>());
+
+/// The signals of `set`, as the kernel reads them: the first word of its
+/// `sigset_t`.
+#[inline(always)]
+fn mask_word(set: &SigSet) -> u64 {
+    let raw: &libc::sigset_t = set.as_ref();
+    // SAFETY: a `sigset_t` is at least one `u64` long and at least as
+    // aligned (asserted above), and its first word is initialised by every
+    // way of making a `SigSet` (`sigemptyset`, `sigfillset`, the kernel's
+    // answer to `pthread_sigmask`, which writes exactly that word).
+    unsafe { core::ptr::from_ref(raw).cast::<u64>().read() }
+}
+
+/// The `SigSet` holding exactly the signals of `word` (as [`mask_word`]
+/// reads them); its other words are those of an empty set.
+fn sigset_of_word(word: u64) -> SigSet {
+    let mut raw: libc::sigset_t = *SigSet::empty().as_ref();
+    // SAFETY: `raw` is an initialised `sigset_t` owned by this frame, at
+    // least one `u64` long and aligned for it (asserted above).
+    unsafe { core::ptr::from_mut(&mut raw).cast::<u64>().write(word) };
+    // SAFETY: `raw` is a valid `sigset_t`: an empty set (from
+    // `sigemptyset`) with its first word, the one holding signals 1 to 64,
+    // replaced by bits that stand for signals of that range.
+    unsafe { SigSet::from_sigset_t_unchecked(raw) }
 }
 
 /// The caller's current stack pointer (the same as
@@ -576,5 +625,55 @@ impl Drop for ContextHandle {
     fn drop(&mut self) {
         // SAFETY: `ctx` came from Box::leak in `new` and is dropped once.
         drop(unsafe { Box::from_raw(self.ctx.as_ptr()) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    /// Signal numbers 1..=64 that `set` holds, asked through libc.
+    fn members(set: &SigSet) -> Vec<libc::c_int> {
+        // SAFETY: `as_ref` gives a valid sigset_t; sigismember only reads it.
+        (1..=64).filter(|&s| unsafe { libc::sigismember(set.as_ref(), s) } == 1).collect()
+    }
+
+    #[test]
+    fn mask_word_holds_signal_n_in_bit_n_minus_1() {
+        assert_eq!(mask_word(&SigSet::empty()), 0);
+        assert_eq!(mask_word(&SigSet::from(Signal::SIGHUP)), 1);
+        assert_eq!(mask_word(&SigSet::from(Signal::SIGUSR1)), 1 << (libc::SIGUSR1 - 1));
+        let mut raw = *SigSet::empty().as_ref();
+        // SAFETY: `raw` is a valid sigset_t owned by this frame.
+        assert_eq!(unsafe { libc::sigaddset(&mut raw, 64) }, 0, "signal 64 exists on Linux");
+        // SAFETY: `raw` is a valid sigset_t.
+        assert_eq!(mask_word(&unsafe { SigSet::from_sigset_t_unchecked(raw) }), 1 << 63);
+    }
+
+    #[test]
+    fn every_signal_round_trips_through_the_recorded_word() {
+        for s in 1..=64 {
+            let mut raw = *SigSet::empty().as_ref();
+            // SAFETY: `raw` is a valid sigset_t owned by this frame.
+            if unsafe { libc::sigaddset(&mut raw, s) } != 0 {
+                // glibc keeps signals 32 and 33 to itself.
+                continue;
+            }
+            // SAFETY: `raw` is a valid sigset_t.
+            let set = unsafe { SigSet::from_sigset_t_unchecked(raw) };
+            let back = sigset_of_word(mask_word(&set));
+            assert_eq!(members(&back), vec![s], "signal {s}");
+            assert_eq!(back, set, "signal {s}");
+        }
+    }
+
+    #[test]
+    fn full_and_empty_sets_round_trip() {
+        for set in [SigSet::all(), SigSet::empty(), SigSet::thread_get_mask().expect("read mask")] {
+            let back = sigset_of_word(mask_word(&set));
+            assert_eq!(back, set);
+            assert_eq!(members(&back), members(&set));
+        }
     }
 }
