@@ -149,7 +149,7 @@ impl Context {
     /// Linux keeps a thread's signal mask only in the kernel, so recording
     /// it takes one `rt_sigprocmask` system call: about 150 ns of the
     /// roughly 170 ns an init + run + return of a one-argument entry takes
-    /// on a reused stack, against about 20 ns without it (the benchmark
+    /// on a reused stack, against about 12 ns without it (the benchmark
     /// machine of `docs/PERFORMANCE.md`; a system call is dearer in a VM).
     /// [`Context::init_with_sigmask`] takes the mask from the caller instead
     /// and makes no system call: use it when the thread's mask is known
