@@ -16,7 +16,6 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use context_sys::{BootFrame, ContextRegs};
-use nix::libc;
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
 use crate::bits::m128_from_bits;
@@ -43,8 +42,7 @@ const _: () = assert!(core::mem::size_of::<BootFrame>() == context_sys::layout::
 /// `#[repr(C, align(64))]`: the register block the assembly reads
 /// ([`context_sys::ContextRegs`]) comes first, so rsp, the callee-saved
 /// registers, MXCSR and the x87 control word share one cache line; the return
-/// registers follow, then the signal mask recorded by `init`, one word: the
-/// 64 bits of a `sigset_t` that the kernel reads (see [`Context::sigset`]).
+/// registers follow, then the mask recorded by `init` ([`Context::sigset`]).
 ///
 /// # Movement
 ///
@@ -106,20 +104,6 @@ impl Context {
         // the same thread, and a cross-thread switch requires the (unsafe)
         // caller of `swap` to have exclusive use of the context.
         unsafe { *self.regs.get() }
-    }
-
-    /// The signal mask recorded by the last [`Context::init`] or
-    /// [`Context::init_with_sigmask`] involving this context (as child or
-    /// parent); empty before that.
-    ///
-    /// Linux signals are numbered 1 to 64 and the kernel reads exactly
-    /// those 64 bits of a `sigset_t`, so that is what is recorded: the set
-    /// returned holds the same signals as the one given to init (it is
-    /// `==` to it, and [`Context::set_from_signal`] installs the same
-    /// mask), with the words of `sigset_t` past the first, which no Linux
-    /// signal occupies, zero.
-    pub fn sigset(&self) -> SigSet {
-        sigset_of_word(self.sigmask)
     }
 
     /// Prepares `child` so that the first switch to it calls
@@ -427,6 +411,20 @@ impl Context {
         unsafe { Context::set(to) }
     }
 
+    /// The signal mask recorded by the last [`Context::init`] or
+    /// [`Context::init_with_sigmask`] involving this context (as child or
+    /// parent); empty before that.
+    ///
+    /// Linux signals are numbered 1 to 64 and the kernel reads exactly
+    /// those 64 bits of a `sigset_t`, so that is what is recorded: the set
+    /// returned holds the same signals as the one given to init (it is
+    /// `==` to it, and [`Context::set_from_signal`] installs the same
+    /// mask), with the words of `sigset_t` past the first, which no Linux
+    /// signal occupies, zero.
+    pub fn sigset(&self) -> SigSet {
+        sigset_of_word(self.sigmask)
+    }
+
     /// The caller's current stack pointer.
     ///
     /// # Safety
@@ -492,14 +490,14 @@ impl Context {
 // signals, all in the first word: glibc's `pthread_sigmask` hands the kernel
 // exactly those 8 bytes (`_NSIG / 8`). So the first word is all of a mask
 // that means anything, and it is what a `Context` records.
-const _: () = assert!(core::mem::size_of::<libc::sigset_t>() >= core::mem::size_of::<u64>());
-const _: () = assert!(core::mem::align_of::<libc::sigset_t>() >= core::mem::align_of::<u64>());
+const _: () = assert!(core::mem::size_of::<nix::libc::sigset_t>() >= core::mem::size_of::<u64>());
+const _: () = assert!(core::mem::align_of::<nix::libc::sigset_t>() >= core::mem::align_of::<u64>());
 
 /// The signals of `set`, as the kernel reads them: the first word of its
 /// `sigset_t`.
 #[inline(always)]
 fn mask_word(set: &SigSet) -> u64 {
-    let raw: &libc::sigset_t = set.as_ref();
+    let raw: &nix::libc::sigset_t = set.as_ref();
     // SAFETY: a `sigset_t` is at least one `u64` long and at least as
     // aligned (asserted above), and its first word is initialised by every
     // way of making a `SigSet` (`sigemptyset`, `sigfillset`, the kernel's
@@ -510,7 +508,7 @@ fn mask_word(set: &SigSet) -> u64 {
 /// The `SigSet` holding exactly the signals of `word` (as [`mask_word`]
 /// reads them); its other words are those of an empty set.
 fn sigset_of_word(word: u64) -> SigSet {
-    let mut raw: libc::sigset_t = *SigSet::empty().as_ref();
+    let mut raw: nix::libc::sigset_t = *SigSet::empty().as_ref();
     // SAFETY: `raw` is an initialised `sigset_t` owned by this frame, at
     // least one `u64` long and aligned for it (asserted above).
     unsafe { core::ptr::from_mut(&mut raw).cast::<u64>().write(word) };
@@ -631,6 +629,7 @@ impl Drop for ContextHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::libc;
     use nix::sys::signal::Signal;
 
     /// Signal numbers 1..=64 that `set` holds, asked through libc.
