@@ -250,20 +250,6 @@ impl Context {
         Ok(())
     }
 
-    /// Every check of [`Context::init`] that does not need the signal mask,
-    /// in the order its errors are documented; the shape of the start-up
-    /// frame when all pass.
-    #[inline(always)]
-    fn validate(stack: &[u64], fptr: usize, args: &[Val]) -> Result<FrameShape, Error> {
-        let top = stack.as_ptr() as usize + core::mem::size_of_val(stack);
-        let shape = FrameShape::of(args);
-        shape.check(stack.len(), top)?;
-        if fptr == 0 {
-            return Err(Error::NullEntryPoint);
-        }
-        Ok(shape)
-    }
-
     /// The body shared by [`Context::init`] and
     /// [`Context::init_with_sigmask`]: writes the start-up frame and both
     /// contexts. Cannot fail; `shape` is what `validate` returned for these
@@ -271,7 +257,10 @@ impl Context {
     ///
     /// Each argument is classified and converted once, straight into its
     /// register slot in the boot frame or its stack slot (see [`ArgPlan`](crate::ArgPlan)
-    /// for the layout, which this must and is tested to reproduce).
+    /// for the layout, which this must and is tested to reproduce). Natively
+    /// nothing else of the boot frame is written but the entry; the padding
+    /// word above an odd number of spilled arguments is zeroed, as the plan
+    /// says.
     #[inline(always)]
     fn write_start(
         stack: &mut [u64],
@@ -285,7 +274,8 @@ impl Context {
         // A stack that was run on before may be marked dead below its old
         // stack pointer by memcheck; it is ours to write again. The check is
         // inlined so that natively no call is made.
-        if crate::valgrind::running_on_valgrind() {
+        let on_valgrind = crate::valgrind::running_on_valgrind();
+        if on_valgrind {
             crate::valgrind::make_stack_writable(stack);
         }
 
@@ -308,7 +298,17 @@ impl Context {
         // arguments and their padding, is a multiple of 16 bytes (the plan's
         // invariant, property-tested in `plan`).
         let boot = unsafe { &mut *boot.as_mut_ptr().cast::<BootFrame>() };
-        *boot = BootFrame { xmm: [0; FP_ARG_REGS], gp: [0; GP_ARG_REGS], entry: fptr as u64, pad: 0 };
+        // Only the entry and the slots of registers that carry arguments are
+        // written (stores are most of init's time). The start routine loads
+        // the others too, getting what the stack held (initialised: it is a
+        // `[u64]`), which the entry never reads: an argument register it is
+        // not passed means nothing to it. Under valgrind the stack was just
+        // declared undefined, so there the frame is zeroed, and memcheck
+        // sees the start routine load defined values.
+        if on_valgrind {
+            *boot = BootFrame { xmm: [0; FP_ARG_REGS], gp: [0; GP_ARG_REGS], entry: 0, pad: 0 };
+        }
+        boot.entry = fptr as u64;
         let mut slots = tail.iter_mut();
         let mut classes = Classifier::default();
         for a in args {
@@ -423,6 +423,20 @@ impl Context {
     /// signal occupies, zero.
     pub fn sigset(&self) -> SigSet {
         sigset_of_word(self.sigmask)
+    }
+
+    /// Every check of [`Context::init`] that does not need the signal mask,
+    /// in the order its errors are documented; the shape of the start-up
+    /// frame when all pass.
+    #[inline(always)]
+    fn validate(stack: &[u64], fptr: usize, args: &[Val]) -> Result<FrameShape, Error> {
+        let top = stack.as_ptr() as usize + core::mem::size_of_val(stack);
+        let shape = FrameShape::of(args);
+        shape.check(stack.len(), top)?;
+        if fptr == 0 {
+            return Err(Error::NullEntryPoint);
+        }
+        Ok(shape)
     }
 
     /// The caller's current stack pointer.
