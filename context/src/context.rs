@@ -42,7 +42,7 @@ const _: () = assert!(core::mem::size_of::<BootFrame>() == context_sys::layout::
 /// `#[repr(C, align(64))]`: the register block the assembly reads
 /// ([`context_sys::ContextRegs`]) comes first, so rsp, the callee-saved
 /// registers, MXCSR and the x87 control word share one cache line; the return
-/// registers follow, then the signal mask recorded by `init`.
+/// registers follow, then the mask recorded by `init` ([`Context::sigset`]).
 ///
 /// # Movement
 ///
@@ -66,7 +66,10 @@ pub struct Context {
     /// stores its return registers here while Rust may hold `&Context`), so
     /// it lives in an `UnsafeCell`.
     regs: UnsafeCell<ContextRegs>,
-    sigset: SigSet,
+    /// The signal mask recorded by `init`, as the kernel reads it from a
+    /// `sigset_t`: its first word, bit `n - 1` for signal `n` (see
+    /// [`mask_word`]).
+    sigmask: u64,
 }
 
 // SAFETY: `Context` is plain data. The only mutation behind a shared
@@ -91,7 +94,7 @@ impl Context {
     /// switch until [`Context::init`] prepares it or a [`Context::swap`] from
     /// it saves into it.
     pub fn new() -> Context {
-        Context { regs: UnsafeCell::new(ContextRegs::default()), sigset: SigSet::empty() }
+        Context { regs: UnsafeCell::new(ContextRegs::default()), sigmask: 0 }
     }
 
     /// A copy of the saved register block, for inspection.
@@ -101,13 +104,6 @@ impl Context {
         // the same thread, and a cross-thread switch requires the (unsafe)
         // caller of `swap` to have exclusive use of the context.
         unsafe { *self.regs.get() }
-    }
-
-    /// The signal mask recorded by the last [`Context::init`] or
-    /// [`Context::init_with_sigmask`] involving this context (as child or
-    /// parent); empty before that.
-    pub fn sigset(&self) -> SigSet {
-        self.sigset
     }
 
     /// Prepares `child` so that the first switch to it calls
@@ -137,7 +133,7 @@ impl Context {
     /// Linux keeps a thread's signal mask only in the kernel, so recording
     /// it takes one `rt_sigprocmask` system call: about 150 ns of the
     /// roughly 170 ns an init + run + return of a one-argument entry takes
-    /// on a reused stack, against about 20 ns without it (the benchmark
+    /// on a reused stack, against about 12 ns without it (the benchmark
     /// machine of `docs/PERFORMANCE.md`; a system call is dearer in a VM).
     /// [`Context::init_with_sigmask`] takes the mask from the caller instead
     /// and makes no system call: use it when the thread's mask is known
@@ -185,7 +181,7 @@ impl Context {
         let fptr = fptr.into().addr();
         let shape = Context::validate(stack, fptr, args)?;
         let mask = SigSet::thread_get_mask().map_err(Error::SignalMask)?;
-        Context::write_start(stack, parent, child, fptr, args, &shape, &mask);
+        Context::write_start(stack, parent, child, fptr, args, &shape, mask_word(&mask));
         Ok(())
     }
 
@@ -239,6 +235,7 @@ impl Context {
     /// assert_eq!(child.sigset(), mask);
     /// # Ok::<(), context::Error>(())
     /// ```
+    #[inline]
     pub fn init_with_sigmask(
         stack: &mut [u64],
         parent: &mut Context,
@@ -249,22 +246,8 @@ impl Context {
     ) -> Result<(), Error> {
         let fptr = fptr.into().addr();
         let shape = Context::validate(stack, fptr, args)?;
-        Context::write_start(stack, parent, child, fptr, args, &shape, sigmask);
+        Context::write_start(stack, parent, child, fptr, args, &shape, mask_word(sigmask));
         Ok(())
-    }
-
-    /// Every check of [`Context::init`] that does not need the signal mask,
-    /// in the order its errors are documented; the shape of the start-up
-    /// frame when all pass.
-    #[inline(always)]
-    fn validate(stack: &[u64], fptr: usize, args: &[Val]) -> Result<FrameShape, Error> {
-        let top = stack.as_ptr() as usize + core::mem::size_of_val(stack);
-        let shape = FrameShape::of(args);
-        shape.check(stack.len(), top)?;
-        if fptr == 0 {
-            return Err(Error::NullEntryPoint);
-        }
-        Ok(shape)
     }
 
     /// The body shared by [`Context::init`] and
@@ -274,7 +257,10 @@ impl Context {
     ///
     /// Each argument is classified and converted once, straight into its
     /// register slot in the boot frame or its stack slot (see [`ArgPlan`](crate::ArgPlan)
-    /// for the layout, which this must and is tested to reproduce).
+    /// for the layout, which this must and is tested to reproduce). Natively
+    /// nothing else of the boot frame is written but the entry; the padding
+    /// word above an odd number of spilled arguments is zeroed, as the plan
+    /// says.
     #[inline(always)]
     fn write_start(
         stack: &mut [u64],
@@ -283,11 +269,15 @@ impl Context {
         fptr: usize,
         args: &[Val],
         shape: &FrameShape,
-        mask: &SigSet,
+        mask: u64,
     ) {
         // A stack that was run on before may be marked dead below its old
-        // stack pointer by memcheck; it is ours to write again.
-        crate::valgrind::make_stack_writable(stack);
+        // stack pointer by memcheck; it is ours to write again. The check is
+        // inlined so that natively no call is made.
+        let on_valgrind = crate::valgrind::running_on_valgrind();
+        if on_valgrind {
+            crate::valgrind::make_stack_writable(stack);
+        }
 
         // The frame, from the saved rsp up to the top: the resume word, the
         // boot frame, then `tail`: the spilled arguments (first one lowest)
@@ -308,7 +298,17 @@ impl Context {
         // arguments and their padding, is a multiple of 16 bytes (the plan's
         // invariant, property-tested in `plan`).
         let boot = unsafe { &mut *boot.as_mut_ptr().cast::<BootFrame>() };
-        *boot = BootFrame { xmm: [0; FP_ARG_REGS], gp: [0; GP_ARG_REGS], entry: fptr as u64, pad: 0 };
+        // Only the entry and the slots of registers that carry arguments are
+        // written (stores are most of init's time). The start routine loads
+        // the others too, getting what the stack held (initialised: it is a
+        // `[u64]`), which the entry never reads: an argument register it is
+        // not passed means nothing to it. Under valgrind the stack was just
+        // declared undefined, so there the frame is zeroed, and memcheck
+        // sees the start routine load defined values.
+        if on_valgrind {
+            *boot = BootFrame { xmm: [0; FP_ARG_REGS], gp: [0; GP_ARG_REGS], entry: 0, pad: 0 };
+        }
+        boot.entry = fptr as u64;
         let mut slots = tail.iter_mut();
         let mut classes = Classifier::default();
         for a in args {
@@ -338,8 +338,8 @@ impl Context {
         *regs = ContextRegs { rsp, rbx: child_ptr as u64, r12: parent_regs as u64, ..ContextRegs::default() };
         // SAFETY: `regs` is a valid, exclusively borrowed register block.
         unsafe { context_sys::save_fp_control(regs) };
-        child.sigset = *mask;
-        parent.sigset = *mask;
+        child.sigmask = mask;
+        parent.sigmask = mask;
     }
 
     /// Saves the current context into `from` and continues in `to`. Returns
@@ -441,9 +441,37 @@ impl Context {
     /// the kernel's sigreturn: the alternate-signal-stack state and the FPU
     /// state saved in the signal frame are not restored.
     pub unsafe fn set_from_signal(to: &Context) -> Result<Infallible, Error> {
-        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&to.sigset), None).map_err(Error::SignalMask)?;
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&to.sigset()), None).map_err(Error::SignalMask)?;
         // SAFETY: forwarded to the caller.
         unsafe { Context::set(to) }
+    }
+
+    /// The signal mask recorded by the last [`Context::init`] or
+    /// [`Context::init_with_sigmask`] involving this context (as child or
+    /// parent); empty before that.
+    ///
+    /// Linux signals are numbered 1 to 64 and the kernel reads exactly
+    /// those 64 bits of a `sigset_t`, so that is what is recorded: the set
+    /// returned holds the same signals as the one given to init (it is
+    /// `==` to it, and [`Context::set_from_signal`] installs the same
+    /// mask), with the words of `sigset_t` past the first, which no Linux
+    /// signal occupies, zero.
+    pub fn sigset(&self) -> SigSet {
+        sigset_of_word(self.sigmask)
+    }
+
+    /// Every check of [`Context::init`] that does not need the signal mask,
+    /// in the order its errors are documented; the shape of the start-up
+    /// frame when all pass.
+    #[inline(always)]
+    fn validate(stack: &[u64], fptr: usize, args: &[Val]) -> Result<FrameShape, Error> {
+        let top = stack.as_ptr() as usize + core::mem::size_of_val(stack);
+        let shape = FrameShape::of(args);
+        shape.check(stack.len(), top)?;
+        if fptr == 0 {
+            return Err(Error::NullEntryPoint);
+        }
+        Ok(shape)
     }
 
     /// The caller's current stack pointer.
@@ -502,8 +530,41 @@ impl Context {
     /// that need a made-up suspended context.
     #[cfg(test)]
     pub(crate) fn with_saved_rsp(rsp: u64) -> Context {
-        Context { regs: UnsafeCell::new(ContextRegs { rsp, ..ContextRegs::default() }), sigset: SigSet::empty() }
+        Context { regs: UnsafeCell::new(ContextRegs { rsp, ..ContextRegs::default() }), sigmask: 0 }
     }
+}
+
+// A Linux `sigset_t` (glibc's and musl's alike: an array of `unsigned long`)
+// holds signal `n` in bit `n - 1` of its words, and the kernel has 64
+// signals, all in the first word: glibc's `pthread_sigmask` hands the kernel
+// exactly those 8 bytes (`_NSIG / 8`). So the first word is all of a mask
+// that means anything, and it is what a `Context` records.
+const _: () = assert!(core::mem::size_of::<nix::libc::sigset_t>() >= core::mem::size_of::<u64>());
+const _: () = assert!(core::mem::align_of::<nix::libc::sigset_t>() >= core::mem::align_of::<u64>());
+
+/// The signals of `set`, as the kernel reads them: the first word of its
+/// `sigset_t`.
+#[inline(always)]
+fn mask_word(set: &SigSet) -> u64 {
+    let raw: &nix::libc::sigset_t = set.as_ref();
+    // SAFETY: a `sigset_t` is at least one `u64` long and at least as
+    // aligned (asserted above), and its first word is initialised by every
+    // way of making a `SigSet` (`sigemptyset`, `sigfillset`, the kernel's
+    // answer to `pthread_sigmask`, which writes exactly that word).
+    unsafe { core::ptr::from_ref(raw).cast::<u64>().read() }
+}
+
+/// The `SigSet` holding exactly the signals of `word` (as [`mask_word`]
+/// reads them); its other words are those of an empty set.
+fn sigset_of_word(word: u64) -> SigSet {
+    let mut raw: nix::libc::sigset_t = *SigSet::empty().as_ref();
+    // SAFETY: `raw` is an initialised `sigset_t` owned by this frame, at
+    // least one `u64` long and aligned for it (asserted above).
+    unsafe { core::ptr::from_mut(&mut raw).cast::<u64>().write(word) };
+    // SAFETY: `raw` is a valid `sigset_t`: an empty set (from
+    // `sigemptyset`) with its first word, the one holding signals 1 to 64,
+    // replaced by bits that stand for signals of that range.
+    unsafe { SigSet::from_sigset_t_unchecked(raw) }
 }
 
 /// The caller's current stack pointer (the same as
@@ -611,5 +672,56 @@ impl Drop for ContextHandle {
     fn drop(&mut self) {
         // SAFETY: `ctx` came from Box::leak in `new` and is dropped once.
         drop(unsafe { Box::from_raw(self.ctx.as_ptr()) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::libc;
+    use nix::sys::signal::Signal;
+
+    /// Signal numbers 1..=64 that `set` holds, asked through libc.
+    fn members(set: &SigSet) -> Vec<libc::c_int> {
+        // SAFETY: `as_ref` gives a valid sigset_t; sigismember only reads it.
+        (1..=64).filter(|&s| unsafe { libc::sigismember(set.as_ref(), s) } == 1).collect()
+    }
+
+    #[test]
+    fn mask_word_holds_signal_n_in_bit_n_minus_1() {
+        assert_eq!(mask_word(&SigSet::empty()), 0);
+        assert_eq!(mask_word(&SigSet::from(Signal::SIGHUP)), 1);
+        assert_eq!(mask_word(&SigSet::from(Signal::SIGUSR1)), 1 << (libc::SIGUSR1 - 1));
+        let mut raw = *SigSet::empty().as_ref();
+        // SAFETY: `raw` is a valid sigset_t owned by this frame.
+        assert_eq!(unsafe { libc::sigaddset(&mut raw, 64) }, 0, "signal 64 exists on Linux");
+        // SAFETY: `raw` is a valid sigset_t.
+        assert_eq!(mask_word(&unsafe { SigSet::from_sigset_t_unchecked(raw) }), 1 << 63);
+    }
+
+    #[test]
+    fn every_signal_round_trips_through_the_recorded_word() {
+        for s in 1..=64 {
+            let mut raw = *SigSet::empty().as_ref();
+            // SAFETY: `raw` is a valid sigset_t owned by this frame.
+            if unsafe { libc::sigaddset(&mut raw, s) } != 0 {
+                // glibc keeps signals 32 and 33 to itself.
+                continue;
+            }
+            // SAFETY: `raw` is a valid sigset_t.
+            let set = unsafe { SigSet::from_sigset_t_unchecked(raw) };
+            let back = sigset_of_word(mask_word(&set));
+            assert_eq!(members(&back), vec![s], "signal {s}");
+            assert_eq!(back, set, "signal {s}");
+        }
+    }
+
+    #[test]
+    fn full_and_empty_sets_round_trip() {
+        for set in [SigSet::all(), SigSet::empty(), SigSet::thread_get_mask().expect("read mask")] {
+            let back = sigset_of_word(mask_word(&set));
+            assert_eq!(back, set);
+            assert_eq!(members(&back), members(&set));
+        }
     }
 }

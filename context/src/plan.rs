@@ -9,6 +9,7 @@ use context_sys::layout;
 pub const GP_ARG_REGS: usize = 6;
 /// Floating argument registers in the System V AMD64 ABI: xmm0–xmm7.
 pub const FP_ARG_REGS: usize = 8;
+const _: () = assert!(GP_ARG_REGS <= FP_ARG_REGS, "FrameShape::of's shortcut");
 
 const WORD: usize = core::mem::size_of::<u64>();
 
@@ -169,6 +170,12 @@ impl FrameShape {
     /// [`ArgPlan::new`] (property-tested).
     #[inline(always)]
     pub(crate) fn of(args: &[Val]) -> FrameShape {
+        // No more arguments than integer registers: none can spill, whatever
+        // their classes (there are more floating registers than integer
+        // ones), so there is nothing to count.
+        if args.len() <= GP_ARG_REGS {
+            return FrameShape::for_spilled(0);
+        }
         let floats = args.iter().filter(|a| a.is_float()).count();
         let ints = args.len() - floats;
         FrameShape::for_spilled(ints.saturating_sub(GP_ARG_REGS) + floats.saturating_sub(FP_ARG_REGS))

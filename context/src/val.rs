@@ -96,6 +96,7 @@ pub enum RegVal {
 
 impl Val {
     /// Whether this value travels in an xmm register (true for `F32`/`F64`).
+    #[inline]
     pub fn is_float(&self) -> bool {
         matches!(self, Val::F32(_) | Val::F64(_))
     }
@@ -104,6 +105,7 @@ impl Val {
 /// The 64-bit word this value occupies, in a general-purpose register or a
 /// stack slot: integers zero- or sign-extended as their type says, floats as
 /// their bit pattern in the low bits.
+#[inline]
 pub fn val_to_stack(v: &Val) -> u64 {
     match *v {
         Val::CPtr(p) => p as usize as u64,

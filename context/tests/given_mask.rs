@@ -320,3 +320,55 @@ fn children_prepared_with_a_mask_read_once_run_and_return_like_init_children() {
         assert_eq!(a.regs().fpucw, b.regs().fpucw);
     }
 }
+
+extern "C" fn nothing() -> u64 {
+    0
+}
+
+/// Every blockable signal from 1 to 64 that glibc lets a program add, alone
+/// and all together, with `SigSet::all()`: init records each bit, in child
+/// and parent, whatever the mask recorded there before.
+#[test]
+fn every_signal_of_a_given_mask_is_recorded_in_child_and_parent() {
+    let addable: Vec<libc::c_int> = (1..=64)
+        .filter(|&s| {
+            let mut raw = *SigSet::empty().as_ref();
+            // SAFETY: `raw` is a valid sigset_t owned by this closure.
+            unsafe { libc::sigaddset(&mut raw, s) == 0 }
+        })
+        .collect();
+    assert!(addable.contains(&64) && addable.contains(&1), "{addable:?}");
+    let mut masks: Vec<SigSet> = addable.iter().map(|&s| mask_of(&[s])).collect();
+    masks.push(mask_of(&addable));
+    masks.push(SigSet::all());
+    masks.push(SigSet::empty());
+    let mut stack = TestStack::new(1024);
+    let mut parent = ContextHandle::new();
+    let mut child = ContextHandle::new();
+    for (i, mask) in masks.iter().enumerate() {
+        // An unrelated mask first, so that a stale record would show.
+        let other = if i % 2 == 0 { SigSet::all() } else { SigSet::empty() };
+        Context::init_with_sigmask(
+            stack.slice(),
+            &mut parent,
+            &mut child,
+            nothing as extern "C" fn() -> u64,
+            &[],
+            &other,
+        )
+        .expect("init");
+        Context::init_with_sigmask(
+            stack.slice(),
+            &mut parent,
+            &mut child,
+            nothing as extern "C" fn() -> u64,
+            &[],
+            mask,
+        )
+        .expect("init");
+        assert_eq!(bits(&child.sigset()), bits(mask), "child, mask {i}");
+        assert_eq!(bits(&parent.sigset()), bits(mask), "parent, mask {i}");
+        assert_eq!(child.sigset(), *mask, "child, mask {i}");
+        assert_eq!(parent.sigset(), *mask, "parent, mask {i}");
+    }
+}
