@@ -368,23 +368,27 @@ impl Context {
     /// already running on another thread, jumps into memory that is not
     /// what the saved registers describe.
     ///
-    /// On x86_64 the switch is inlined into the caller
-    /// ([`context_sys::swap_inline`]): no call, and of r12–r15 the compiler
-    /// saves only what the caller still needs. A switch into `to` that a
-    /// signal handler may have to divert while it is under way
-    /// ([`divert_pending_resume`](crate::divert_pending_resume)) must use
-    /// [`Context::swap_out_of_line`] instead.
+    /// On x86_64, in builds with `panic = "unwind"` (the default), the
+    /// switch is inlined into the caller ([`context_sys::swap_inline`]): no
+    /// call, and of r12–r15 the compiler saves only what the caller still
+    /// needs. With `panic = "abort"`, where unwind tables can be switched
+    /// off (`-C force-unwind-tables=no`) and the inlined switch's CFI would
+    /// not assemble, it is the call [`Context::swap_out_of_line`] makes. A
+    /// switch into `to` that a signal handler may have to divert while it
+    /// is under way ([`divert_pending_resume`](crate::divert_pending_resume))
+    /// must use [`Context::swap_out_of_line`] in every build.
     #[inline(always)]
     pub unsafe fn swap(from: &mut Context, to: &Context) {
         // SAFETY: the caller promises `to` is a valid target (see above);
-        // `from` is exclusively borrowed and valid for the save. The
-        // caller's function has unwind tables (Rust's default on Linux).
-        #[cfg(target_arch = "x86_64")]
+        // `from` is exclusively borrowed and valid for the save. With
+        // panic = "unwind" every function has unwind tables, which the
+        // block's CFI needs.
+        #[cfg(all(target_arch = "x86_64", panic = "unwind"))]
         unsafe {
             context_sys::swap_inline(from.regs.get(), to.regs.get())
         }
         // SAFETY: as above.
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(not(all(target_arch = "x86_64", panic = "unwind")))]
         unsafe {
             context_sys::swap(from.regs.get(), to.regs.get())
         }

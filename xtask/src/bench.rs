@@ -32,6 +32,16 @@ const TARGETS: &[(&str, &str, &str, f64)] = &[
     ("pooled_instance_run", "ours", "bare_context", 2.5),
 ];
 
+/// Where docs/PERFORMANCE.md breaks down what a missed target costs, per
+/// operation (the heading of that section).
+const BREAKDOWNS: &[(&str, &str)] = &[
+    ("switch_round_trip", "Breakdown: switch round trip"),
+    ("init_run_return", "Breakdown: init + run + return"),
+    ("fault_to_host", "Breakdown: fault back to the host"),
+    ("fresh_guard_stack", "Breakdown: fresh guard-page stack"),
+    ("pooled_instance_run", "Breakdown: pooled instance run"),
+];
+
 /// Suffix of the groups run with the two sides' FP status flags differing.
 const FP_DIFFER: &str = "_fp_differ";
 
@@ -265,6 +275,27 @@ fn ratio_rows(results: &Results) -> Vec<RatioRow> {
     rows
 }
 
+/// The operations with a missed target, each with the section of
+/// docs/PERFORMANCE.md that breaks its cost down.
+fn missed_breakdowns(rows: &[RatioRow]) -> Vec<(&'static str, &'static str)> {
+    BREAKDOWNS
+        .iter()
+        .copied()
+        .filter(|(op, _)| rows.iter().any(|r| r.over_limit() && r.group.strip_suffix(FP_DIFFER).unwrap_or(&r.group) == *op))
+        .collect()
+}
+
+fn print_breakdowns(rows: &[RatioRow]) {
+    let missed = missed_breakdowns(rows);
+    if missed.is_empty() {
+        return;
+    }
+    println!("\nmissed targets, and where docs/PERFORMANCE.md breaks each one down:");
+    for (op, heading) in missed {
+        println!("  {op:<22} \"{heading}\"");
+    }
+}
+
 fn print_timings(results: &Results, memory: Option<usize>) {
     let (cpu, kernel) = machine();
     println!("\nCPU: {cpu}; kernel {kernel}");
@@ -294,6 +325,7 @@ fn print_timings(results: &Results, memory: Option<usize>) {
             }
         }
     }
+    print_breakdowns(&rows);
     print_fp_conditions(results);
     let Some(memory) = memory else { return };
     let ok = if memory <= MEMORY_TARGET_BYTES { "met" } else { "MISSED" };
@@ -690,6 +722,25 @@ mod tests {
         assert_eq!((coro.ratio(), coro.limit, coro.over_limit()), (2.0, Some(2.0), false));
         let boost = rows.iter().find(|r| r.peer == "boost_context").unwrap();
         assert_eq!((boost.ratio(), boost.limit, boost.over_limit()), (0.5, Some(0.5), false));
+    }
+
+    #[test]
+    fn every_missed_target_names_a_breakdown_that_the_docs_have() {
+        let docs = std::fs::read_to_string(util::root().join("docs/PERFORMANCE.md")).unwrap();
+        for (op, _, _, _) in TARGETS {
+            let (_, heading) = BREAKDOWNS.iter().find(|(o, _)| o == op).unwrap_or_else(|| panic!("no breakdown for {op}"));
+            assert!(docs.lines().any(|l| l.trim_start_matches('#').trim() == *heading), "docs/PERFORMANCE.md has no section \"{heading}\"");
+        }
+        let row = |group: &str, ratio: f64, limit: Option<f64>| RatioRow {
+            group: group.to_string(),
+            ours: "ours".to_string(),
+            ours_ns: ratio,
+            peer: "p".to_string(),
+            peer_ns: 1.0,
+            limit,
+        };
+        let rows = [row("switch_round_trip_fp_differ", 3.0, Some(2.0)), row("fault_to_host", 1.0, Some(1.1)), row("init_run_return", 9.0, None)];
+        assert_eq!(missed_breakdowns(&rows), vec![("switch_round_trip", "Breakdown: switch round trip")]);
     }
 
     #[test]
