@@ -119,10 +119,13 @@ fn trash_registers(junk: u64) {
 }
 
 /// With AVX-512: also every zmm register (all 32, full width) and k1–k7.
-#[target_feature(enable = "avx512f")]
+/// Compiled only when the build enables AVX-512F (`RUSTFLAGS="-C
+/// target-cpu=native"` on such a CPU): `#[target_feature(enable =
+/// "avx512f")]` and the AVX-512 intrinsics are newer than the MSRV.
+#[cfg(target_feature = "avx512f")]
 fn trash_avx512(junk: u64) {
-    // SAFETY: only declared-clobbered registers are written; the caller
-    // checked that the CPU has AVX-512F.
+    // SAFETY: only declared-clobbered registers are written; the build
+    // targets a CPU with AVX-512F.
     unsafe {
         core::arch::asm!(
             "vpbroadcastq zmm0, {j}",
@@ -153,19 +156,13 @@ fn trash_avx512(junk: u64) {
     }
 }
 
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
 /// Forever: record what it was resumed with, trash every register (and
 /// the AVX-512 state when there is one), set its own float control if
 /// asked, maybe walk its stack, and switch back the way `shared.back` says.
 extern "C" fn child(shared: *mut Shared) -> ! {
-    let avx512 = has_avx512();
     loop {
         // SAFETY: the tests keep `shared` and both contexts alive and
-        // pinned while anything switches into this child; the AVX-512
-        // trash runs only where the CPU has it.
+        // pinned while anything switches into this child.
         unsafe {
             let s = &mut *shared;
             s.bounces += 1;
@@ -180,9 +177,8 @@ extern "C" fn child(shared: *mut Shared) -> ! {
             if s.child_fpucw != 0 {
                 set_fpucw(s.child_fpucw);
             }
-            if avx512 {
-                trash_avx512(0xa5a5_0000_0000_0000 | s.bounces);
-            }
+            #[cfg(target_feature = "avx512f")]
+            trash_avx512(0xa5a5_0000_0000_0000 | s.bounces);
             trash_registers(0xdead_beef_0000_0000 | s.bounces);
             let (me, parent) = (s.me, s.parent);
             match s.back {
@@ -353,13 +349,15 @@ fn switches_in_generic_functions_closures_and_wrappers_keep_values() {
 }
 
 /// 512-bit values live across inlined switches into a child that
-/// overwrites all 32 zmm registers and k1–k7.
-#[target_feature(enable = "avx512f")]
+/// overwrites all 32 zmm registers and k1–k7 (AVX-512F builds only, see
+/// [`trash_avx512`]).
+#[cfg(target_feature = "avx512f")]
+#[allow(clippy::incompatible_msrv)] // compiled only where the build enables AVX-512F
 fn avx512_host(pair: &mut Pair, rounds: u64) {
     use core::arch::x86_64::*;
     let lanes: [[i64; 8]; 4] = core::array::from_fn(|r| core::array::from_fn(|i| pattern(r as u64, i) as i64));
-    // SAFETY: unaligned loads from live arrays of 8 i64s; AVX-512F is
-    // enabled for this function and was detected by the caller.
+    // SAFETY: unaligned loads from live arrays of 8 i64s; the build
+    // targets a CPU with AVX-512F.
     let z: [__m512i; 4] = core::array::from_fn(|r| unsafe { _mm512_loadu_si512(lanes[r].as_ptr().cast()) });
     let z = black_box(z);
     let mask: __mmask8 = black_box(0b1010_0110);
@@ -375,14 +373,14 @@ fn avx512_host(pair: &mut Pair, rounds: u64) {
     }
 }
 
+#[cfg(target_feature = "avx512f")]
 #[test]
 fn avx512_values_survive_a_child_that_trashes_the_avx512_state() {
-    if !has_avx512() || context::valgrind::running_on_valgrind() {
+    if context::valgrind::running_on_valgrind() {
         return;
     }
     let mut pair = Pair::new();
-    // SAFETY: the CPU has AVX-512F (checked above).
-    unsafe { avx512_host(&mut pair, 200) };
+    avx512_host(&mut pair, 200);
 }
 
 const DEFAULT_MXCSR: u32 = 0x1f80;
