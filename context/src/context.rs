@@ -114,10 +114,12 @@ impl Context {
     /// Arguments follow the System V AMD64 rules: the first six integer-class
     /// values in rdi, rsi, rdx, rcx, r8, r9, the first eight floating values
     /// in xmm0–xmm7, the rest on the stack in order, with the stack 16-byte
-    /// aligned at the call. The stack's top (one past its last word) must be
-    /// 16-byte aligned. The child starts with the calling thread's MXCSR and
-    /// x87 control word; the calling thread's signal mask is recorded in both
-    /// `child` and `parent` (see [`Context::set_from_signal`]).
+    /// aligned at the call (argument registers that carry no argument hold
+    /// unspecified values, as after any call). The stack's top (one past its
+    /// last word) must be 16-byte aligned. The child starts with the calling
+    /// thread's MXCSR and x87 control word; the calling thread's signal mask
+    /// is recorded in both `child` and `parent` (see
+    /// [`Context::set_from_signal`]).
     ///
     /// Everything is validated before anything is written, and nothing is
     /// written outside `stack`.
@@ -258,9 +260,7 @@ impl Context {
     /// Each argument is classified and converted once, straight into its
     /// register slot in the boot frame or its stack slot (see [`ArgPlan`](crate::ArgPlan)
     /// for the layout, which this must and is tested to reproduce). Natively
-    /// nothing else of the boot frame is written but the entry; the padding
-    /// word above an odd number of spilled arguments is zeroed, as the plan
-    /// says.
+    /// nothing else of the boot frame is written but the entry.
     #[inline(always)]
     fn write_start(
         stack: &mut [u64],
