@@ -3,11 +3,90 @@
 
 use crate::{ContextRegs, layout};
 
-/// The block, with `$prefix` instructions first (see [`swap_inline`]).
-macro_rules! swap_block {
-    ($from:expr, $to:expr $(, $prefix:literal)*) => {
+/// Saves the current context into `*from` and continues in `*to`, like
+/// [`swap`](crate::swap), but as an `asm!` block inlined into the caller
+/// instead of a call of `context_sys_swap`.
+///
+/// What it saves, and why that is enough:
+///
+/// * `rsp`, `rbx`, `rbp`, MXCSR and the x87 control word go into `*from`
+///   exactly as `context_sys_swap` stores them, and the resume word (at
+///   `from.rsp`) holds the address just past this block. Any switch into
+///   `*from` (a later `swap_inline`, `context_sys_swap`, `context_sys_set`,
+///   or the start routine's return to its parent) loads them back.
+/// * r12–r15 are **not** saved: the block tells the compiler that they, and
+///   every caller-saved register (`clobber_abi("C")`: rax, rcx, rdx, rsi,
+///   rdi, r8–r11, the vector, mask and x87/MMX registers), come back with
+///   other values, so the compiler keeps across it only what it needs, in
+///   rbx, rbp or its own frame. The `r12`..`r15` fields of `*from` keep
+///   whatever they held, and the switch that resumes `*from` loads those
+///   stale values into registers the compiler no longer counts on. (rbx and
+///   rbp are reserved by LLVM and cannot be declared clobbered, so they are
+///   saved.)
+/// * The switch into `*to` is the one every switch makes (the header's
+///   "The resume window"): load `to.rsp`, the word there, set rsp one word
+///   above it, load `*to`'s six callee-saved registers, jump. So `*to` may
+///   have been suspended by either kind of swap, or prepared as a fresh
+///   context for [`start`](crate::start).
+///
+/// MXCSR's control bits and the x87 control word are loaded from `*to`
+/// only when they differ from the current ones, as in `context_sys_swap`
+/// (the status bits are left as they are).
+///
+/// The resume word is written just below the caller's rsp without moving
+/// rsp (the 128-byte red zone, which the compiler does not use around an
+/// `asm!` block that is allowed to use the stack), so the caller's own
+/// unwind rules stay right for every instruction on this side of the
+/// switch; from the instruction that moves rsp to the target's stack up to
+/// the jump, the block's CFI describes the target as the frame being
+/// resumed, like the assembly's. A backtrace (gdb, a profiler) taken at any
+/// instruction is therefore coherent.
+///
+/// Not divertable: `context::divert_pending_resume` recognises a switch in
+/// progress only inside the resume windows of the assembly
+/// ([`resume_windows`](crate::resume_windows)), so code that diverts
+/// contexts from a signal handler must switch into them with
+/// [`swap`](crate::swap).
+///
+/// # Safety
+///
+/// The duties of [`swap`](crate::swap): `from` valid for writes, `to` a
+/// suspended or freshly prepared context that is not running anywhere,
+/// with its stack and register blocks live; and the code that continues
+/// must eventually resume `*from` (or never need the frames above this
+/// call again).
+///
+/// # Build requirement
+///
+/// The caller's function must have unwind tables: the block carries CFI
+/// directives, which do not assemble in a function without them. Rust on
+/// Linux emits them by default, and always with `panic = "unwind"`; only
+/// `-C panic=abort -C force-unwind-tables=no` without debug info removes
+/// them (`context::Context::swap` then calls [`swap`](crate::swap) instead,
+/// see its docs).
+#[inline(always)]
+pub unsafe fn swap_inline(from: *mut ContextRegs, to: *const ContextRegs) {
+    // With AVX the caller may hold dirty upper halves of the vector
+    // registers, which the compiler clears (`vzeroupper`) before a real
+    // call: the other side may run legacy SSE code, which pays for dirty
+    // upper state on many cores. The main block clobbers every vector
+    // register anyway, so declaring them clobbered here costs nothing.
+    #[cfg(target_feature = "avx")]
+    // SAFETY: vzeroupper only zeroes the upper halves of ymm/zmm0-15,
+    // which are declared clobbered; no memory, no stack, no flags.
+    unsafe {
+        core::arch::asm!("vzeroupper", clobber_abi("C"), options(nomem, nostack, preserves_flags))
+    };
+    // SAFETY: the caller's duties above make `from` writable and `to` a
+    // context whose resume word, stack and registers a switch may load.
+    // The block leaves rsp as it found it on return (the resumer sets rsp
+    // one word above the resume word, which sits one word below the rsp the
+    // block was entered with), restores rbx and rbp (through `*from`), and
+    // declares every other register it may change as clobbered. The red
+    // zone word it writes is below rsp, which the compiler keeps free
+    // because the block may use the stack (no `nostack`).
+    unsafe {
         core::arch::asm!(
-            $($prefix,)*
             // -- save the current context into *from (rdi) --------------
             "stmxcsr [rdi + {mxcsr}]",         // from.mxcsr (status bits too)
             "fnstcw [rdi + {fpucw}]",          // from.fpucw
@@ -77,101 +156,14 @@ macro_rules! swap_block {
             r14 = const layout::OFF_R14,
             r15 = const layout::OFF_R15,
             mask = const layout::MXCSR_CONTROL_MASK,
-            in("rdi") $from,
-            in("rsi") $to,
+            in("rdi") from,
+            in("rsi") to,
             lateout("r12") _,
             lateout("r13") _,
             lateout("r14") _,
             lateout("r15") _,
             clobber_abi("C"),
-        )
-    };
-}
-
-/// Saves the current context into `*from` and continues in `*to`, like
-/// [`swap`](crate::swap), but as an `asm!` block inlined into the caller
-/// instead of a call of `context_sys_swap`.
-///
-/// What it saves, and why that is enough:
-///
-/// * `rsp`, `rbx`, `rbp`, MXCSR and the x87 control word go into `*from`
-///   exactly as `context_sys_swap` stores them, and the resume word (at
-///   `from.rsp`) holds the address just past this block. Any switch into
-///   `*from` (a later `swap_inline`, `context_sys_swap`, `context_sys_set`,
-///   or the start routine's return to its parent) loads them back.
-/// * r12–r15 are **not** saved: the block tells the compiler that they, and
-///   every caller-saved register (`clobber_abi("C")`: rax, rcx, rdx, rsi,
-///   rdi, r8–r11, the vector, mask and x87/MMX registers), come back with
-///   other values, so the compiler keeps across it only what it needs, in
-///   rbx, rbp or its own frame. The `r12`..`r15` fields of `*from` keep
-///   whatever they held, and the switch that resumes `*from` loads those
-///   stale values into registers the compiler no longer counts on. (rbx and
-///   rbp are reserved by LLVM and cannot be declared clobbered, so they are
-///   saved.)
-/// * The switch into `*to` is the one every switch makes (the header's
-///   "The resume window"): load `to.rsp`, the word there, set rsp one word
-///   above it, load `*to`'s six callee-saved registers, jump. So `*to` may
-///   have been suspended by either kind of swap, or prepared as a fresh
-///   context for [`start`](crate::start).
-///
-/// MXCSR's control bits and the x87 control word are loaded from `*to`
-/// only when they differ from the current ones, as in `context_sys_swap`
-/// (the status bits are left as they are).
-///
-/// The resume word is written just below the caller's rsp without moving
-/// rsp (the 128-byte red zone, which the compiler does not use around an
-/// `asm!` block that is allowed to use the stack), so the caller's own
-/// unwind rules stay right for every instruction on this side of the
-/// switch; from the instruction that moves rsp to the target's stack up to
-/// the jump, the block's CFI describes the target as the frame being
-/// resumed, like the assembly's. A backtrace (gdb, a profiler) taken at any
-/// instruction is therefore coherent.
-///
-/// Not divertable: `context::divert_pending_resume` recognises a switch in
-/// progress only inside the resume windows of the assembly
-/// ([`resume_windows`](crate::resume_windows)), so code that diverts
-/// contexts from a signal handler must switch into them with
-/// [`swap`](crate::swap).
-///
-/// # Safety
-///
-/// The duties of [`swap`](crate::swap): `from` valid for writes, `to` a
-/// suspended or freshly prepared context that is not running anywhere,
-/// with its stack and register blocks live; and the code that continues
-/// must eventually resume `*from` (or never need the frames above this
-/// call again).
-///
-/// # Build requirement
-///
-/// The caller's function must have unwind tables: the block carries CFI
-/// directives, which do not assemble in a function without them. Rust on
-/// Linux emits them by default, and always with `panic = "unwind"`; only
-/// `-C panic=abort -C force-unwind-tables=no` without debug info removes
-/// them (`context::Context::swap` then calls [`swap`](crate::swap) instead,
-/// see its docs).
-#[inline(always)]
-pub unsafe fn swap_inline(from: *mut ContextRegs, to: *const ContextRegs) {
-    // SAFETY: the caller's duties above make `from` writable and `to` a
-    // context whose resume word, stack and registers a switch may load.
-    // The block leaves rsp as it found it on return (the resumer sets rsp
-    // one word above the resume word, which sits one word below the rsp the
-    // block was entered with), restores rbx and rbp (through `*from`), and
-    // declares every other register it may change as clobbered. The red
-    // zone word it writes is below rsp, which the compiler keeps free
-    // because the block may use the stack (no `nostack`).
-    #[cfg(target_feature = "avx")]
-    unsafe {
-        // With AVX, the caller may hold dirty upper halves of the vector
-        // registers, which the compiler would clear before a real call
-        // (all of them are clobbered here, so clearing is free to do): the
-        // other side may run legacy SSE code, which pays for dirty upper
-        // state on many cores.
-        swap_block!(from, to, "vzeroupper")
-    }
-    // SAFETY: as above.
-    #[cfg(not(target_feature = "avx"))]
-    unsafe {
-        swap_block!(from, to)
+        );
     }
 }
 

@@ -281,7 +281,9 @@ fn missed_breakdowns(rows: &[RatioRow]) -> Vec<(&'static str, &'static str)> {
     BREAKDOWNS
         .iter()
         .copied()
-        .filter(|(op, _)| rows.iter().any(|r| r.over_limit() && r.group.strip_suffix(FP_DIFFER).unwrap_or(&r.group) == *op))
+        .filter(|(op, _)| {
+            rows.iter().any(|r| r.over_limit() && r.group.strip_suffix(FP_DIFFER).unwrap_or(&r.group) == *op)
+        })
         .collect()
 }
 
@@ -728,8 +730,12 @@ mod tests {
     fn every_missed_target_names_a_breakdown_that_the_docs_have() {
         let docs = std::fs::read_to_string(util::root().join("docs/PERFORMANCE.md")).unwrap();
         for (op, _, _, _) in TARGETS {
-            let (_, heading) = BREAKDOWNS.iter().find(|(o, _)| o == op).unwrap_or_else(|| panic!("no breakdown for {op}"));
-            assert!(docs.lines().any(|l| l.trim_start_matches('#').trim() == *heading), "docs/PERFORMANCE.md has no section \"{heading}\"");
+            let (_, heading) =
+                BREAKDOWNS.iter().find(|(o, _)| o == op).unwrap_or_else(|| panic!("no breakdown for {op}"));
+            assert!(
+                docs.lines().any(|l| l.trim_start_matches('#').trim() == *heading),
+                "docs/PERFORMANCE.md has no section \"{heading}\""
+            );
         }
         let row = |group: &str, ratio: f64, limit: Option<f64>| RatioRow {
             group: group.to_string(),
@@ -739,7 +745,11 @@ mod tests {
             peer_ns: 1.0,
             limit,
         };
-        let rows = [row("switch_round_trip_fp_differ", 3.0, Some(2.0)), row("fault_to_host", 1.0, Some(1.1)), row("init_run_return", 9.0, None)];
+        let rows = [
+            row("switch_round_trip_fp_differ", 3.0, Some(2.0)),
+            row("fault_to_host", 1.0, Some(1.1)),
+            row("init_run_return", 9.0, None),
+        ];
         assert_eq!(missed_breakdowns(&rows), vec![("switch_round_trip", "Breakdown: switch round trip")]);
     }
 
