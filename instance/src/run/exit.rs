@@ -18,14 +18,16 @@ use super::with_current;
 use crate::cpu::{EFLAGS_AC, EFLAGS_DF, EFLAGS_TF};
 
 /// Bytes kept free above the spot where [`fault_return`] starts, below the
-/// top of the instance's stack.
+/// top of the alternate signal stack (or of the instance's stack).
 const TRAMPOLINE_HEADROOM: usize = 256;
 
-/// Bytes at the top of every instance stack that guests never get: the
-/// frames of [`fault_return`] (and of the switch it makes) live there, below
-/// [`TRAMPOLINE_HEADROOM`]. A faulted or killed guest's frames are
-/// abandoned, and may still be in use (a closure's quarantined stack): the
-/// handler's way back must not write over them.
+/// Bytes at the top of every instance stack that guests never get: when
+/// the way back cannot run on an alternate signal stack (see
+/// [`redirect_to_host`]), the frames of [`fault_return`] (and of the switch
+/// it makes) live there, below [`TRAMPOLINE_HEADROOM`]. A faulted or
+/// killed guest's frames are abandoned, and may still be in use (a
+/// closure's quarantined stack): the handler's way back must not write
+/// over them.
 pub(crate) const TRAMPOLINE_AREA: usize = 1024;
 
 /// Bytes an alternate signal stack must have for the way back to run on it
