@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 use core::any::{Any, TypeId};
+use core::cell::Cell;
 use core::ffi::c_void;
 use core::mem::ManuallyDrop;
 use std::sync::Arc;
@@ -208,6 +209,27 @@ struct Pinned {
     record: RunRecord,
 }
 
+thread_local! {
+    /// The allocation of the last instance this thread gave the stack back
+    /// from ([`Instance::into_stack`]), for the next [`Instance::with_stack`]
+    /// here: a pool's take, run, give back then allocates nothing for it (a
+    /// 64-byte aligned allocation of a kilobyte, which the C allocator's
+    /// aligned path makes dear).
+    static SPARE_PINNED: Cell<Option<Box<Pinned>>> = const { Cell::new(None) };
+}
+
+/// Keeps `pinned`, no longer used by any instance, as this thread's spare
+/// (dropping the one it replaces); drops it during thread exit.
+///
+/// Nothing refers to it any more: the thread's current run is another (or
+/// none), the handlers reach a record only as the current run, and kill
+/// switches hold the kill state, not the record; it is as free as memory
+/// handed back to the allocator.
+fn recycle(pinned: Box<Pinned>) {
+    let mut pinned = Some(pinned);
+    let _ = SPARE_PINNED.try_with(|spare| drop(spare.replace(pinned.take())));
+}
+
 // SAFETY: what moving an `Instance` to another thread lets a safe caller
 // do there, and why none of it races:
 // * The run record's cells are touched only by the thread executing a run,
@@ -260,7 +282,14 @@ impl Instance {
     pub fn with_stack(stack: Stack) -> Instance {
         let kill = Arc::new(KillState::new());
         let record = RunRecord::new(stack.mapping_start(), stack.base(), stack.top(), kill.clone());
-        let mut pinned = Box::new(Pinned { host: Context::new(), guest: Context::new(), record });
+        let fresh = Pinned { host: Context::new(), guest: Context::new(), record };
+        let mut pinned = match SPARE_PINNED.try_with(Cell::take).ok().flatten() {
+            Some(mut spare) => {
+                *spare = fresh;
+                spare
+            }
+            None => Box::new(fresh),
+        };
         let Pinned { host, guest, record } = &mut *pinned;
         record.bind(host, guest);
         Instance {
@@ -301,7 +330,7 @@ impl Instance {
         // dropped, so nothing is dropped twice; the fields other than the
         // stack are dropped here as `drop` would.
         let stack = unsafe {
-            drop(core::ptr::read(&this.pinned));
+            recycle(core::ptr::read(&this.pinned));
             drop(core::ptr::read(&this.kill));
             drop(core::ptr::read(&this.closure));
             ManuallyDrop::into_inner(core::ptr::read(&this.stack))

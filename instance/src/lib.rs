@@ -135,8 +135,9 @@
 //!
 //! A guest's locals stay in its stack's memory after it returns, faults or
 //! is terminated. So that one tenant's data does not reach the next guest
-//! to use that memory, stacks are scrubbed ([`Stack::scrub`]: the pages
-//! the guest touched are zeroed, untouched pages stay uncommitted) by
+//! to use that memory, stacks are scrubbed ([`Stack::quick_scrub`]: the
+//! top pages that guests use are zeroed by hand, everything below them is
+//! given back to the kernel, which zeroes it when touched again) by
 //! default at each point where a stack may change hands:
 //!
 //! | when | default | opt out |
@@ -149,11 +150,14 @@
 //! pooled stack, or reset between tenants. A stack already scrubbed (say by
 //! `into_stack`, then handed to a scrubbing pool) is not scrubbed twice.
 //!
-//! The cost is one `mincore` and usually one `madvise(MADV_DONTNEED)` (for
-//! the untouched part, where the kernel may also have swapped a page out),
-//! plus writing zeros over the touched pages. The two system calls dominate:
-//! about 4 µs together on the shared VM of `docs/PERFORMANCE.md`, several
-//! times the rest of a pooled run. Guests that trust each other, or one
+//! The cost is one `madvise(MADV_DONTNEED)` of the part below the hot top
+//! pages, whether a guest wrote there or not (a guest can write below its
+//! stack pointer, so nothing short of asking the kernel tells which pages
+//! it touched), plus zeroing the hot pages; every 64th scrub of a stack
+//! also asks `mincore` which pages are resident, to learn how many top
+//! pages are hot. The system call dominates (0.36 µs on the Intel VM of
+//! `docs/PERFORMANCE.md`, against 1 µs for the `mincore` + `madvise` of
+//! the earlier scrub). Guests that trust each other, or one
 //! tenant's guests, can turn it off.
 //!
 //! # Signals, in one place
@@ -262,7 +266,9 @@ pub use crate::signal::{
     FAULT_SIGNALS, KillSignalCounts, ThreadSignalMode, alt_stack_size, install_handlers, kill_signal_counts,
     set_thread_signal_mode, thread_signal_mode,
 };
-pub use crate::stack::{DEFAULT_GUARD_SIZE, Stack, StackError, StackPool, page_size};
+pub use crate::stack::{
+    DEFAULT_GUARD_SIZE, MAX_HOT_PAGES, QUICK_SCRUBS_PER_FULL, Stack, StackError, StackPool, page_size,
+};
 pub use crate::state::State;
 pub use crate::switch::KillSwitch;
 pub use crate::watchdog::watchdog_threads;

@@ -91,9 +91,34 @@ fn round_up_to_page(n: usize) -> Option<usize> {
     n.checked_add(page - 1).map(|m| m & !(page - 1))
 }
 
+/// Index of the last non-zero word of `words`, read 8 words at a time from
+/// the end (a zero page is read whole; a page written to its top stops at
+/// once).
+fn last_non_zero(words: &[u64]) -> Option<usize> {
+    let mut end = words.len();
+    for chunk in words.rchunks(8) {
+        if chunk.iter().fold(0, |acc, &w| acc | w) != 0 {
+            let within = chunk.iter().rposition(|&w| w != 0)?;
+            return Some(end - chunk.len() + within);
+        }
+        end -= chunk.len();
+    }
+    None
+}
+
 /// Pages whose residency one `mincore` call asks for: the size of the
 /// buffer on the stack that receives the answer.
 const RESIDENCY_CHUNK: usize = 512;
+
+/// A stack's quick scrubs ([`Stack::quick_scrub`]) between two full ones,
+/// which learn how deep the guests go: the cost of one `mincore`, spread
+/// over this many scrubs.
+pub const QUICK_SCRUBS_PER_FULL: u32 = 64;
+
+/// At most this many pages at the top of a stack are zeroed by hand by a
+/// quick scrub; pages below them are always given back. Bounds the reading
+/// a quick scrub does whatever a guest touched.
+pub const MAX_HOT_PAGES: usize = 64;
 
 /// The default guard region, in bytes: 64 KiB of `PROT_NONE` address space
 /// below every stack made by [`Stack::new`] (and [`Instance::new`](crate::Instance::new)),
@@ -113,8 +138,9 @@ pub const DEFAULT_GUARD_SIZE: usize = 64 * 1024;
 ///
 /// Sizes are rounded up to whole pages. Memory is committed lazily, page by
 /// page, as the stack is touched; [`Stack::decommit`] gives touched pages
-/// back, [`Stack::scrub`] zeroes them in place. Dropping the stack unmaps
-/// it.
+/// back, [`Stack::scrub`] zeroes them in place, [`Stack::quick_scrub`]
+/// zeroes what guests left with at most one system call. Dropping the
+/// stack unmaps it.
 ///
 /// # Movement
 ///
@@ -129,6 +155,12 @@ pub struct Stack {
     /// decommitted, false once [`Stack::as_words_mut`] has handed it out
     /// (every write to it, a guest's included, starts from that slice).
     known_zero: bool,
+    /// Pages at the top of the usable part that [`Stack::quick_scrub`]
+    /// zeroes by hand (everything below them it gives back); learnt by the
+    /// last full scrub, 0 before any.
+    hot_pages: usize,
+    /// Quick scrubs since the last full one.
+    quick_since_full: u32,
 }
 
 // SAFETY: a Stack exclusively owns its mapping, like a Box<[u8]> does; the
@@ -186,7 +218,7 @@ impl Stack {
             mmap_anonymous(None, nz_len, ProtFlags::PROT_NONE, MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE)
         }
         .map_err(|errno| StackError::Map { len, errno })?;
-        let stack = Stack { start, guard: guard_r, size: size_r, known_zero: true };
+        let stack = Stack { start, guard: guard_r, size: size_r, known_zero: true, hot_pages: 0, quick_since_full: 0 };
         // SAFETY: the range lies inside the mapping just made, which nothing
         // else refers to yet. On failure `stack` is dropped and unmapped.
         unsafe {
@@ -313,6 +345,7 @@ impl Stack {
         let mut written = 0;
         // First page of the run of absent pages being collected.
         let mut absent_from = None;
+        let mut highest_absent = None;
         let mut first = 0;
         while first < pages {
             let n = (pages - first).min(RESIDENCY_CHUNK);
@@ -328,25 +361,25 @@ impl Stack {
                 let p = first + i;
                 if flags & 1 == 0 {
                     absent_from.get_or_insert(p);
+                    highest_absent = Some(p);
                     continue;
                 }
                 if let Some(from) = absent_from.take() {
                     self.discard(from, p)?;
                 }
-                let words = &mut self.words()[p * page / 8..(p + 1) * page / 8];
-                if blind {
-                    words.fill(0);
-                    written += page;
-                } else if let Some(last) = words.iter().rposition(|&w| w != 0) {
-                    words[..=last].fill(0);
-                    written += (last + 1) * 8;
-                }
+                written += self.zero_page(p, blind);
             }
             first += n;
         }
         if let Some(from) = absent_from {
             self.discard(from, pages)?;
         }
+        // What a quick scrub zeroes by hand from now on: the run of resident
+        // pages down from the top (the frames the guests used), at least the
+        // top page, at most MAX_HOT_PAGES.
+        let top_run = highest_absent.map_or(pages, |a| pages - 1 - a);
+        self.hot_pages = top_run.clamp(1, MAX_HOT_PAGES.min(pages));
+        self.quick_since_full = 0;
         self.known_zero = true;
         Ok(written)
     }
@@ -360,11 +393,101 @@ impl Stack {
             .map_err(StackError::Advise)
     }
 
-    /// [`Stack::scrub`], and should it fail, [`Stack::decommit`], and
+    /// Zeroes usable page `p` up to its highest non-zero word (all of it
+    /// when `blind`, under valgrind); returns the bytes written.
+    fn zero_page(&mut self, p: usize, blind: bool) -> usize {
+        let page = page_size();
+        let words = &mut self.words()[p * page / 8..(p + 1) * page / 8];
+        if blind {
+            words.fill(0);
+            return page;
+        }
+        match last_non_zero(words) {
+            Some(last) => {
+                words[..=last].fill(0);
+                (last + 1) * 8
+            }
+            None => 0,
+        }
+    }
+
+    /// Zeroes what a guest left in the usable part with at most one system
+    /// call: the top pages that the guests use (learnt, see below) are
+    /// zeroed by hand, everything below them is given back with one
+    /// `madvise(MADV_DONTNEED)`; returns the bytes written. This is the
+    /// scrub of [`StackPool::put`], [`Instance::reset`](crate::Instance::reset)
+    /// and [`Instance::into_stack`](crate::Instance::into_stack).
+    ///
+    /// Every byte of the usable part reads as zero afterwards, whatever the
+    /// guest did, because no part is skipped on a guess: the hand-zeroed
+    /// pages are read and cleared whether resident or not (a page the
+    /// kernel swapped out is brought back and overwritten), and the rest
+    /// is discarded whether or not anything touched it (a guest that wrote
+    /// far below its stack pointer loses that data too; a swapped-out page
+    /// there is dropped, not read back). How deep the guests went decides
+    /// only the cost: a page below the hand-zeroed part that the next guest
+    /// touches again is faulted in afresh.
+    ///
+    /// The hand-zeroed part is the run of resident pages down from the top
+    /// that the last full scrub ([`Stack::scrub`], which asks `mincore`)
+    /// found, at least one page and at most [`MAX_HOT_PAGES`]. The first
+    /// quick scrub of a stack, and every [`QUICK_SCRUBS_PER_FULL`]th one
+    /// after, is a full scrub, which learns it again. When the hand-zeroed
+    /// part is the whole stack, a quick scrub makes no system call at all.
+    /// Like [`Stack::scrub`], a quick scrub of a stack not handed out since
+    /// the last scrub returns `Ok(0)` at once.
+    ///
+    /// ```
+    /// let mut stack = instance::Stack::new(1024 * 1024)?;
+    /// let words = stack.as_words_mut();
+    /// let n = words.len();
+    /// words[n - 1] = 0x5ec2e7; // the top page
+    /// stack.quick_scrub()?; // the first one is full, and learns one hot page
+    /// let words = stack.as_words_mut();
+    /// words[n - 1] = 0x5ec2e7;
+    /// words[0] = 0x5ec2e7; // far below: given back, not read
+    /// assert_eq!(stack.quick_scrub()?, instance::page_size()); // the top page, by hand
+    /// assert!(stack.as_words_mut().iter().all(|&w| w == 0));
+    /// # Ok::<(), instance::StackError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::Advise`] if `madvise` fails (or those of
+    /// [`Stack::scrub`] when it is a full one); the usable part may then be
+    /// partly zeroed.
+    pub fn quick_scrub(&mut self) -> Result<usize, StackError> {
+        if self.known_zero {
+            return Ok(0);
+        }
+        if self.hot_pages == 0 || self.quick_since_full >= QUICK_SCRUBS_PER_FULL {
+            return self.scrub();
+        }
+        // As in `scrub`: under valgrind, write the hand-zeroed pages whole
+        // and unread.
+        let blind = context::valgrind::running_on_valgrind();
+        if blind {
+            context::valgrind::make_stack_writable(self.words());
+        }
+        let pages = self.size / page_size();
+        let cold = pages - self.hot_pages.min(pages);
+        let mut written = 0;
+        for p in cold..pages {
+            written += self.zero_page(p, blind);
+        }
+        if cold > 0 {
+            self.discard(0, cold)?;
+        }
+        self.quick_since_full += 1;
+        self.known_zero = true;
+        Ok(written)
+    }
+
+    /// [`Stack::quick_scrub`], and should it fail, [`Stack::decommit`], and
     /// should that fail too, zeroes every word (committing the whole usable
     /// part): afterwards the usable part reads as zero, whatever happened.
     pub(crate) fn scrub_or_decommit(&mut self) {
-        if self.scrub().is_ok() || self.decommit().is_ok() {
+        if self.quick_scrub().is_ok() || self.decommit().is_ok() {
             return;
         }
         self.words().fill(0);
@@ -399,11 +522,11 @@ impl Drop for Stack {
 /// A pool of same-sized [`Stack`]s: [`StackPool::take`] hands back a
 /// previously returned stack (the same mapping) before making a new one.
 ///
-/// [`StackPool::put`] scrubs a stack before keeping it ([`Stack::scrub`]),
+/// [`StackPool::put`] scrubs a stack before keeping it ([`Stack::quick_scrub`]),
 /// so an idle stack holds nothing of the guest that last ran on it and the
 /// next taker cannot read it; [`StackPool::scrub_on_put`] turns that off for
-/// pools whose guests trust each other. Returned stacks keep their touched
-/// pages (zeroed) until [`StackPool::trim`] gives them back to the OS; at
+/// pools whose guests trust each other. Returned stacks keep the touched
+/// pages at their top (zeroed) until [`StackPool::trim`] gives them back to the OS; at
 /// most `max_idle` stacks are kept, further ones are unmapped. Thread-safe.
 ///
 /// ```
@@ -502,9 +625,9 @@ impl StackPool {
     /// already idle), scrubbed unless [`StackPool::scrub_on_put`] turned
     /// that off.
     ///
-    /// The scrub is [`Stack::scrub`]'s (nothing to do for a stack already
+    /// The scrub is [`Stack::quick_scrub`]'s (nothing to do for a stack already
     /// scrubbed, say by [`Instance::into_stack`](crate::Instance::into_stack)).
-    /// Should `mincore` fail, the stack's memory is given back with
+    /// Should it fail, the stack's memory is given back with
     /// `madvise(MADV_DONTNEED)` instead, which zeroes it as well (and should
     /// that fail too, every word is written with zero).
     ///

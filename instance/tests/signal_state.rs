@@ -357,3 +357,106 @@ fn restore_from_a_handler_running_on_our_alt_stack_is_an_error_and_keeps_keep() 
     .join()
     .unwrap();
 }
+
+/// The signal numbers blocked in this thread's mask (real-time ones
+/// included).
+fn blocked_signals() -> Vec<i32> {
+    let mut mask = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: a query-only pthread_sigmask writes `mask`.
+    assert_eq!(unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), mask.as_mut_ptr()) }, 0);
+    // SAFETY: written by the successful call.
+    let mask = unsafe { mask.assume_init() };
+    // SAFETY: sigismember reads an initialised set.
+    (1..=libc::SIGRTMAX()).filter(|&s| unsafe { libc::sigismember(&mask, s) } == 1).collect()
+}
+
+/// What a guest does to its mask before it faults: blocks SIGUSR2 and
+/// unblocks SIGWINCH (which the host blocks).
+fn remask() {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::from(Signal::SIGUSR2)), None).unwrap();
+    pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&SigSet::from(Signal::SIGWINCH)), None).unwrap();
+}
+
+/// A raw guest: `remask`, then a read of an unmapped address.
+extern "C" fn remask_then_fault(p: u64) -> u64 {
+    remask();
+    // SAFETY: faults on purpose (the test passes an unmapped address); the
+    // instance's handler ends the run.
+    unsafe { (p as *const u64).read_volatile() }
+}
+
+/// A raw guest that disables the alternate signal stack, then `remask`s
+/// and faults: the handler runs on the guest's stack, and the way back
+/// cannot use an alternate stack.
+extern "C" fn no_alt_remask_then_fault(p: u64) -> u64 {
+    // SAFETY: SS_DISABLE names no memory; the kernel restores the setting
+    // the run installed when the fault handler returns.
+    let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+    // SAFETY: see above.
+    unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) };
+    remask_then_fault(p)
+}
+
+#[test]
+fn a_fault_leaves_the_mask_each_mode_promises_for_raw_and_closure_guests() {
+    let _s = serial();
+    std::thread::spawn(|| {
+        use instance::ThreadSignalMode::{Keep, Restore};
+        use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+        let mut buf = vec![0u8; 64 * 1024];
+        let own = libc::stack_t { ss_sp: buf.as_mut_ptr().cast(), ss_flags: 0, ss_size: buf.len() };
+        set_alt_stack(&own);
+        for mode in [Restore, Keep] {
+            instance::set_thread_signal_mode(mode).unwrap();
+            // Raw guests take the quick way back (sigreturn installs the
+            // mask), closures the one that keeps signals blocked until the
+            // host has stopped the run.
+            for (closure, no_alt) in [(false, false), (true, false), (false, true)] {
+                // A guest without an alternate stack in Keep would leave the
+                // thread without ours (Keep does not reinstall it per run).
+                if no_alt && mode == Keep {
+                    continue;
+                }
+                for round in 0..3 {
+                    // The host's mask: SIGWINCH blocked, nothing else.
+                    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::from(Signal::SIGWINCH)), None).unwrap();
+                    let host = blocked_signals();
+                    let mut inst = Instance::new(64 * 1024).unwrap();
+                    let err = if closure {
+                        inst.run_closure(|| {
+                            remask();
+                            read_from(UNMAPPED);
+                        })
+                        .unwrap_err()
+                    } else {
+                        let guest: extern "C" fn(u64) -> u64 =
+                            if no_alt { no_alt_remask_then_fault } else { remask_then_fault };
+                        // SAFETY: an extern "C" fn of one u64 whose only way
+                        // out is the fault the instance recovers.
+                        unsafe { inst.run(guest as usize, &[context::Val::U64(UNMAPPED as u64)]) }.unwrap_err()
+                    };
+                    let what = format!("{mode:?}, closure {closure}, no alt stack {no_alt}, round {round}");
+                    assert_eq!(err.fault().map(|f| f.kind), Some(FaultKind::MemoryFault), "{what}");
+                    let after = blocked_signals();
+                    match mode {
+                        Restore => {
+                            assert_eq!(after, host, "{what}: the host's mask exactly");
+                            assert!(same(&query_alt_stack(), &own), "{what}: the thread's own alt stack");
+                        }
+                        _ => {
+                            assert!(after.contains(&(Signal::SIGUSR2 as i32)), "{what}: the guest's mask: {after:?}");
+                            assert!(!after.contains(&(Signal::SIGWINCH as i32)), "{what}: the guest's mask: {after:?}");
+                        }
+                    }
+                    inst.reset().unwrap();
+                }
+            }
+        }
+        instance::set_thread_signal_mode(Restore).unwrap();
+        assert!(same(&query_alt_stack(), &own));
+        drop(buf);
+    })
+    .join()
+    .unwrap();
+}

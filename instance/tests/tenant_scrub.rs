@@ -208,3 +208,139 @@ fn the_residency_error_keeps_its_errno_as_the_source_only() {
     assert_eq!(source.to_string(), nix::errno::Errno::ENOMEM.to_string());
     assert!(!err.to_string().contains(&source.to_string()));
 }
+
+/// Writes `secret` into `words` words from `addr` on: a guest that leaves
+/// data far below its own stack pointer, where no frame of it ever was.
+extern "C" fn write_below_sp(addr: u64, secret: u64, words: u64) -> u64 {
+    for i in 0..words as usize {
+        // SAFETY: the test passes an address range in the guest's own
+        // usable stack, far below the frames in use.
+        unsafe { (addr as *mut u64).add(i).write_volatile(secret) };
+    }
+    secret
+}
+
+/// Runs `write_below_sp` on `inst` at each of `offsets` (bytes above the
+/// stack's base), `SECRET_WORDS / 4` words each.
+fn run_below_sp(inst: &mut Instance, offsets: &[usize]) {
+    let base = inst.stack().base();
+    for &off in offsets {
+        let args = [Val::U64((base + off) as u64), Val::U64(SECRET), Val::U64(SECRET_WORDS as u64 / 4)];
+        // SAFETY: write_below_sp is an extern "C" fn(u64, u64, u64) -> u64
+        // that returns; it writes only inside the instance's usable stack.
+        let r = unsafe { inst.run(write_below_sp as extern "C" fn(u64, u64, u64) -> u64 as usize, &args) };
+        assert_eq!(r.unwrap().as_u64(), SECRET);
+    }
+}
+
+/// Where `run_below_sp` writes in a `STACK`-byte stack: the bottom page,
+/// the middle, and just below the top page (where the hand-zeroed part of
+/// a quick scrub ends).
+fn below_sp_offsets() -> [usize; 3] {
+    let page = page_size();
+    [8, STACK / 2 + 24, STACK - 2 * page + 16]
+}
+
+#[test]
+fn data_written_far_below_the_guests_sp_is_gone_after_every_scrub() {
+    common::deadline();
+    let page = page_size();
+    let offsets = below_sp_offsets();
+    // More rounds than a stack's quick scrubs between two full ones, so
+    // both kinds run, and the quick ones many times.
+    let rounds = instance::QUICK_SCRUBS_PER_FULL as usize + 3;
+    // `reset` after a return.
+    let mut inst = Instance::new(STACK).unwrap();
+    for round in 0..rounds {
+        run_below_sp(&mut inst, &offsets);
+        // Only the written words are read: reading the rest would map the
+        // zero page there, and the full scrub would then find every page
+        // resident (and keep them all, which is allowed but not tested here).
+        let base = inst.stack().base();
+        for &off in &offsets {
+            // SAFETY: the offsets lie in the usable part, mapped readable;
+            // no guest runs.
+            let w = unsafe { ((base + off) as *const u64).read_volatile() };
+            assert_eq!(w, SECRET, "round {round}: the guest wrote nothing at {off}");
+        }
+        inst.reset().unwrap();
+        // Below the hand-zeroed top the pages were given back, not zeroed
+        // in place (by the quick scrubs after the first, full one, which
+        // keeps them; until the next full one, which finds every page
+        // resident: the `secrets_in` below reads them all).
+        if (1..=instance::QUICK_SCRUBS_PER_FULL as usize).contains(&round) {
+            let bottom = inst.stack().base();
+            assert_eq!(common::resident_pages(bottom, page), 0, "round {round}: the bottom page is still resident");
+        }
+        assert_eq!(secrets_in(inst.stack()), 0, "reset, round {round}");
+    }
+    // `into_stack` and the pool's `put`, each alone.
+    for instance_scrubs in [true, false] {
+        let pool = StackPool::new(STACK, instance::DEFAULT_GUARD_SIZE, 1).unwrap();
+        for round in 0..rounds {
+            let mut inst = Instance::with_stack(pool.take().unwrap());
+            inst.set_scrub_stack(instance_scrubs);
+            run_below_sp(&mut inst, &offsets);
+            pool.put(inst.into_stack().unwrap()).unwrap();
+            let again = pool.take().unwrap();
+            assert_eq!(secrets_in(&again), 0, "instance scrubs {instance_scrubs}, round {round}");
+            pool.put(again).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_quick_scrub_zeroes_the_hot_pages_even_when_the_kernel_paged_them_out() {
+    common::deadline();
+    let page = page_size();
+    let words_per_page = page / 8;
+    let mut stack = Stack::new(STACK).unwrap();
+    let n = STACK / 8;
+    // Learn a hot top of two pages.
+    stack.as_words_mut()[n - 2 * words_per_page..].fill(SECRET);
+    stack.quick_scrub().unwrap();
+    for round in 0..4 {
+        let words = stack.as_words_mut();
+        words[n - 2 * words_per_page..].fill(SECRET);
+        words[..words_per_page].fill(SECRET);
+        // Ask the kernel to page the whole usable part out (to swap, if the
+        // machine has any; otherwise the pages stay as they are, and the
+        // test is the plain one). 21 is MADV_PAGEOUT (Linux 5.4), which the
+        // libc crate does not name.
+        // SAFETY: an advice on the stack's own usable range; it never
+        // changes what the memory reads as.
+        unsafe { libc::madvise(stack.base() as *mut libc::c_void, STACK, 21) };
+        stack.quick_scrub().unwrap();
+        assert_eq!(secrets_in(&stack), 0, "round {round}");
+        assert!(stack.as_words_mut().iter().all(|&w| w == 0), "round {round}");
+    }
+}
+
+#[test]
+fn a_quick_scrub_keeps_the_pages_guests_use_and_gives_back_the_rest() {
+    common::deadline();
+    if context::valgrind::running_on_valgrind() {
+        return; // memcheck's view of the stack changes what is resident.
+    }
+    let page = page_size();
+    let words_per_page = page / 8;
+    let mut stack = Stack::new(STACK).unwrap();
+    let (base, n) = (stack.base(), STACK / 8);
+    // SAFETY: an advice on the stack's own usable range.
+    unsafe { libc::madvise(base as *mut libc::c_void, STACK, libc::MADV_NOHUGEPAGE) };
+    // Three pages at the top: the full scrub learns them as hot.
+    stack.as_words_mut()[n - 3 * words_per_page..].fill(SECRET);
+    stack.quick_scrub().unwrap();
+    assert_eq!(common::resident_pages(base, STACK), 3);
+    let words = stack.as_words_mut();
+    words[n - 3 * words_per_page..].fill(SECRET);
+    words[words_per_page..2 * words_per_page].fill(SECRET);
+    assert_eq!(common::resident_pages(base, STACK), 4);
+    assert_eq!(stack.quick_scrub().unwrap(), 3 * page);
+    // The hot three stay, zeroed; the page far below is given back.
+    assert_eq!(common::resident_pages(stack.top() - 3 * page, 3 * page), 3);
+    assert_eq!(common::resident_pages(base, STACK), 3);
+    assert_eq!(secrets_in(&stack), 0);
+    // Not handed out since: nothing to do.
+    assert_eq!(stack.quick_scrub().unwrap(), 0);
+}

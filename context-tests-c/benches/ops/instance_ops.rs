@@ -36,8 +36,8 @@ fn set_mode(keep: bool) {
 
 /// Ours: run a guest that reads a `PROT_NONE` page; the fault comes back
 /// as `Error::Fault`; reset the instance for the next iteration. `SCRUB` is
-/// the default (the reset scrubs the stack); without it, the fault path
-/// alone.
+/// the default (the reset scrubs the stack, `Stack::quick_scrub`); without
+/// it, the fault path alone.
 pub struct OursFault<const KEEP: bool, const SCRUB: bool> {
     inst: Instance,
     page: NoAccessPage,
@@ -88,8 +88,9 @@ impl<const KEEP: bool> Op for OursFreshStack<KEEP> {
 
 /// Ours: take a stack from a pool, build an instance on it, run an
 /// identity entry, give the stack back. `SCRUB` is the default (the
-/// instance's `into_stack` scrubs, the pool's `put` then finds nothing to
-/// do); without it neither scrubs.
+/// instance's `into_stack` scrubs with `Stack::quick_scrub`: the top page
+/// by hand, one `madvise` below it, a `mincore` every 64th time; the pool's
+/// `put` then finds nothing to do); without it neither scrubs.
 pub struct OursPooledRun<const KEEP: bool, const SCRUB: bool> {
     pool: StackPool,
 }

@@ -31,7 +31,7 @@ impl Instance {
 
 impl Instance {
     /// Whether [`Instance::reset`] and [`Instance::into_stack`] scrub the
-    /// stack ([`Stack::scrub`]): zero what the guest left on it, so that the
+    /// stack ([`Stack::quick_scrub`]): zero what the guest left on it, so that the
     /// next guest (perhaps another tenant's) cannot read it. On by default.
     ///
     /// A run after a run that returned needs no reset, and so is not
@@ -40,9 +40,10 @@ impl Instance {
     /// stack from a [`StackPool`](crate::StackPool), which scrubs on
     /// [`put`](crate::StackPool::put)).
     ///
-    /// The scrub costs a `mincore`, usually a `madvise`, and writing the
-    /// pages the guest touched (see [`Stack::scrub`]); nothing when no run
-    /// has used the stack since the last scrub. Turn it off where every guest
+    /// The scrub costs one `madvise` of the part below the pages that guests
+    /// use, and zeroing those by hand; a `mincore` more every 64th time,
+    /// which learns how deep they go (see [`Stack::quick_scrub`]); nothing
+    /// when no run has used the stack since the last scrub. Turn it off where every guest
     /// on the instance is the same tenant, or when the stack goes back to a
     /// pool that scrubs it anyway (which then finds nothing left to do, so
     /// leaving it on costs no second scrub).
@@ -65,7 +66,7 @@ impl Instance {
     }
 
     /// The scrub of `reset` and `into_stack`, when asked for. It cannot fail:
-    /// should `mincore` fail, the stack's memory is given back instead.
+    /// should it fail, the stack's memory is given back instead.
     pub(super) fn scrub_stack_if_asked(&mut self) {
         if self.scrub_stack {
             self.stack.scrub_or_decommit();

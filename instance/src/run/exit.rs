@@ -1,7 +1,10 @@
 //! The ways a guest leaves through a signal handler: the handler rewrites
 //! the interrupted state so that its sigreturn continues in
-//! [`fault_return`] on the top of the instance's stack, which switches to
-//! the host; the host then installs the mask the redirect left for it.
+//! [`fault_return`], which switches to the host: on the top of the
+//! alternate signal stack with the host's mask already installed by the
+//! sigreturn (the usual way), or on the top of the instance's stack with
+//! every signal blocked, the host then installing the mask the redirect
+//! left for it (when the handler does not run on an alternate stack).
 //!
 //! This module needs `unsafe` to rewrite the kernel's ucontext and to
 //! switch to the host context without saving the abandoned guest.
@@ -15,21 +18,46 @@ use super::with_current;
 use crate::cpu::{EFLAGS_AC, EFLAGS_DF, EFLAGS_TF};
 
 /// Bytes kept free above the spot where [`fault_return`] starts, below the
-/// top of the instance's stack.
+/// top of the alternate signal stack (or of the instance's stack).
 const TRAMPOLINE_HEADROOM: usize = 256;
 
-/// Bytes at the top of every instance stack that guests never get: the
-/// frames of [`fault_return`] (and of the switch it makes) live there, below
-/// [`TRAMPOLINE_HEADROOM`]. A faulted or killed guest's frames are
-/// abandoned, and may still be in use (a closure's quarantined stack): the
-/// handler's way back must not write over them.
+/// Bytes at the top of every instance stack that guests never get: when
+/// the way back cannot run on an alternate signal stack (see
+/// [`redirect_to_host`]), the frames of [`fault_return`] (and of the switch
+/// it makes) live there, below [`TRAMPOLINE_HEADROOM`]. A faulted or
+/// killed guest's frames are abandoned, and may still be in use (a
+/// closure's quarantined stack): the handler's way back must not write
+/// over them.
 pub(crate) const TRAMPOLINE_AREA: usize = 1024;
 
+/// Bytes an alternate signal stack must have for the way back to run on it
+/// (`fault_return`'s frames and the switch's need well under this).
+const WAY_BACK_MIN_ALT: usize = 4096;
+
 /// Rewrites the interrupted register state `uc` so that returning from the
-/// handler continues in [`fault_return`] on the top of the
-/// instance's stack, with the host's signal mask. Any handler that ends a
-/// guest run from a signal (a fault here; a termination signal later) goes
-/// back this way, so the kernel's sigreturn restores what it saved.
+/// handler continues in [`fault_return`], with the signal mask the host
+/// gets. Any handler that ends a guest run from a signal (a fault; a kill
+/// that lands in guest code) goes back this way, so the kernel's sigreturn
+/// restores what it saved.
+///
+/// Two ways, chosen by where the handler runs:
+///
+/// * On the alternate signal stack, with the interrupted code not on it
+///   (every run installs ours, so this is the usual case): `fault_return`
+///   continues at the top of that stack, entered through
+///   `instance_way_back`, and the kernel's sigreturn installs the mask the
+///   host gets. Nothing is written on the instance's stack, so a signal
+///   taken on the way back (a profiler's, without `SA_ONSTACK`) puts its
+///   frame on the alternate stack too, never over the abandoned frames; a
+///   kill signal taken there is counted for the run without rewriting
+///   anything (see the kill handler and [`RunRecord::on_way_back`]). One
+///   system call fewer per fault than the other way.
+/// * Otherwise (the guest disabled or replaced the alternate stack):
+///   `fault_return` continues on the top of the instance's stack, with
+///   every signal blocked, and the host installs its mask itself once it
+///   has stopped the run, so that no signal frame lands over the abandoned
+///   frames below it (a signal frame is kilobytes) and no kill signal lands
+///   in the way back.
 ///
 /// # Safety
 ///
@@ -37,32 +65,99 @@ pub(crate) const TRAMPOLINE_AREA: usize = 1024;
 ///   which interrupted the guest of `record`'s run on this thread.
 /// * Nothing may need the guest's frames any more: they are abandoned.
 pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRecord) {
+    // The mask the host gets once it is back: in ThreadSignalMode::Restore,
+    // the host's as read when the run started (or resumed), whatever the
+    // guest did to its own; in Keep, the one the guest faulted with, as
+    // after a return.
+    // SAFETY: uc_sigmask is an initialised sigset_t the kernel wrote.
+    let after = record.host_mask().unwrap_or_else(|| unsafe { SigSet::from_sigset_t_unchecked(uc.uc_sigmask) });
+    let way_back_sp = free_alt_stack_top(uc).map(|top| (top - TRAMPOLINE_HEADROOM) & !15);
     let gregs = &mut uc.uc_mcontext.gregs;
-    // Continue in `fault_return()` on the instance's stack, as if it
-    // had been called: rsp + 8 is 16-aligned at entry, and the return
-    // address slot holds 0 so that unwinders stop there.
-    let entry_sp = (record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15).wrapping_sub(8);
-    // SAFETY: entry_sp lies in the usable part of the instance's stack (the
-    // stack is at least a page, far more than the headroom), which is
-    // mapped read/write and no longer in use by the abandoned guest.
-    unsafe { (entry_sp as *mut u64).write(0) };
-    gregs[libc::REG_RIP as usize] = fault_return as extern "C" fn() -> ! as usize as i64;
-    gregs[libc::REG_RSP as usize] = entry_sp as i64;
+    match way_back_sp {
+        Some(sp) => {
+            // `instance_way_back` aligns rsp and calls `fault_return`; its
+            // return address column is undefined, so unwinders stop there
+            // without a word written here (the top of the alternate stack
+            // holds this handler's own signal frame until sigreturn).
+            gregs[libc::REG_RIP as usize] = way_back_entry() as i64;
+            gregs[libc::REG_RSP as usize] = sp as i64;
+        }
+        None => {
+            // Continue in `fault_return()` on the instance's stack, as if
+            // it had been called: rsp + 8 is 16-aligned at entry, and the
+            // return address slot holds 0 so that unwinders stop there.
+            let entry_sp = (record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15).wrapping_sub(8);
+            // SAFETY: entry_sp lies in the usable part of the instance's
+            // stack (the stack is at least a page, far more than the
+            // headroom), which is mapped read/write and no longer in use by
+            // the abandoned guest.
+            unsafe { (entry_sp as *mut u64).write(0) };
+            gregs[libc::REG_RIP as usize] = fault_return as extern "C" fn() -> ! as usize as i64;
+            gregs[libc::REG_RSP as usize] = entry_sp as i64;
+        }
+    }
     gregs[libc::REG_RBP as usize] = 0;
     // The ABI wants the direction flag clear at calls; a trap flag or the
     // alignment check left set by the guest must not follow the host.
     gregs[libc::REG_EFL as usize] &= !(EFLAGS_DF | EFLAGS_TF | EFLAGS_AC) as i64;
-    // The mask the host gets once it is back: in ThreadSignalMode::Restore,
-    // the host's as read when the run started (or resumed), whatever the
-    // guest did to its own; in Keep, the one the guest faulted with, as
-    // after a return. The host installs it itself (after it has stopped the
-    // run): until then every signal stays blocked, so that no handler runs
-    // on the instance's stack over the abandoned frames (a signal frame is
-    // kilobytes) and no kill signal lands in the way back.
-    // SAFETY: uc_sigmask is an initialised sigset_t the kernel wrote.
-    let after = record.host_mask().unwrap_or_else(|| unsafe { SigSet::from_sigset_t_unchecked(uc.uc_sigmask) });
-    record.set_mask_after_redirect(Some(after));
-    uc.uc_sigmask = *SigSet::all().as_ref();
+    if way_back_sp.is_some() {
+        record.set_on_way_back(true);
+        uc.uc_sigmask = *after.as_ref();
+    } else {
+        record.set_mask_after_redirect(Some(after));
+        uc.uc_sigmask = *SigSet::all().as_ref();
+    }
+}
+
+/// One past the highest address of the alternate signal stack that the
+/// handler of `uc` runs on, if it runs on one and the interrupted code was
+/// not on it (so that, once the handler has returned, nothing on it is
+/// live), and it is large enough for the way back.
+fn free_alt_stack_top(uc: &libc::ucontext_t) -> Option<usize> {
+    let ss = &uc.uc_stack;
+    // The kernel saved the alternate stack as configured when the signal
+    // came, with SS_ONSTACK if the interrupted sp was on it, SS_DISABLE if
+    // there was none.
+    if ss.ss_flags & (libc::SS_DISABLE | libc::SS_ONSTACK) != 0 || ss.ss_size < WAY_BACK_MIN_ALT {
+        return None;
+    }
+    let lo = ss.ss_sp as usize;
+    let hi = lo.checked_add(ss.ss_size)?;
+    // The ucontext lies in the signal frame, on the stack the handler runs
+    // on: on this alternate stack, or the handler is not on it.
+    let here = uc as *const libc::ucontext_t as usize;
+    (lo < here && here < hi).then_some(hi)
+}
+
+core::arch::global_asm!(
+    // Where the way back starts on the alternate signal stack (see
+    // `redirect_to_host`): entered by the handler's sigreturn, with rsp
+    // 16-aligned near the top of that stack. Calls `fault_return`, which
+    // never returns. The return address column is undefined so that
+    // unwinders stop here.
+    ".p2align 4",
+    ".globl instance_way_back",
+    ".hidden instance_way_back",
+    ".type instance_way_back, @function",
+    "instance_way_back:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
+    "and $-16, %rsp",
+    "call {way_back}",
+    "ud2",
+    ".cfi_endproc",
+    ".size instance_way_back, .-instance_way_back",
+    way_back = sym fault_return,
+    options(att_syntax),
+);
+
+unsafe extern "C" {
+    /// See the `global_asm!` above; never called, only returned into.
+    fn instance_way_back();
+}
+
+fn way_back_entry() -> usize {
+    instance_way_back as unsafe extern "C" fn() as usize
 }
 
 /// Host, once a run it switched into is stopped: installs the mask that a

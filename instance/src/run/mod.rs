@@ -113,6 +113,7 @@ impl<'a> Activation<'a> {
     pub(crate) fn finish(self) {
         let kill = self.record.kill();
         kill.stop();
+        self.record.set_on_way_back(false);
         exit::restore_mask_after_redirect(self.record);
         kill.settle_signal();
         // Dropping restores the outer run.

@@ -55,6 +55,9 @@ pub(crate) struct RunRecord {
     /// The mask the host installs when a handler ended the guest (the
     /// redirect returns into the trampoline with every signal blocked).
     mask_after_redirect: Cell<Option<SigSet>>,
+    /// A handler redirected the guest to the host by way of the alternate
+    /// signal stack, and the host has not stopped the run yet.
+    on_way_back: Cell<bool>,
 }
 
 impl RunRecord {
@@ -74,6 +77,7 @@ impl RunRecord {
             outer: Cell::new(ptr::null()),
             host_mask: Cell::new(None),
             mask_after_redirect: Cell::new(None),
+            on_way_back: Cell::new(false),
         }
     }
 
@@ -118,6 +122,19 @@ impl RunRecord {
     /// host after the guest switched back: never concurrently.
     pub(crate) fn set_mask_after_redirect(&self, mask: Option<SigSet>) -> Option<SigSet> {
         self.mask_after_redirect.replace(mask)
+    }
+
+    /// Whether the thread is on its way back from a handler's redirect to
+    /// the host on the alternate signal stack (set by the redirect, cleared
+    /// by the host once it has stopped the run): code interrupted on the
+    /// alternate stack is then that way back (or a handler over it), not a
+    /// handler over the guest. Read by a handler of this thread only.
+    pub(crate) fn on_way_back(&self) -> bool {
+        self.on_way_back.get()
+    }
+
+    pub(crate) fn set_on_way_back(&self, on: bool) {
+        self.on_way_back.set(on);
     }
 
     pub(crate) fn set_host_mask(&self, mask: Option<SigSet>) {

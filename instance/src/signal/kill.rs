@@ -130,6 +130,15 @@ fn accept_kill_in(record: &RunRecord, uc: &mut libc::ucontext_t) -> bool {
     let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
     let alt = uc.uc_stack.ss_sp as usize;
     let on_alt = uc.uc_stack.ss_flags & libc::SS_DISABLE == 0 && sp > alt && sp - alt <= uc.uc_stack.ss_size;
+    if on_alt && record.on_way_back() {
+        // Not a handler over the guest: the way back to the host, which a
+        // redirect sent onto the alternate stack (or a handler over it). The
+        // guest is already abandoned and the host will stop the run; the
+        // signal only has to be counted for the run, which then ends
+        // terminated.
+        mark_delivered(record);
+        return record.kill().accepts();
+    }
     if on_alt {
         // Blocked in the interrupted handler too (else it would be
         // delivered again before that handler runs one instruction, for
@@ -143,16 +152,7 @@ fn accept_kill_in(record: &RunRecord, uc: &mut libc::ucontext_t) -> bool {
         }
         return false;
     }
-    // Account for the signal: it was sent for the innermost run of this
-    // thread that is waiting for one (an outer run's signal can arrive
-    // while an inner run is current).
-    let mut r = Some(record);
-    while let Some(rr) = r {
-        if rr.kill().mark_delivered() {
-            break;
-        }
-        r = rr.outer();
-    }
+    mark_delivered(record);
     if !record.kill().accepts() {
         return false;
     }
@@ -172,6 +172,19 @@ fn accept_kill_in(record: &RunRecord, uc: &mut libc::ucontext_t) -> bool {
     // which is abandoned: the host will see KILL and end the run.
     unsafe { redirect_to_host(uc, record) };
     true
+}
+
+/// Accounts for the signal: it was sent for the innermost run of this
+/// thread that is waiting for one (an outer run's signal can arrive while
+/// an inner run is current).
+fn mark_delivered(record: &RunRecord) {
+    let mut r = Some(record);
+    while let Some(rr) = r {
+        if rr.kill().mark_delivered() {
+            break;
+        }
+        r = rr.outer();
+    }
 }
 
 /// Rewrites the resume word of `record`'s guest so that switching into it

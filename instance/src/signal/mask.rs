@@ -70,9 +70,9 @@ impl RunMask {
     /// `entering_keep`: this run installed our alternate stack for Keep
     /// mode; `killable`: the run can be terminated.
     pub(crate) fn enter(mode: ThreadSignalMode, entering_keep: bool, killable: bool) -> Result<RunMask, Error> {
-        let set = run_sigset();
         match mode {
             ThreadSignalMode::Restore => {
+                let set = run_sigset();
                 let mut old = MaybeUninit::<libc::sigset_t>::uninit();
                 // SAFETY: `set` is initialised and `old` receives the mask.
                 Errno::result(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, old.as_mut_ptr()) })
@@ -99,6 +99,9 @@ impl RunMask {
             }
             ThreadSignalMode::Keep => {
                 if entering_keep || killable {
+                    // Built only here: most Keep runs make no call, and
+                    // filling a set costs more than the rest of this.
+                    let set = run_sigset();
                     // SAFETY: `set` is initialised; no old mask asked for.
                     Errno::result(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut()) })
                         .map_err(Error::SignalMask)?;

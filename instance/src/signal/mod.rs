@@ -17,14 +17,20 @@
 //! # How the handler gets back to the host
 //!
 //! It copies the fault report into the run record, then rewrites the
-//! interrupted register state: rip = the run core's `fault_return`, rsp = an aligned spot
-//! near the top of the instance's stack (`fault_return` finds the run as the
-//! thread's current one); it also puts
-//! the host's signal mask into `uc_sigmask` (in [`ThreadSignalMode::Restore`])
-//! and clears the direction, trap and alignment-check flags. Then it *returns*: the kernel's sigreturn
-//! restores the mask, the alternate-stack state and the FPU state, and the
-//! thread continues in `fault_return`, which switches to the host context
-//! with [`context::Context::set`].
+//! interrupted register state: rip = the run core's way back to
+//! `fault_return`, rsp = an aligned spot near the top of the alternate
+//! signal stack it runs on (`fault_return` finds the run as the thread's
+//! current one); it also puts the mask the host gets into `uc_sigmask`
+//! (the host's as the run found it in [`ThreadSignalMode::Restore`], the
+//! guest's in Keep) and clears the direction, trap and alignment-check
+//! flags. Then it *returns*: the kernel's sigreturn restores the mask, the
+//! alternate-stack state and the FPU state, and the thread continues in
+//! `fault_return`, which switches to the host context with
+//! [`context::Context::set`]. Nothing is written on the instance's stack,
+//! whose abandoned frames stay as the guest left them. (Should the handler
+//! not run on an alternate stack, because the guest disabled it, the way
+//! back runs on the top of the instance's stack with every signal blocked,
+//! and the host installs its mask once it has stopped the run.)
 //!
 //! # Async-signal safety
 //!
