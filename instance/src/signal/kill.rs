@@ -130,12 +130,15 @@ fn accept_kill_in(record: &RunRecord, uc: &mut libc::ucontext_t) -> bool {
     let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
     let alt = uc.uc_stack.ss_sp as usize;
     let on_alt = uc.uc_stack.ss_flags & libc::SS_DISABLE == 0 && sp > alt && sp - alt <= uc.uc_stack.ss_size;
-    if on_alt && record.on_way_back() {
+    if record.on_way_back() {
         // Not a handler over the guest: the way back to the host, which a
-        // redirect sent onto the alternate stack (or a handler over it). The
+        // redirect sent onto the alternate stack (or a handler over it), or
+        // the host after the way back switched to it and before it stopped
+        // the run (the way back's sigreturn unblocked this signal). The
         // guest is already abandoned and the host will stop the run; the
         // signal only has to be counted for the run, which then ends
-        // terminated.
+        // terminated. Diverting the guest here would write the kill pad's
+        // address into its abandoned frames (found by review).
         mark_delivered(record);
         return record.kill().accepts();
     }
