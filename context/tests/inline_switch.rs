@@ -296,7 +296,10 @@ fn stack_walks_from_signals_anywhere_in_the_switches_reach_the_thread_start() {
     // SAFETY: puts back the disposition found above.
     unsafe { sigaction(Signal::SIGURG, &old) }.unwrap();
     let (walks, incomplete) = (BACKTRACES.load(Ordering::Relaxed), INCOMPLETE.load(Ordering::Relaxed));
-    assert!(walks >= want.min(100), "only {walks} signals landed");
+    // Under valgrind on a loaded machine few signals land in the time
+    // allowed (26 in 20 s seen); the walks that did land are still judged.
+    let floor = if context::valgrind::running_on_valgrind() { 5 } else { 100 };
+    assert!(walks >= floor, "only {walks} signals landed");
     // Relative to a function of this test, so they can be looked up in
     // the binary's symbols (`nm`).
     let base = outermost_frame as fn() -> u64 as usize as i64;
