@@ -8,7 +8,6 @@
 //! holds; the rest of the crate is safe code.
 #![allow(unsafe_code)]
 
-use core::arch::x86_64::__m128;
 use core::cell::UnsafeCell;
 use core::convert::Infallible;
 use core::fmt;
@@ -18,10 +17,11 @@ use core::ptr::NonNull;
 use context_sys::{BootFrame, ContextRegs};
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
-use crate::bits::m128_from_bits;
+use crate::arch::{RESUME_SLOT_WORDS, boot_arg_slots, fresh_regs, retvals, zeroed_boot};
+use crate::bits::{FpRegValue, V128, fp_from_bits};
 use crate::entry::EntryPoint;
 use crate::error::Error;
-use crate::plan::{Classifier, FP_ARG_REGS, FrameShape, GP_ARG_REGS, Slot};
+use crate::plan::{Classifier, FrameShape, Slot};
 use crate::retval::UntypedRetVal;
 use crate::val::{Val, val_to_stack};
 
@@ -279,15 +279,23 @@ impl Context {
             crate::valgrind::make_stack_writable(stack);
         }
 
-        // The frame, from the saved rsp up to the top: the resume word, the
-        // boot frame, then `tail`: the spilled arguments (first one lowest)
-        // and the padding. `validate` checked that it fits, and it is never
-        // shorter than the resume word and the boot frame.
+        // The frame, from the saved rsp (sp) up to the top: the resume slot
+        // (the resume word, then on aarch64 a zero word), the boot frame,
+        // then `tail`: the spilled arguments (first one lowest) and the
+        // padding. `validate` checked that it fits, and it is never shorter
+        // than the resume slot and the boot frame.
         let words = stack.len();
         let frame = &mut stack[shape.resume_index(words)..];
-        let Some(([resume_word, boot @ ..], tail)) = frame.split_first_chunk_mut::<{ 1 + BOOT_WORDS }>() else {
-            unreachable!("a start-up frame always holds the resume word and the boot frame")
+        let Some((head, tail)) = frame.split_first_chunk_mut::<{ RESUME_SLOT_WORDS + BOOT_WORDS }>() else {
+            unreachable!("a start-up frame always holds the resume slot and the boot frame")
         };
+        let (resume_slot, boot) = head.split_at_mut(RESUME_SLOT_WORDS);
+        let [resume_word, slot_rest @ ..] = resume_slot else {
+            unreachable!("the resume slot has at least one word")
+        };
+        // The resume slot's second word (aarch64) is zero, as the start
+        // routine's stack expects it.
+        slot_rest.fill(0);
         debug_assert_eq!(tail.len(), shape.spilled + shape.padding / 8);
         debug_assert!(boot.as_ptr().cast::<BootFrame>().is_aligned());
         // SAFETY: `boot` is BOOT_WORDS initialised, exclusively borrowed
@@ -306,16 +314,17 @@ impl Context {
         // declared undefined, so there the frame is zeroed, and memcheck
         // sees the start routine load defined values.
         if on_valgrind {
-            *boot = BootFrame { xmm: [0; FP_ARG_REGS], gp: [0; GP_ARG_REGS], entry: 0, pad: 0 };
+            *boot = zeroed_boot();
         }
         boot.entry = fptr as u64;
+        let (gp_slots, fp_slots) = boot_arg_slots(boot);
         let mut slots = tail.iter_mut();
         let mut classes = Classifier::default();
         for a in args {
             let word = val_to_stack(a);
             match classes.place(a) {
-                Slot::Gp(i) => boot.gp[i] = word,
-                Slot::Fp(i) => boot.xmm[i] = word,
+                Slot::Gp(i) => gp_slots[i] = word,
+                Slot::Fp(i) => fp_slots[i] = word,
                 // `tail` has a slot for every spilled argument (same shape).
                 Slot::Stack => {
                     if let Some(slot) = slots.next() {
@@ -331,11 +340,11 @@ impl Context {
         debug_assert!(slots.next().is_none());
         *resume_word = context_sys::start as unsafe extern "C" fn() as usize as u64;
 
-        let rsp = resume_word as *mut u64 as u64;
+        let sp = resume_word as *mut u64 as u64;
         let parent_regs = parent.regs.get_mut() as *mut ContextRegs;
         let child_ptr = child.regs.get();
         let regs = child.regs.get_mut();
-        *regs = ContextRegs { rsp, rbx: child_ptr as u64, r12: parent_regs as u64, ..ContextRegs::default() };
+        *regs = fresh_regs(sp, child_ptr as u64, parent_regs as u64);
         // SAFETY: `regs` is a valid, exclusively borrowed register block.
         unsafe { context_sys::save_fp_control(regs) };
         child.sigmask = mask;
@@ -492,37 +501,40 @@ impl Context {
 
     /// Zeroes the stored return registers.
     pub fn clear_retvals(&mut self) {
-        let regs = self.regs.get_mut();
-        regs.ret_rax = 0;
-        regs.ret_rdx = 0;
-        regs.ret_xmm0 = [0; 2];
+        crate::arch::clear_retvals(self.regs.get_mut());
     }
 
-    /// The stored integer return register: 0 is rax, 1 is rdx (the high half
-    /// of a 128-bit or two-word struct return). Any other index reads 0; use
-    /// [`Context::retval_gp`] to have it reported as an error.
+    /// The stored integer return register: 0 is rax, 1 is rdx (aarch64: x0,
+    /// x1; the high half of a 128-bit or two-word struct return). Any other
+    /// index reads 0; use [`Context::retval_gp`] to have it reported as an
+    /// error.
     pub fn get_retval_gp(&self, idx: usize) -> u64 {
         self.retval_gp(idx).unwrap_or(0)
     }
 
-    /// The stored integer return register, checked: 0 is rax, 1 is rdx.
+    /// The stored integer return register, checked: 0 is rax, 1 is rdx
+    /// (aarch64: x0, x1).
     ///
     /// # Errors
     ///
     /// [`Error::RetvalIndex`] for any other index.
     pub fn retval_gp(&self, idx: usize) -> Result<u64, Error> {
-        let regs = self.regs();
-        match idx {
-            0 => Ok(regs.ret_rax),
-            1 => Ok(regs.ret_rdx),
-            index => Err(Error::RetvalIndex { index }),
-        }
+        let (gp, _) = retvals(&self.regs());
+        gp.get(idx).copied().ok_or(Error::RetvalIndex { index: idx })
     }
 
-    /// The stored xmm0 return register.
-    pub fn get_retval_fp(&self) -> __m128 {
-        let [lo, hi] = self.regs().ret_xmm0;
-        m128_from_bits(lo, hi)
+    /// The stored xmm0 return register (aarch64: q0), in the
+    /// architecture's type ([`FpRegValue`]: `__m128` on x86_64).
+    pub fn get_retval_fp(&self) -> FpRegValue {
+        let (_, [lo, hi]) = retvals(&self.regs());
+        fp_from_bits(lo, hi)
+    }
+
+    /// The stored xmm0 return register (aarch64: q0), as the portable
+    /// [`V128`].
+    pub fn get_retval_v128(&self) -> V128 {
+        let (_, [lo, hi]) = retvals(&self.regs());
+        V128::from_bits(lo, hi)
     }
 
     /// The stored return registers, to be read as the entry's return type.
@@ -530,11 +542,11 @@ impl Context {
         UntypedRetVal::new(self.get_retval_gp(0), self.get_retval_fp())
     }
 
-    /// A context whose saved rsp is `rsp` and nothing else, for unit tests
-    /// that need a made-up suspended context.
+    /// A context whose saved stack pointer is `sp` and nothing else, for
+    /// unit tests that need a made-up suspended context.
     #[cfg(test)]
-    pub(crate) fn with_saved_rsp(rsp: u64) -> Context {
-        Context { regs: UnsafeCell::new(ContextRegs { rsp, ..ContextRegs::default() }), sigmask: 0 }
+    pub(crate) fn with_saved_sp(sp: u64) -> Context {
+        Context { regs: UnsafeCell::new(crate::arch::regs_with_sp(sp)), sigmask: 0 }
     }
 }
 

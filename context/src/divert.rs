@@ -11,6 +11,7 @@
 use context_sys::ResumeWindows;
 use nix::libc;
 
+use crate::arch::uc;
 use crate::context::Context;
 
 /// What [`divert_pending_resume`] did. In every case the resume word was
@@ -28,15 +29,15 @@ pub enum Diverted {
         old: usize,
     },
     /// The interrupted code was inside the resume window of a switch into
-    /// the target, with `old` already loaded into rcx: the interrupted rcx
-    /// was rewritten too, so that switch continues at the new address when
+    /// the target, with `old` already loaded into rcx (aarch64: x10): the
+    /// interrupted rcx (x10) was rewritten too, so that switch continues at the new address when
     /// the handler returns.
     WordAndLoaded {
-        /// The resume address the word held, and rcx held, before.
+        /// The resume address the word held, and rcx (x10) held, before.
         old: usize,
     },
     /// The interrupted code was inside the resume window of a switch into
-    /// the target, but rcx held `loaded`, not the word's previous value
+    /// the target, but rcx (aarch64: x10) held `loaded`, not the word's previous value
     /// `old`: the word changed after the switch read it, which the contract
     /// of [`divert_pending_resume`] rules out. The registers were left
     /// alone; that switch continues at `loaded`.
@@ -54,27 +55,30 @@ pub enum Diverted {
 /// switch read the old address.
 ///
 /// A suspended context continues at its resume word, the word at its saved
-/// rsp (`target.regs().rsp`). This writes `to` there. Then, if
-/// `interrupted` (the ucontext the kernel passed to the handler) shows the
-/// thread inside the resume window of a switch into `target` (its pc in one
-/// of the windows [`context_sys::ResumeWindows`] describes, and rax equal to
-/// `target`'s saved rsp), the old address is already in rcx and the switch
-/// would jump there: if rcx holds exactly the word's old value, it is set to
-/// `to` as well. The register test is by pc range, not by register values
-/// alone, so an unrelated piece of code that happens to hold the same two
-/// values in rax and rcx is never touched.
+/// stack pointer (`target.regs().stack_pointer()`: rsp; aarch64: sp). This
+/// writes `to` there. Then, if `interrupted` (the ucontext the kernel
+/// passed to the handler) shows the thread inside the resume window of a
+/// switch into `target` (its pc in one of the windows
+/// [`context_sys::ResumeWindows`] describes, and ADDR, rax (aarch64: x9),
+/// equal to `target`'s saved stack pointer), the old address is already in
+/// NEXT, rcx (aarch64: x10), and the switch would jump there: if NEXT holds
+/// exactly the word's old value, it is set to `to` as well. The register
+/// test is by pc range, not by register values alone, so an unrelated piece
+/// of code that happens to hold the same two values in those registers is
+/// never touched.
 ///
 /// When the switch continues at `to`, it does so as a resumption of
-/// `target` would: rsp is the resume word's address + 8 (16-byte aligned
-/// for a context prepared by [`Context::init`] or suspended in
-/// [`Context::swap`]), the callee-saved registers are `target`'s, rax is
-/// the resume word's address and rcx is `to`. There is no return address:
-/// `to` must be code written for that state, typically a few instructions
-/// of assembly that realign the stack and call a function that never
-/// returns.
+/// `target` would: the stack pointer is the resume word's address + 8
+/// (aarch64: + 16, past the whole resume slot; 16-byte aligned for a
+/// context prepared by [`Context::init`] or suspended in [`Context::swap`]),
+/// the callee-saved registers are `target`'s, ADDR is the resume word's
+/// address and NEXT is `to`. There is no return address: `to` must be code
+/// written for that state, typically a few instructions of assembly that
+/// realign the stack and call a function that never returns (on aarch64
+/// it is reached by `ret`, so it needs no BTI landing pad).
 ///
 /// The bounds of the resume word are not checked here: a caller that knows
-/// the target's stack should check that `target.regs().rsp` lies in it
+/// the target's stack should check that `target.regs().stack_pointer()` lies in it
 /// before calling (the `instance` crate checks that it lies in the
 /// instance's stack mapping).
 ///
@@ -87,20 +91,20 @@ pub enum Diverted {
 ///
 /// * `target` must hold a suspended context: one saved by a
 ///   [`Context::swap`] from it, or prepared by [`Context::init`], whose
-///   resume word (the 8-byte-aligned word at its saved rsp) is writable
-///   memory of its own stack, still allocated. A `Context::new()` that was
-///   never saved into has rsp 0, and this would write to address 0; a
+///   resume word (the 8-byte-aligned word at its saved stack pointer) is
+///   writable memory of its own stack, still allocated. A `Context::new()`
+///   that was never saved into has a saved stack pointer of 0, and this would write to address 0; a
 ///   context whose stack was freed gets a write into freed memory.
 /// * `target` must not be running, on this or any other thread, and
-///   nothing else may write its resume word or its saved rsp meanwhile (a
+///   nothing else may write its resume word or its saved stack pointer meanwhile (a
 ///   second thread switching into it, or out of it, races with the write).
 /// * `interrupted` must be the kernel's ucontext of a handler running on
 ///   the thread that may be switching into `target`, so that the registers
 ///   rewritten here are the ones the kernel restores when that handler
 ///   returns. A copy, or the ucontext of another thread's handler, makes
-///   the rcx rewrite meaningless. The handler must return through the
+///   the NEXT rewrite meaningless. The handler must return through the
 ///   kernel's sigreturn (not `longjmp` or [`Context::set_from_signal`]) for
-///   the rewritten rcx to take effect.
+///   the rewritten NEXT to take effect.
 /// * `to` must be an address that code expecting the state described above
 ///   can run at. Once this returns, the next switch into `target` (the
 ///   interrupted one, or a later one) jumps there.
@@ -109,7 +113,7 @@ pub enum Diverted {
 /// rewrites a live stack slot (the one the context's frame used last), and
 /// its owner later returns through garbage.
 pub unsafe fn divert_pending_resume(target: &Context, to: usize, interrupted: &mut libc::ucontext_t) -> Diverted {
-    let word = target.regs().rsp as usize;
+    let word = target.regs().stack_pointer() as usize;
     // SAFETY: the caller promises that `word` is the aligned, writable
     // resume word of a suspended `target` that no one else writes meanwhile.
     let old = unsafe { core::ptr::replace(word as *mut usize, to) };
@@ -117,20 +121,18 @@ pub unsafe fn divert_pending_resume(target: &Context, to: usize, interrupted: &m
     // SAFETY: `windows` is valid for writes of a `ResumeWindows`; the
     // routine touches nothing else and uses no stack.
     unsafe { context_sys::resume_windows(&mut windows) };
-    let gregs = &mut interrupted.uc_mcontext.gregs;
-    let pc = gregs[libc::REG_RIP as usize] as u64;
-    if !in_window(&windows, pc) || gregs[libc::REG_RAX as usize] as usize != word {
+    if !in_window(&windows, uc::pc(interrupted)) || uc::addr(interrupted) != word {
         return Diverted::Word { old };
     }
-    let loaded = gregs[libc::REG_RCX as usize] as usize;
+    let loaded = uc::next(interrupted);
     if loaded != old {
         return Diverted::LoadedDiffers { old, loaded };
     }
-    gregs[libc::REG_RCX as usize] = to as i64;
+    uc::set_next(interrupted, to);
     Diverted::WordAndLoaded { old }
 }
 
-/// Whether `pc` lies in one of the three resume windows, where rcx holds
+/// Whether `pc` lies in one of the three resume windows, where NEXT holds
 /// the resume address that the switch has read.
 fn in_window(w: &ResumeWindows, pc: u64) -> bool {
     [(w.swap_loaded, w.swap_end), (w.set_loaded, w.set_end), (w.start_loaded, w.start_end)]
@@ -156,22 +158,13 @@ mod tests {
         [(w.swap_loaded, w.swap_end), (w.set_loaded, w.set_end), (w.start_loaded, w.start_end)]
     }
 
-    /// A zeroed ucontext whose pc, rax and rcx are the given made-up values
-    /// and whose other general registers hold recognisable junk.
-    fn interrupted(pc: u64, rax: usize, rcx: usize) -> libc::ucontext_t {
-        // SAFETY: `ucontext_t` is plain old data (integers, arrays and raw
-        // pointers), for which all-zero bytes are a valid value.
-        let mut uc: libc::ucontext_t = unsafe { core::mem::zeroed() };
-        for (i, g) in uc.uc_mcontext.gregs.iter_mut().enumerate() {
-            *g = 0x0bad_0000 + i as i64;
-        }
-        uc.uc_mcontext.gregs[libc::REG_RIP as usize] = pc as i64;
-        uc.uc_mcontext.gregs[libc::REG_RAX as usize] = rax as i64;
-        uc.uc_mcontext.gregs[libc::REG_RCX as usize] = rcx as i64;
-        uc
+    /// A ucontext whose pc, ADDR and NEXT are the given made-up values and
+    /// whose other general registers hold recognisable junk.
+    fn interrupted(pc: u64, addr: usize, next: usize) -> libc::ucontext_t {
+        uc::made_up(pc, addr, next)
     }
 
-    /// A fake suspended context: its saved rsp points at `stack[1]`, which
+    /// A fake suspended context: its saved stack pointer points at `stack[1]`, which
     /// holds the made-up resume address `OLD`.
     struct Fake {
         stack: Box<[usize; 4]>,
@@ -182,11 +175,11 @@ mod tests {
         fn new() -> Fake {
             let mut stack = Box::new([0, OLD, 0, 0]);
             let word = &mut stack[1] as *mut usize as u64;
-            Fake { stack, target: Context::with_saved_rsp(word) }
+            Fake { stack, target: Context::with_saved_sp(word) }
         }
 
         fn word(&self) -> usize {
-            self.target.regs().rsp as usize
+            self.target.regs().stack_pointer() as usize
         }
 
         fn divert(&self, uc: &mut libc::ucontext_t) -> Diverted {
@@ -203,27 +196,34 @@ mod tests {
         }
     }
 
-    /// Every general register of `after` equals `before`'s, except those
-    /// listed with their new values.
-    fn assert_gregs(before: &libc::ucontext_t, after: &libc::ucontext_t, changed: &[(i32, usize)]) {
-        let mut expected = before.uc_mcontext.gregs;
-        for &(reg, value) in changed {
-            expected[reg as usize] = value as i64;
-        }
-        assert_eq!(after.uc_mcontext.gregs, expected);
+    /// Every general register of `after` equals `before`'s, except NEXT
+    /// if `next` gives its new value.
+    fn assert_gregs(before: &libc::ucontext_t, after: &libc::ucontext_t, next: Option<usize>) {
+        let expected = match next {
+            Some(value) => uc::all_regs_with_next(before, value),
+            None => uc::all_regs(before),
+        };
+        assert_eq!(uc::all_regs(after), expected);
     }
+
+    /// Bytes of one instruction (x86_64: the shortest, for pcs inside a
+    /// window).
+    #[cfg(target_arch = "x86_64")]
+    const STEP: u64 = 1;
+    #[cfg(target_arch = "aarch64")]
+    const STEP: u64 = 4;
 
     #[test]
     fn a_switch_caught_inside_a_window_has_its_loaded_copy_redirected() {
         let w = windows();
         for (loaded, end) in loaded_and_end(&w) {
-            for pc in [loaded, loaded + 4, end - 2, end - 1] {
+            for pc in [loaded, loaded + 4, end - 2 * STEP, end - STEP] {
                 let fake = Fake::new();
                 let before = interrupted(pc, fake.word(), OLD);
                 let mut uc = before;
                 assert_eq!(fake.divert(&mut uc), Diverted::WordAndLoaded { old: OLD }, "pc {pc:#x}");
                 fake.assert_word_is(TO);
-                assert_gregs(&before, &uc, &[(libc::REG_RCX, TO)]);
+                assert_gregs(&before, &uc, Some(TO));
             }
         }
     }
@@ -237,12 +237,12 @@ mod tests {
             let mut uc = before;
             assert_eq!(fake.divert(&mut uc), Diverted::Word { old: OLD }, "pc {pc:#x}");
             fake.assert_word_is(TO);
-            assert_gregs(&before, &uc, &[]);
+            assert_gregs(&before, &uc, None);
         }
     }
 
     #[test]
-    fn rax_matching_but_rcx_not_leaves_the_registers_alone() {
+    fn addr_matching_but_next_not_leaves_the_registers_alone() {
         let w = windows();
         // Inside a window: the switch loaded something else; reported.
         let fake = Fake::new();
@@ -250,20 +250,20 @@ mod tests {
         let mut uc = before;
         assert_eq!(fake.divert(&mut uc), Diverted::LoadedDiffers { old: OLD, loaded: 0x8000 });
         fake.assert_word_is(TO);
-        assert_gregs(&before, &uc, &[]);
+        assert_gregs(&before, &uc, None);
         // Outside: not a switch at all.
         let fake = Fake::new();
         let before = interrupted(0x1234, fake.word(), 0x8000);
         let mut uc = before;
         assert_eq!(fake.divert(&mut uc), Diverted::Word { old: OLD });
         fake.assert_word_is(TO);
-        assert_gregs(&before, &uc, &[]);
+        assert_gregs(&before, &uc, None);
     }
 
     #[test]
     fn matching_registers_outside_every_window_are_not_a_switch() {
         let w = windows();
-        // rax = &word and rcx = its value, as a heuristic by registers
+        // ADDR = &word and NEXT = its value, as a heuristic by registers
         // would take for a switch, but the pc is elsewhere, or at the two
         // instructions before the window (the word not read yet).
         for pc in [0x1234, w.swap_loaded - 3, w.swap_loaded - 1, w.swap_end, w.set_loaded - 3, w.start_end] {
@@ -272,7 +272,7 @@ mod tests {
             let mut uc = before;
             assert_eq!(fake.divert(&mut uc), Diverted::Word { old: OLD }, "pc {pc:#x}");
             fake.assert_word_is(TO);
-            assert_gregs(&before, &uc, &[]);
+            assert_gregs(&before, &uc, None);
         }
     }
 
@@ -285,16 +285,24 @@ mod tests {
         let mut uc = before;
         assert_eq!(fake.divert(&mut uc), Diverted::Word { old: OLD });
         fake.assert_word_is(TO);
-        assert_gregs(&before, &uc, &[]);
+        assert_gregs(&before, &uc, None);
     }
+
+    /// The instruction just before `loaded` (reads the resume word into
+    /// NEXT), the one at it (moves the stack pointer past the resume
+    /// slot), and the jump to NEXT just before `end`: x86_64 `mov
+    /// (%rax),%rcx`, `lea 0x8(%rax),%rsp`, `jmp *%rcx`.
+    #[cfg(target_arch = "x86_64")]
+    const CONTRACT: (&[u8], &[u8], &[u8]) = (&[0x48, 0x8b, 0x08], &[0x48, 0x8d, 0x60, 0x08], &[0xff, 0xe1]);
+    /// aarch64: `ldr x10, [x9]` (0xf940012a), `add sp, x9, #16`
+    /// (0x9100413f), `ret x10` (0xd65f0140), little-endian.
+    #[cfg(target_arch = "aarch64")]
+    const CONTRACT: (&[u8], &[u8], &[u8]) =
+        (&0xf940_012a_u32.to_le_bytes(), &0x9100_413f_u32.to_le_bytes(), &0xd65f_0140_u32.to_le_bytes());
 
     #[test]
     fn each_window_is_bounded_by_the_instructions_the_contract_names() {
-        // mov (%rax),%rcx just before `loaded`; lea 0x8(%rax),%rsp at it;
-        // jmp *%rcx just before `end`.
-        const MOV_WORD_TO_RCX: [u8; 3] = [0x48, 0x8b, 0x08];
-        const LEA_RSP: [u8; 4] = [0x48, 0x8d, 0x60, 0x08];
-        const JMP_RCX: [u8; 2] = [0xff, 0xe1];
+        let (read_word, move_sp, jump) = CONTRACT;
         let read = |addr: u64, n: usize| -> Vec<u8> {
             // SAFETY: the addresses lie inside the context-sys routines,
             // which are mapped readable (and executable) for the life of
@@ -309,9 +317,9 @@ mod tests {
         ];
         for ((loaded, end), routine) in loaded_and_end(&w).into_iter().zip(routines) {
             assert!(routine as u64 <= loaded && loaded < end && end - loaded < 64, "{loaded:#x}..{end:#x}");
-            assert_eq!(read(loaded - 3, 3), MOV_WORD_TO_RCX, "before {loaded:#x}");
-            assert_eq!(read(loaded, 4), LEA_RSP, "at {loaded:#x}");
-            assert_eq!(read(end - 2, 2), JMP_RCX, "before {end:#x}");
+            assert_eq!(read(loaded - read_word.len() as u64, read_word.len()), read_word, "before {loaded:#x}");
+            assert_eq!(read(loaded, move_sp.len()), move_sp, "at {loaded:#x}");
+            assert_eq!(read(end - jump.len() as u64, jump.len()), jump, "before {end:#x}");
         }
     }
 }

@@ -26,8 +26,10 @@ pub enum Error {
     /// The entry point's address is zero.
     #[error("the entry point is a null function pointer")]
     NullEntryPoint,
-    /// A return-register index other than 0 (rax) or 1 (rdx).
-    #[error("return register index {index} is out of range: 0 is rax, 1 is rdx")]
+    /// A return-register index other than 0 (rax; aarch64: x0) or 1 (rdx;
+    /// aarch64: x1).
+    #[cfg_attr(target_arch = "x86_64", error("return register index {index} is out of range: 0 is rax, 1 is rdx"))]
+    #[cfg_attr(target_arch = "aarch64", error("return register index {index} is out of range: 0 is x0, 1 is x1"))]
     RetvalIndex {
         /// The index that was asked for.
         index: usize,

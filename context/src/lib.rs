@@ -1,6 +1,7 @@
-//! Stackful execution contexts for x86_64 Linux (System V ABI): start a
-//! function on a stack of your own with its arguments exactly where the ABI
-//! puts them, switch back and forth, and collect its return values.
+//! Stackful execution contexts for x86_64 Linux (System V ABI) and aarch64
+//! Linux (AAPCS64): start a function on a stack of your own with its
+//! arguments exactly where the ABI puts them, switch back and forth, and
+//! collect its return values.
 //!
 //! This is the safe layer over the assembly in `context-sys`. It is the
 //! context core of a sandboxing runtime, and keeps the API of the context
@@ -77,6 +78,29 @@
 //! last switched into it. The [`valgrind`] module registers stacks with
 //! valgrind, at no cost when not running under it.
 //!
+//! # What differs between x86_64 and aarch64
+//!
+//! The API is the same on both; what the registers are is not.
+//!
+//! | | x86_64 (System V) | aarch64 (AAPCS64) |
+//! |---|---|---|
+//! | integer arguments ([`GP_ARG_REGS`]) | rdi, rsi, rdx, rcx, r8, r9 (6) | x0–x7 (8) |
+//! | floating arguments ([`FP_ARG_REGS`]) | xmm0–xmm7 | v0–v7 (d0–d7) |
+//! | stack arguments | 8-byte slots in order | 8-byte slots in order |
+//! | return registers ([`Context::get_retval_gp`] 0, 1; [`Context::get_retval_fp`]) | rax, rdx; xmm0 | x0, x1; q0 |
+//! | [`FpRegValue`] | `__m128` | [`V128`] |
+//! | saved by a switch | rbx, rbp, r12–r15, rsp, MXCSR control bits, x87 CW | x19–x28, fp, lr, sp, d8–d15, FPCR |
+//! | resume slot at the saved stack pointer | one 8-byte word | 16 bytes, the resume address first |
+//! | [`Context::swap`] | inlined `asm!` (with `panic = "unwind"`) | the assembly routine |
+//!
+//! Portable code reads the floating return register as a [`V128`]
+//! ([`Context::get_retval_v128`], [`UntypedRetVal::v128`]); the
+//! `__m128`-typed accessors of earlier releases keep their types on x86_64.
+//! The floating-point status flags (MXCSR's low six bits, FPSR) are left
+//! as they are by a switch on both. On aarch64 every global routine of
+//! `context-sys` begins with `bti c` and its object is marked
+//! BTI-compatible.
+//!
 //! # Safety model
 //!
 //! Preparing a context ([`Context::init`], [`Context::init_with_sigmask`]) is
@@ -88,6 +112,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod arch;
 mod bits;
 mod context;
 mod divert;
@@ -98,6 +123,7 @@ mod retval;
 mod val;
 pub mod valgrind;
 
+pub use crate::bits::{FpRegValue, V128};
 pub use crate::context::{Context, ContextHandle, get_current_stack_pointer};
 pub use crate::divert::{Diverted, divert_pending_resume};
 

@@ -5,9 +5,16 @@ use crate::error::Error;
 use crate::val::{Val, val_to_stack};
 use context_sys::layout;
 
-/// Integer argument registers in the System V AMD64 ABI: rdi, rsi, rdx, rcx, r8, r9.
+/// Integer argument registers: in the System V AMD64 ABI rdi, rsi, rdx,
+/// rcx, r8, r9 (6); in AAPCS64 x0–x7 (8).
+#[cfg(target_arch = "x86_64")]
 pub const GP_ARG_REGS: usize = 6;
-/// Floating argument registers in the System V AMD64 ABI: xmm0–xmm7.
+/// Integer argument registers: in the System V AMD64 ABI rdi, rsi, rdx,
+/// rcx, r8, r9 (6); in AAPCS64 x0–x7 (8).
+#[cfg(target_arch = "aarch64")]
+pub const GP_ARG_REGS: usize = 8;
+/// Floating argument registers: xmm0–xmm7 in the System V AMD64 ABI,
+/// v0–v7 in AAPCS64 (8 on both).
 pub const FP_ARG_REGS: usize = 8;
 const _: () = assert!(GP_ARG_REGS <= FP_ARG_REGS, "FrameShape::of's shortcut");
 
@@ -24,26 +31,33 @@ const WORD: usize = core::mem::size_of::<u64>();
 ///   | padding (0 or 8 bytes)       |
 ///   | spilled argument k           |
 ///   | ...                          |
-///   | spilled argument 1           |  <- rsp at the call: 16-aligned
-///   | boot frame (128 bytes)       |
-///   | resume word                  |  <- the new context's saved rsp
+///   | spilled argument 1           |  <- rsp (sp) at the call: 16-aligned
+///   | boot frame                   |  128 bytes (aarch64: 144)
+///   | resume slot                  |  <- the new context's saved rsp (sp)
 /// ```
 ///
+/// The resume slot is the resume word (8 bytes) on x86_64 and a 16-byte
+/// slot whose first word is the resume address on aarch64. Both ABIs give
+/// a spilled argument one 8-byte slot, in declaration order; they differ in
+/// how many integer registers there are ([`GP_ARG_REGS`]).
+///
 /// ```
-/// use context::{ArgPlan, Val};
-/// let args: Vec<Val> = (0..8u64).map(Val::U64).chain([Val::F64(1.0)]).collect();
+/// use context::{ArgPlan, GP_ARG_REGS, Val};
+/// let args: Vec<Val> = (0..10u64).map(Val::U64).chain([Val::F64(1.0)]).collect();
 /// let plan = ArgPlan::new(&args);
-/// assert_eq!((plan.gp_used, plan.fp_used, plan.spilled), (6, 1, 2));
+/// assert_eq!((plan.gp_used, plan.fp_used, plan.spilled), (GP_ARG_REGS, 1, 10 - GP_ARG_REGS));
 /// assert_eq!(plan.padding, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ArgPlan {
-    /// Values for rdi, rsi, rdx, rcx, r8, r9; unused ones are zero.
+    /// Values for rdi, rsi, rdx, rcx, r8, r9 (aarch64: x0–x7); unused ones
+    /// are zero.
     pub gp: [u64; GP_ARG_REGS],
     /// How many integer registers carry arguments.
     pub gp_used: usize,
-    /// Bits for xmm0–xmm7 (low 64 bits); unused ones are zero.
+    /// Bits for xmm0–xmm7 (aarch64: d0–d7, the low 64 bits of v0–v7);
+    /// unused ones are zero.
     pub fp: [u64; FP_ARG_REGS],
     /// How many floating registers carry arguments.
     pub fp_used: usize,
@@ -51,7 +65,8 @@ pub struct ArgPlan {
     pub spilled: usize,
     /// Bytes of padding between the last spilled argument and the stack top.
     pub padding: usize,
-    /// Bytes from the new context's saved rsp up to the top of the stack.
+    /// Bytes from the new context's saved rsp (sp) up to the top of the
+    /// stack.
     pub frame_bytes: usize,
 }
 
@@ -98,7 +113,8 @@ impl ArgPlan {
         self.shape().call_index(stack_words)
     }
 
-    /// Index of the resume word, the new context's saved rsp.
+    /// Index of the resume word, the new context's saved rsp (sp): the
+    /// first word of its resume slot.
     pub fn resume_index(&self, stack_words: usize) -> usize {
         self.shape().resume_index(stack_words)
     }
@@ -111,18 +127,20 @@ impl ArgPlan {
 /// Where one argument goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Slot {
-    /// The integer argument register with this index (0 is rdi).
+    /// The integer argument register with this index (0 is rdi; aarch64:
+    /// x0).
     Gp(usize),
-    /// The xmm register with this index.
+    /// The floating argument register with this index (xmm; aarch64: v).
     Fp(usize),
     /// The next stack slot.
     Stack,
 }
 
-/// The System V rule for arguments, applied one argument at a time in
-/// order: integer-class values take the next free integer register,
-/// floating values the next free xmm register, and once a class's registers
-/// are used up its values go on the stack. The one place the rule is
+/// The rule for arguments of System V and AAPCS64 alike (for the scalar
+/// types [`Val`] has), applied one argument at a time in order:
+/// integer-class values take the next free integer register, floating
+/// values the next free floating register, and once a class's registers
+/// are used up its values go on the stack, one 8-byte slot each. The one place the rule is
 /// written; [`ArgPlan`] and [`Context::init`](crate::Context::init) both
 /// classify through it.
 #[derive(Debug, Default)]
@@ -188,8 +206,11 @@ impl FrameShape {
         let padding = (spilled * WORD) % 16;
         // A slice of `Val`s (16 bytes each) cannot have so many elements that
         // this overflows, but saturate rather than assume it.
-        let frame_bytes =
-            spilled.saturating_mul(WORD).saturating_add(padding).saturating_add(layout::BOOT_SIZE).saturating_add(WORD);
+        let frame_bytes = spilled
+            .saturating_mul(WORD)
+            .saturating_add(padding)
+            .saturating_add(layout::BOOT_SIZE)
+            .saturating_add(layout::RESUME_SP_STEP);
         FrameShape { spilled, padding, frame_bytes }
     }
 
@@ -210,8 +231,8 @@ impl FrameShape {
         Ok(())
     }
 
-    /// Words from the saved rsp up to the top (the resume word, the boot
-    /// frame, the spilled arguments and the padding).
+    /// Words from the saved rsp (sp) up to the top (the resume slot, the
+    /// boot frame, the spilled arguments and the padding).
     #[inline(always)]
     pub(crate) fn words(&self) -> usize {
         self.frame_bytes / WORD
@@ -270,7 +291,9 @@ mod tests {
             // The call site is 16-aligned when the top is, and the frame fits its parts.
             let call_bytes_below_top = plan.spilled * 8 + plan.padding;
             prop_assert_eq!(call_bytes_below_top % 16, 0);
-            prop_assert_eq!(plan.frame_bytes, call_bytes_below_top + layout::BOOT_SIZE + 8);
+            prop_assert_eq!(plan.frame_bytes, call_bytes_below_top + layout::BOOT_SIZE + layout::RESUME_SP_STEP);
+            // The boot frame and the resume slot keep the call site's alignment.
+            prop_assert_eq!((layout::BOOT_SIZE + layout::RESUME_SP_STEP) % 8, 0);
         }
 
         #[test]
@@ -302,8 +325,19 @@ mod tests {
 
     #[test]
     fn odd_spill_counts_get_padding() {
-        let args: Vec<Val> = (0..7u32).map(Val::U32).collect();
+        let args: Vec<Val> = (0..GP_ARG_REGS as u32 + 1).map(Val::U32).collect();
         let plan = ArgPlan::new(&args);
         assert_eq!((plan.spilled, plan.padding), (1, 8));
+    }
+
+    #[test]
+    fn the_abi_s_register_counts() {
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!((GP_ARG_REGS, FP_ARG_REGS, layout::RESUME_SP_STEP), (6, 8, 8));
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!((GP_ARG_REGS, FP_ARG_REGS, layout::RESUME_SP_STEP), (8, 8, 16));
+        // Seven integers: all in registers on aarch64, one spilled on x86_64.
+        let plan = ArgPlan::new(&[Val::U64(0); 7]);
+        assert_eq!(plan.spilled, 7usize.saturating_sub(GP_ARG_REGS));
     }
 }

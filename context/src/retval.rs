@@ -1,13 +1,19 @@
 //! Return values of an entry function, before their type is known.
 
-use core::arch::x86_64::__m128;
 use core::fmt;
 
-use crate::bits::m128_bits;
+use crate::bits::{FpRegValue, V128, fp_bits};
+
+/// The names [`Display`](fmt::Display) gives the two registers.
+#[cfg(target_arch = "x86_64")]
+const NAMES: (&str, &str) = ("rax", "xmm0");
+#[cfg(target_arch = "aarch64")]
+const NAMES: (&str, &str) = ("x0", "q0");
 
 /// The return registers of a finished entry function: `rax` and the whole of
-/// `xmm0`. Which one holds the result depends on the function's return type,
-/// which only the caller knows; the `as_*` methods read it as that type.
+/// `xmm0` (aarch64: `x0` and `q0`). Which one holds the result depends on
+/// the function's return type, which only the caller knows; the `as_*`
+/// methods read it as that type.
 ///
 /// ```
 /// use context::{val_to_reg, RegVal, UntypedRetVal, Val};
@@ -20,13 +26,13 @@ use crate::bits::m128_bits;
 #[derive(Clone, Copy, Debug)]
 pub struct UntypedRetVal {
     gp: u64,
-    fp: __m128,
+    fp: FpRegValue,
 }
 
 macro_rules! gp_accessors {
     ($($name:ident -> $ty:ty),* $(,)?) => {
         $(
-            #[doc = concat!("The result read as a C `", stringify!($ty), "` from rax (low bits, truncated).")]
+            #[doc = concat!("The result read as a C `", stringify!($ty), "` from rax (aarch64: x0), low bits, truncated.")]
             pub fn $name(&self) -> $ty {
                 self.gp as $ty
             }
@@ -47,24 +53,37 @@ macro_rules! from_retval {
 }
 
 impl UntypedRetVal {
-    /// A return value from the contents of rax and xmm0.
-    pub fn new(gp: u64, fp: __m128) -> UntypedRetVal {
+    /// A return value from the contents of rax and xmm0 (aarch64: x0 and
+    /// q0).
+    pub fn new(gp: u64, fp: FpRegValue) -> UntypedRetVal {
         UntypedRetVal { gp, fp }
     }
 
-    /// The raw contents of rax.
+    /// The raw contents of rax (aarch64: x0).
     pub fn gp(&self) -> u64 {
         self.gp
     }
 
-    /// The raw contents of xmm0.
-    pub fn fp(&self) -> __m128 {
+    /// The raw contents of xmm0 (aarch64: q0), in the architecture's type.
+    pub fn fp(&self) -> FpRegValue {
         self.fp
     }
 
-    /// The low and high 64 bits of xmm0.
+    /// The raw contents of xmm0 (aarch64: q0), in the portable type.
+    ///
+    /// ```
+    /// use context::{UntypedRetVal, V128};
+    /// let r = UntypedRetVal::new(0, V128::from_bits(2.5f64.to_bits(), 0).into());
+    /// assert_eq!(r.v128(), V128::from_bits(2.5f64.to_bits(), 0));
+    /// assert_eq!(r.as_f64(), 2.5);
+    /// ```
+    pub fn v128(&self) -> V128 {
+        V128::from(self.fp)
+    }
+
+    /// The low and high 64 bits of xmm0 (aarch64: q0).
     pub fn fp_bits(&self) -> (u64, u64) {
-        m128_bits(self.fp)
+        fp_bits(self.fp)
     }
 
     gp_accessors! {
@@ -72,17 +91,18 @@ impl UntypedRetVal {
         as_i8 -> i8, as_i16 -> i16, as_i32 -> i32, as_i64 -> i64, as_isize -> isize,
     }
 
-    /// The result read as a C `_Bool`: only `al` is defined by the ABI.
+    /// The result read as a C `_Bool`: only the low byte (`al`; aarch64:
+    /// the low byte of `w0`) is defined by the ABI.
     pub fn as_bool(&self) -> bool {
         self.gp as u8 != 0
     }
 
-    /// The result read as a C `float` from the low 32 bits of xmm0.
+    /// The result read as a C `float` from the low 32 bits of xmm0 (aarch64: s0).
     pub fn as_f32(&self) -> f32 {
         f32::from_bits(self.fp_bits().0 as u32)
     }
 
-    /// The result read as a C `double` from the low 64 bits of xmm0.
+    /// The result read as a C `double` from the low 64 bits of xmm0 (aarch64: d0).
     pub fn as_f64(&self) -> f64 {
         f64::from_bits(self.fp_bits().0)
     }
@@ -96,20 +116,21 @@ from_retval! {
 
 impl fmt::Display for UntypedRetVal {
     /// Shows both registers, since which one is meaningful is not known:
-    /// `rax = 0x2a, xmm0 = 0x00000000000000000000000000000000`.
+    /// `rax = 0x2a, xmm0 = 0x00000000000000000000000000000000` (aarch64:
+    /// `x0 = 0x2a, q0 = 0x…`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (lo, hi) = self.fp_bits();
-        write!(f, "rax = {:#x}, xmm0 = 0x{hi:016x}{lo:016x}", self.gp)
+        write!(f, "{} = {:#x}, {} = 0x{hi:016x}{lo:016x}", NAMES.0, self.gp, NAMES.1)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bits::m128_from_bits;
+    use crate::bits::fp_from_bits;
 
-    fn fp(lo: u64, hi: u64) -> __m128 {
-        m128_from_bits(lo, hi)
+    fn fp(lo: u64, hi: u64) -> FpRegValue {
+        fp_from_bits(lo, hi)
     }
 
     #[test]
@@ -140,6 +161,11 @@ mod tests {
     #[test]
     fn display_shows_both_registers() {
         let r = UntypedRetVal::new(42, fp(1, 2));
-        assert_eq!(r.to_string(), "rax = 0x2a, xmm0 = 0x00000000000000020000000000000001");
+        let want = format!("{} = 0x2a, {} = 0x00000000000000020000000000000001", NAMES.0, NAMES.1);
+        assert_eq!(r.to_string(), want);
+        #[cfg(target_arch = "x86_64")]
+        assert!(want.starts_with("rax = 0x2a, xmm0 = "));
+        #[cfg(target_arch = "aarch64")]
+        assert!(want.starts_with("x0 = 0x2a, q0 = "));
     }
 }

@@ -1,9 +1,7 @@
-//! Typed arguments for entry functions and how they map onto the System V
-//! argument registers and stack slots.
+//! Typed arguments for entry functions and how they map onto the argument
+//! registers and stack slots of System V (x86_64) and AAPCS64 (aarch64).
 
-use core::arch::x86_64::__m128;
-
-use crate::bits::m128_from_bits;
+use crate::bits::{FpRegValue, fp_from_bits};
 use core::ffi::c_void;
 
 /// One argument for an entry function, with the C type it stands for.
@@ -48,9 +46,11 @@ pub enum Val {
     ISize(isize),
     /// C `_Bool`.
     Bool(bool),
-    /// C `float`, passed in the low 32 bits of an xmm register.
+    /// C `float`, passed in the low 32 bits of an xmm register (aarch64:
+    /// a v register, as sN).
     F32(f32),
-    /// C `double`, passed in the low 64 bits of an xmm register.
+    /// C `double`, passed in the low 64 bits of an xmm register (aarch64:
+    /// a v register, as dN).
     F64(f64),
 }
 
@@ -88,14 +88,17 @@ impl<T> From<*mut T> for Val {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum RegVal {
-    /// An integer-class value for rdi, rsi, rdx, rcx, r8 or r9.
+    /// An integer-class value for rdi, rsi, rdx, rcx, r8 or r9 (aarch64:
+    /// x0–x7).
     GpReg(u64),
-    /// A floating value for xmm0–xmm7: the bits in the low lanes, zeros above.
-    FpReg(__m128),
+    /// A floating value for xmm0–xmm7 (aarch64: v0–v7): the bits in the low
+    /// lanes, zeros above.
+    FpReg(FpRegValue),
 }
 
 impl Val {
-    /// Whether this value travels in an xmm register (true for `F32`/`F64`).
+    /// Whether this value travels in a floating-point register (xmm;
+    /// aarch64: v), true for `F32`/`F64`.
     #[inline]
     pub fn is_float(&self) -> bool {
         matches!(self, Val::F32(_) | Val::F64(_))
@@ -135,17 +138,17 @@ pub fn val_to_stack(v: &Val) -> u64 {
 /// ```
 pub fn val_to_reg(v: &Val) -> RegVal {
     let word = val_to_stack(v);
-    if v.is_float() { RegVal::FpReg(m128_from_bits(word, 0)) } else { RegVal::GpReg(word) }
+    if v.is_float() { RegVal::FpReg(fp_from_bits(word, 0)) } else { RegVal::GpReg(word) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bits::m128_bits;
+    use crate::bits::fp_bits;
 
     fn fp_words(r: RegVal) -> (u64, u64) {
         match r {
-            RegVal::FpReg(x) => m128_bits(x),
+            RegVal::FpReg(x) => fp_bits(x),
             RegVal::GpReg(_) => panic!("expected an fp register"),
         }
     }

@@ -1,5 +1,5 @@
 //! `Context::init` writes exactly the start-up frame that the pure
-//! `ArgPlan` describes, word for word: the resume word, the boot frame
+//! `ArgPlan` describes, word for word: the resume slot, the boot frame
 //! (the registers that carry arguments and the entry; natively the slots of
 //! unused registers and the boot frame's pad keep what the stack held, under
 //! valgrind they are zero), the spilled arguments in order and the zeroed
@@ -17,6 +17,9 @@ use proptest::prelude::*;
 const SENTINEL: u64 = 0x5a5a_1234_5a5a_1234;
 const WORDS: usize = 512;
 const BOOT_WORDS: usize = std::mem::size_of::<BootFrame>() / 8;
+/// Words of the slot at the saved stack pointer (8 bytes on x86_64, 16 on
+/// aarch64).
+const RESUME_SLOT_WORDS: usize = context_sys::layout::RESUME_SP_STEP / 8;
 
 extern "C" fn never_run() {}
 
@@ -40,15 +43,29 @@ fn arb_val() -> impl Strategy<Value = Val> {
 /// entry does not read.
 fn expected_frame(plan: &ArgPlan, args: &[Val], entry: usize, old: u64) -> Vec<u64> {
     let mut words = vec![context_sys::start as unsafe extern "C" fn() as usize as u64];
-    words.extend_from_slice(&plan.fp[..plan.fp_used]);
-    words.extend(std::iter::repeat_n(old, plan.fp.len() - plan.fp_used));
-    words.extend_from_slice(&plan.gp[..plan.gp_used]);
-    words.extend(std::iter::repeat_n(old, plan.gp.len() - plan.gp_used));
+    // aarch64's resume slot is 16 bytes: the resume word, then a zero.
+    words.extend(std::iter::repeat_n(0, RESUME_SLOT_WORDS - 1));
+    let fp = |words: &mut Vec<u64>| {
+        words.extend_from_slice(&plan.fp[..plan.fp_used]);
+        words.extend(std::iter::repeat_n(old, plan.fp.len() - plan.fp_used));
+    };
+    let gp = |words: &mut Vec<u64>| {
+        words.extend_from_slice(&plan.gp[..plan.gp_used]);
+        words.extend(std::iter::repeat_n(old, plan.gp.len() - plan.gp_used));
+    };
+    // The boot frame: x86_64 has xmm0-7 first, aarch64 x0-7 first.
+    if cfg!(target_arch = "x86_64") {
+        fp(&mut words);
+        gp(&mut words);
+    } else {
+        gp(&mut words);
+        fp(&mut words);
+    }
     words.push(entry as u64);
     words.push(old); // the boot frame's pad
     words.extend(ArgPlan::spilled_values(args));
     words.extend(std::iter::repeat_n(0, plan.padding / 8));
-    assert_eq!(words.len(), 1 + BOOT_WORDS + plan.spilled + plan.padding / 8);
+    assert_eq!(words.len(), RESUME_SLOT_WORDS + BOOT_WORDS + plan.spilled + plan.padding / 8);
     words
 }
 
@@ -78,7 +95,11 @@ fn check(args: &[Val]) -> Result<(), TestCaseError> {
     if !running_on_valgrind() {
         prop_assert!(s[..resume].iter().all(|&w| w == SENTINEL), "init wrote below its frame");
     }
-    prop_assert_eq!(child.regs().rsp, &s[resume] as *const u64 as u64, "the child's rsp is the resume word");
+    prop_assert_eq!(
+        child.regs().stack_pointer(),
+        &s[resume] as *const u64 as u64,
+        "the child's saved stack pointer is the resume word"
+    );
     Ok(())
 }
 
@@ -91,8 +112,8 @@ proptest! {
 
 #[test]
 fn boundary_counts_of_each_class_write_the_planned_frame() {
-    // Around the register counts: 5..=7 integers, 7..=9 floats, both mixed.
-    for ints in 0..=8usize {
+    // Around the register counts (6 or 8 integers, 8 floats), both mixed.
+    for ints in 0..=10usize {
         for floats in 0..=10usize {
             let mut args: Vec<Val> = (0..ints as u64).map(|i| Val::U64(i + 1)).collect();
             args.extend((0..floats).map(|i| Val::F64(i as f64 + 0.5)));

@@ -55,7 +55,7 @@ pub fn run_child(test: &str, var: &str, case: &str) -> ChildOutcome {
 /// set more of the child's environment, say `RUST_BACKTRACE=1`).
 pub fn run_child_with(test: &str, var: &str, case: &str, configure: impl FnOnce(&mut Command)) -> ChildOutcome {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
+    let mut cmd = self_command(exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(var, case)
         .env("RUST_BACKTRACE", "0")
@@ -86,6 +86,32 @@ pub fn run_child_with(test: &str, var: &str, case: &str, configure: impl FnOnce(
         std::thread::sleep(Duration::from_millis(5));
     };
     ChildOutcome { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// The environment variable cargo reads the runner of this build's target
+/// from (`CARGO_TARGET_<TRIPLE>_RUNNER`), for a binary built for another
+/// architecture than the machine's.
+#[cfg(target_arch = "aarch64")]
+const RUNNER_VAR: &str = "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER";
+#[cfg(target_arch = "x86_64")]
+const RUNNER_VAR: &str = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER";
+
+/// A command that runs `exe`, this test binary, the way cargo ran it: when
+/// the build's target has a runner configured (`qemu-aarch64 -L …` for
+/// the aarch64 tests on an x86_64 machine, where the kernel cannot execute
+/// the binary itself), through that runner, whose words are split on
+/// whitespace as cargo splits them.
+pub fn self_command(exe: impl AsRef<std::ffi::OsStr>) -> Command {
+    let runner = std::env::var(RUNNER_VAR).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    }
 }
 
 /// Runs child `case` of `test` (see [`run_child`]) and asserts it exited 0

@@ -8,13 +8,15 @@
 //! * [`probe`]: the assembly probe that loads a pattern into every
 //!   callee-saved register and the FP control registers, calls a function
 //!   and records what it finds when the call returns.
-//! * [`fp`]: reading and writing MXCSR and the x87 control word.
+//! * [`fp`]: reading and writing MXCSR and the x87 control word (aarch64:
+//!   FPCR and FPSR).
 //! * [`repo`]: the repository's root, its files, source without comments
 //!   (for the tidy tests).
 //! * [`scale`]: stress loop counts, scaled for soak runs.
 //!
 //! Workspace-only (`publish = false`): a dev-dependency by path of the
-//! crates whose tests use it. x86_64 Linux, like the crates it tests.
+//! crates whose tests use it. x86_64 and aarch64 Linux, like the crates it
+//! tests.
 
 pub mod child;
 pub mod fp;
