@@ -85,12 +85,16 @@ impl From<V128> for core::arch::x86_64::__m128 {
 
 /// The [`FpRegValue`] whose low 64 bits are `lo` and high 64 bits are `hi`.
 #[inline]
+// On aarch64 FpRegValue is V128 and the conversion is the identity.
+#[allow(clippy::useless_conversion)]
 pub(crate) fn fp_from_bits(lo: u64, hi: u64) -> FpRegValue {
     FpRegValue::from(V128::from_bits(lo, hi))
 }
 
 /// The low and high 64 bits of an [`FpRegValue`].
 #[inline]
+// On aarch64 FpRegValue is V128 and the conversion is the identity.
+#[allow(clippy::useless_conversion)]
 pub(crate) fn fp_bits(x: FpRegValue) -> (u64, u64) {
     V128::from(x).bits()
 }

@@ -290,9 +290,7 @@ impl Context {
             unreachable!("a start-up frame always holds the resume slot and the boot frame")
         };
         let (resume_slot, boot) = head.split_at_mut(RESUME_SLOT_WORDS);
-        let [resume_word, slot_rest @ ..] = resume_slot else {
-            unreachable!("the resume slot has at least one word")
-        };
+        let [resume_word, slot_rest @ ..] = resume_slot else { unreachable!("the resume slot has at least one word") };
         // The resume slot's second word (aarch64) is zero, as the start
         // routine's stack expects it.
         slot_rest.fill(0);

@@ -77,6 +77,8 @@ impl UntypedRetVal {
     /// assert_eq!(r.v128(), V128::from_bits(2.5f64.to_bits(), 0));
     /// assert_eq!(r.as_f64(), 2.5);
     /// ```
+    // On aarch64 FpRegValue is V128 and the conversion is the identity.
+    #[allow(clippy::useless_conversion)]
     pub fn v128(&self) -> V128 {
         V128::from(self.fp)
     }
