@@ -1,6 +1,7 @@
 //! Arguments and return values: every `Val` variant, 0 to 40 mixed
-//! arguments in the exact registers and stack slots the System V ABI names,
-//! stack alignment at entry, and every class of return value.
+//! arguments in the exact registers and stack slots the System V ABI
+//! (aarch64: AAPCS64) names, stack alignment at entry, and every class of
+//! return value.
 
 mod common;
 
@@ -16,17 +17,36 @@ use std::sync::Mutex;
 /// Words recorded above the return address at entry (the spilled arguments
 /// and whatever follows them).
 const STACK_WORDS: usize = 41;
-/// Layout of `ENTRY_RECORD`: rdi, rsi, rdx, rcx, r8, r9 | xmm0..xmm7 (low 64
-/// bits) | rsp | STACK_WORDS words starting at rsp + 8.
+/// Integer argument registers of the ABI, written down here independently
+/// of the crate: rdi, rsi, rdx, rcx, r8, r9 (aarch64: x0–x7).
+#[cfg(target_arch = "x86_64")]
+const ABI_GP: usize = 6;
+#[cfg(target_arch = "aarch64")]
+const ABI_GP: usize = 8;
+/// Floating argument registers: xmm0–xmm7 (aarch64: v0–v7).
+const ABI_FP: usize = 8;
+/// What is added to the stack pointer at entry to get an address the ABI
+/// wants 16-aligned: x86_64's call pushed a return address (rsp + 8 is
+/// aligned, the first spilled argument at rsp + 8); aarch64's `blr` pushes
+/// nothing (sp is aligned, the first spilled argument at sp).
+#[cfg(target_arch = "x86_64")]
+const ENTRY_SP_BIAS: u64 = 8;
+#[cfg(target_arch = "aarch64")]
+const ENTRY_SP_BIAS: u64 = 0;
+
+/// Layout of `ENTRY_RECORD`: the integer argument registers | the floating
+/// ones (low 64 bits) | the stack pointer | STACK_WORDS words starting at
+/// the first spilled argument's slot.
 const REC_GP: usize = 0;
-const REC_XMM: usize = 6;
-const REC_RSP: usize = 14;
-const REC_STACK: usize = 15;
+const REC_XMM: usize = ABI_GP;
+const REC_RSP: usize = ABI_GP + ABI_FP;
+const REC_STACK: usize = REC_RSP + 1;
 
 static mut ENTRY_RECORD: [u64; REC_STACK + STACK_WORDS] = [0; REC_STACK + STACK_WORDS];
 /// The probe writes one global record; tests that use it hold this lock.
 static RECORDER: Mutex<()> = Mutex::new(());
 
+#[cfg(target_arch = "x86_64")]
 global_asm!(
     ".p2align 4",
     ".globl ctx_test_record_entry",
@@ -69,6 +89,49 @@ global_asm!(
     words = const STACK_WORDS,
     options(att_syntax),
 );
+
+#[cfg(target_arch = "aarch64")]
+global_asm!(
+    ".p2align 4",
+    ".globl ctx_test_record_entry",
+    ".type ctx_test_record_entry, %function",
+    "ctx_test_record_entry:",
+    ".cfi_startproc",
+    "hint #34", // bti c: reached by blr
+    "adrp x9, {rec}",
+    "add x9, x9, :lo12:{rec}",
+    // x0-x7 at 0..56, d0-d7 at 64..120, sp at 128, stack words from 136.
+    "stp x0, x1, [x9, #0]",
+    "stp x2, x3, [x9, #16]",
+    "stp x4, x5, [x9, #32]",
+    "stp x6, x7, [x9, #48]",
+    "stp d0, d1, [x9, #64]",
+    "stp d2, d3, [x9, #80]",
+    "stp d4, d5, [x9, #96]",
+    "stp d6, d7, [x9, #112]",
+    "mov x10, sp",
+    "str x10, [x9, #128]",
+    "add x13, x9, #136",
+    "mov x11, #0",
+    "2:",
+    "ldr x12, [x10, x11, lsl #3]",
+    "str x12, [x13, x11, lsl #3]",
+    "add x11, x11, #1",
+    "cmp x11, #{words}",
+    "b.lo 2b",
+    // Return x0 ^ 0x1111 in x0, x1 in x1 and v1 in v0, so the return path
+    // is checked too.
+    "mov x11, #0x1111",
+    "eor x0, x0, x11",
+    "mov v0.16b, v1.16b",
+    "ret",
+    ".cfi_endproc",
+    ".size ctx_test_record_entry, .-ctx_test_record_entry",
+    rec = sym ENTRY_RECORD,
+    words = const STACK_WORDS,
+);
+#[cfg(target_arch = "aarch64")]
+const _: () = assert!(REC_STACK * 8 == 136, "the aarch64 probe's offsets");
 
 unsafe extern "C" {
     fn ctx_test_record_entry();
@@ -153,9 +216,9 @@ fn check_placement(args: &[Val]) {
     let (mut gp, mut fp, mut spilled) = (Vec::new(), Vec::new(), Vec::new());
     for a in args {
         let (is_float, w) = abi_word(a);
-        if is_float && fp.len() < 8 {
+        if is_float && fp.len() < ABI_FP {
             fp.push(w);
-        } else if !is_float && gp.len() < 6 {
+        } else if !is_float && gp.len() < ABI_GP {
             gp.push(w);
         } else {
             spilled.push(w);
@@ -164,9 +227,9 @@ fn check_placement(args: &[Val]) {
     assert_eq!(&rec[REC_GP..REC_GP + gp.len()], &gp[..], "integer registers for {} args", args.len());
     assert_eq!(&rec[REC_XMM..REC_XMM + fp.len()], &fp[..], "xmm registers for {} args", args.len());
     assert_eq!(&rec[REC_STACK..REC_STACK + spilled.len()], &spilled[..], "stack slots for {} args", args.len());
-    assert_eq!((rec[REC_RSP] + 8) % 16, 0, "rsp + 8 not 16-aligned at entry with {} spilled", spilled.len());
+    assert_eq!((rec[REC_RSP] + ENTRY_SP_BIAS) % 16, 0, "stack misaligned at entry with {} spilled", spilled.len());
 
-    // The return path stored rax, rdx and xmm0.
+    // The return path stored rax, rdx and xmm0 (aarch64: x0, x1, q0).
     let ret = child.get_untyped_retval();
     assert_eq!(ret.as_u64(), rec[REC_GP] ^ 0x1111);
     assert_eq!(child.get_retval_gp(1), rec[REC_GP + 1]);
@@ -188,18 +251,18 @@ fn entry_stack_is_aligned_for_every_spill_count_from_zero_to_nine() {
     let _g = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
     for spills in 0..=9usize {
         // Integer-only and float-only lists, so the spill count is exact.
-        let ints: Vec<Val> = (0..6 + spills as u64).map(Val::U64).collect();
-        let floats: Vec<Val> = (0..8 + spills).map(|i| Val::F64(i as f64)).collect();
+        let ints: Vec<Val> = (0..(ABI_GP + spills) as u64).map(Val::U64).collect();
+        let floats: Vec<Val> = (0..ABI_FP + spills).map(|i| Val::F64(i as f64)).collect();
         for args in [ints, floats] {
             check_placement(&args);
             let rec = read_record();
-            assert_eq!((rec[REC_RSP] + 8) % 16, 0, "{spills} spilled");
+            assert_eq!((rec[REC_RSP] + ENTRY_SP_BIAS) % 16, 0, "{spills} spilled");
         }
     }
 }
 
 #[test]
-fn floats_beyond_eight_and_ints_beyond_six_interleave_on_the_stack_in_order() {
+fn floats_and_ints_beyond_their_registers_interleave_on_the_stack_in_order() {
     let _g = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
     let mut args = Vec::new();
     for i in 0..10u64 {
@@ -208,10 +271,14 @@ fn floats_beyond_eight_and_ints_beyond_six_interleave_on_the_stack_in_order() {
     }
     check_placement(&args);
     let rec = read_record();
-    // Ints 106..109 and floats 8.5, 9.5 spill, in argument order: 6.5 and
-    // 7.5 still fit in xmm6 and xmm7 between 106 and 108.
+    // x86_64: ints 106..109 and floats 8.5, 9.5 spill, in argument order:
+    // 6.5 and 7.5 still fit in xmm6 and xmm7 between 106 and 108.
+    #[cfg(target_arch = "x86_64")]
     let expect = [106, 107, 108, 8.5f64.to_bits(), 109, 9.5f64.to_bits()];
-    assert_eq!(&rec[REC_STACK..REC_STACK + 6], &expect[..]);
+    // aarch64: x0-x7 take 100..107, so ints 108, 109 and floats 8.5, 9.5.
+    #[cfg(target_arch = "aarch64")]
+    let expect = [108, 8.5f64.to_bits(), 109, 9.5f64.to_bits()];
+    assert_eq!(&rec[REC_STACK..REC_STACK + expect.len()], &expect[..]);
 }
 
 // ---------------------------------------------------------------------------

@@ -63,7 +63,7 @@ fn child_captures_backtrace() {
     CAPTURED.with(|c| *c.borrow_mut() = black_box(printed));
 }
 
-/// Captures with the parent's saved rsp zeroed, then puts it back.
+/// Captures with the parent's saved stack pointer zeroed, then puts it back.
 #[inline(never)]
 fn child_captures_with_parent_cleared() {
     let parent = ZERO_PARENT.get();
@@ -71,10 +71,14 @@ fn child_captures_with_parent_cleared() {
     // "Layout" docs), so its address is that of a `ContextRegs`; the parent
     // is suspended, its block is not being read or written by anything else.
     let regs = unsafe { &mut *parent.cast::<context_sys::ContextRegs>() };
-    let saved = regs.rsp;
-    regs.rsp = 0;
+    #[cfg(target_arch = "x86_64")]
+    let sp = &mut regs.rsp;
+    #[cfg(target_arch = "aarch64")]
+    let sp = &mut regs.sp;
+    let saved = *sp;
+    *sp = 0;
     child_captures_backtrace();
-    regs.rsp = saved;
+    *sp = saved;
 }
 
 extern "C" fn child_entry_returns() -> u64 {

@@ -33,9 +33,10 @@ static OUTCOME_OLD: AtomicUsize = AtomicUsize::new(0);
 /// The resume word as the handler left it (once the switch has popped it,
 /// it is free stack, which the pad's own call reuses).
 static WORD_AFTER: AtomicUsize = AtomicUsize::new(0);
-/// rsp, rbx and rcx as the pad found them.
+/// rsp, rbx and rcx (aarch64: sp, x19, x10) as the pad found them.
 static LANDED: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
 
+#[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
     // Where the diverted switch lands: entered by `jmp *%rcx` with rsp one
     // word above the target's resume word. Passes rsp, rbx and rcx on
@@ -58,6 +59,31 @@ core::arch::global_asm!(
     ".size divert_test_pad, .-divert_test_pad",
     landed = sym landed,
     options(att_syntax),
+);
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    // Where the diverted switch lands: entered by `ret x10` with sp just
+    // above the target's 16-byte resume slot. Passes sp, x19 and x10 on
+    // arrival to `landed` (which never returns), sp kept 16-aligned. No
+    // return address: unwinders stop here. `ret` needs no BTI landing pad.
+    ".p2align 4",
+    ".globl divert_test_pad",
+    ".hidden divert_test_pad",
+    ".type divert_test_pad, %function",
+    "divert_test_pad:",
+    ".cfi_startproc",
+    ".cfi_undefined x30",
+    "mov x0, sp",
+    "mov x1, x19",
+    "mov x2, x10",
+    "and x9, x0, #-16",
+    "mov sp, x9",
+    "bl {landed}",
+    "brk #1",
+    ".cfi_endproc",
+    ".size divert_test_pad, .-divert_test_pad",
+    landed = sym landed,
 );
 
 unsafe extern "C" {
@@ -96,16 +122,33 @@ extern "C" fn fake_a_switch_caught_in_the_window(_signal: libc::c_int, _info: *m
     let uc = unsafe { &mut *uc.cast::<libc::ucontext_t>() };
     // SAFETY: the test stored a pinned, suspended (fresh) target.
     let target = unsafe { &*TARGET.load(Ordering::SeqCst) };
-    let word = target.regs().rsp as usize;
+    let word = target.regs().stack_pointer() as usize;
     // The register block is `Context`'s first field (see its `# Layout`).
-    let block = target as *const Context as i64;
-    let g = &mut uc.uc_mcontext.gregs;
-    g[libc::REG_RIP as usize] = WINDOW.load(Ordering::SeqCst) as i64;
-    g[libc::REG_RAX as usize] = word as i64;
+    let block = target as *const Context as u64;
     // SAFETY: the resume word of a fresh context lies on its live stack.
-    g[libc::REG_RCX as usize] = unsafe { *(word as *const usize) } as i64;
-    g[libc::REG_RDI as usize] = block;
-    g[libc::REG_RSI as usize] = block;
+    let next = unsafe { *(word as *const usize) } as u64;
+    let window = WINDOW.load(Ordering::SeqCst) as u64;
+    // The state of a switch into `target` that has read its resume word:
+    // pc in the window, ADDR = &word, NEXT = the word, the base register
+    // (either of the two the routines use) = the target's block.
+    #[cfg(target_arch = "x86_64")]
+    {
+        let g = &mut uc.uc_mcontext.gregs;
+        g[libc::REG_RIP as usize] = window as i64;
+        g[libc::REG_RAX as usize] = word as i64;
+        g[libc::REG_RCX as usize] = next as i64;
+        g[libc::REG_RDI as usize] = block as i64;
+        g[libc::REG_RSI as usize] = block as i64;
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let m = &mut uc.uc_mcontext;
+        m.pc = window;
+        m.regs[9] = word as u64;
+        m.regs[10] = next;
+        m.regs[0] = block;
+        m.regs[1] = block;
+    }
     // SAFETY: `target` is suspended and not running; its resume word is on
     // its live stack; `uc` is this handler's own ucontext, which the kernel
     // restores on return; the pad is written for a resumption's state.
@@ -151,7 +194,7 @@ fn a_switch_diverted_inside_each_resume_window_lands_at_the_new_address() {
             &[],
         )
         .expect("prepare the target");
-        let word = target.regs().rsp as usize;
+        let word = target.regs().stack_pointer() as usize;
         HOST.store(&mut *host as *mut Context, Ordering::SeqCst);
         TARGET.store(&*target as *const Context as *mut Context, Ordering::SeqCst);
         WINDOW.store(loaded as usize, Ordering::SeqCst);
@@ -168,7 +211,12 @@ fn a_switch_diverted_inside_each_resume_window_lands_at_the_new_address() {
         assert_eq!(OUTCOME.load(Ordering::SeqCst), 2, "{name}: not reported as WordAndLoaded");
         assert_eq!(OUTCOME_OLD.load(Ordering::SeqCst), context_sys::start as *const () as usize, "{name}: old address");
         let landed: Vec<usize> = LANDED.iter().map(|a| a.load(Ordering::SeqCst)).collect();
-        assert_eq!(landed, [word + 8, target.regs().rbx as usize, pad()], "{name}: rsp, rbx, rcx at the pad");
+        #[cfg(target_arch = "x86_64")]
+        let own_block = target.regs().rbx as usize;
+        #[cfg(target_arch = "aarch64")]
+        let own_block = target.regs().x19 as usize;
+        let resumed_sp = word + context_sys::layout::RESUME_SP_STEP;
+        assert_eq!(landed, [resumed_sp, own_block, pad()], "{name}: stack pointer, own block, NEXT at the pad");
         assert_eq!(WORD_AFTER.load(Ordering::SeqCst), pad(), "{name}: the resume word");
     }
 

@@ -123,7 +123,11 @@ fn errors_say_what_was_wrong_with_the_numbers() {
     assert_eq!(Error::NullEntryPoint.to_string(), "the entry point is a null function pointer");
     assert_eq!(
         Error::RetvalIndex { index: 2 }.to_string(),
-        "return register index 2 is out of range: 0 is rax, 1 is rdx"
+        if cfg!(target_arch = "x86_64") {
+            "return register index 2 is out of range: 0 is rax, 1 is rdx"
+        } else {
+            "return register index 2 is out of range: 0 is x0, 1 is x1"
+        }
     );
 }
 
