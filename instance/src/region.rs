@@ -13,7 +13,7 @@ use std::panic::resume_unwind;
 use context::{Context, Val};
 use nix::sys::signal::SigSet;
 
-use crate::cpu::{MXCSR_CONTROL, fp_control, set_fp_control};
+use crate::cpu::{self, FpControl};
 use crate::run::{ClosureSlot, Region, RunRecord, closure_entry, end_run_from_guest, with_current};
 
 /// Runs `f` as host code: while it runs, a fault on this thread is not
@@ -60,29 +60,29 @@ pub fn host_region<T>(f: impl FnOnce() -> T) -> T {
     })
 }
 
-/// The guest's MXCSR and x87 control word, while a host region runs with the
-/// host's (restored on drop, also when `f` panics).
+/// The guest's floating-point control (MXCSR and x87 control word on
+/// x86_64, FPCR on aarch64), while a host region runs with the host's
+/// (restored on drop, also when `f` panics).
 struct HostFpControl {
-    guest: Option<(u32, u16)>,
+    guest: Option<FpControl>,
 }
 
 impl HostFpControl {
     fn enter(record: &RunRecord) -> HostFpControl {
-        let host = record.host().regs();
-        let (mxcsr, fpucw) = fp_control();
-        if (mxcsr ^ host.mxcsr) & MXCSR_CONTROL == 0 && fpucw == host.fpucw {
+        let host = cpu::saved_fp_control(record.host());
+        let guest = cpu::fp_control();
+        if guest == host {
             return HostFpControl { guest: None };
         }
-        set_fp_control((mxcsr & !MXCSR_CONTROL) | (host.mxcsr & MXCSR_CONTROL), host.fpucw);
-        HostFpControl { guest: Some((mxcsr, fpucw)) }
+        cpu::load_fp_control(host);
+        HostFpControl { guest: Some(guest) }
     }
 }
 
 impl Drop for HostFpControl {
     fn drop(&mut self) {
-        if let Some((mxcsr, fpucw)) = self.guest {
-            let (now, _) = fp_control();
-            set_fp_control((now & !MXCSR_CONTROL) | (mxcsr & MXCSR_CONTROL), fpucw);
+        if let Some(guest) = self.guest {
+            cpu::load_fp_control(guest);
         }
     }
 }
@@ -155,7 +155,7 @@ const HOST_STACK_WINDOW: usize = 1024;
 fn host_stack_top(record: &RunRecord) -> usize {
     let mut r = record;
     loop {
-        let host_sp = r.host().regs().rsp as usize;
+        let host_sp = r.host().regs().stack_pointer() as usize;
         match r.outer() {
             Some(outer) if outer.in_mapping(host_sp) => r = outer,
             _ => return host_sp,

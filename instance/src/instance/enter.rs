@@ -15,7 +15,7 @@ use std::time::Instant;
 use context::Context;
 
 use super::{Instance, Outcome};
-use crate::cpu::clear_guest_flags;
+use crate::cpu;
 use crate::error::{Error, Operation, Panic};
 use crate::fault::FaultReport;
 use crate::kill::Ended;
@@ -203,6 +203,10 @@ impl Instance {
         // not earlier, so that a stray signal let in by `RunMask` counts as
         // arriving outside runs, and a fault in the setup is the outer
         // run's (if any).
+        // The host's CPU flags, which the guest's host regions and a
+        // handler that abandons the guest put back (see `cpu`).
+        let host_flags = cpu::host_flags();
+        self.pinned.record.set_host_flags(host_flags);
         let activation = Activation::begin(&self.pinned.record);
         let go = match how {
             How::Start { terminable } => self.kill.start(terminable),
@@ -225,7 +229,7 @@ impl Instance {
             // handler may interrupt this switch and divert it
             // (`divert_pending_resume` knows only the assembly's windows).
             unsafe { Context::swap_out_of_line(&mut self.pinned.host, &self.pinned.guest) };
-            clear_guest_flags();
+            cpu::restore_host_flags(host_flags);
             if std::thread::panicking() && !panicking_before {
                 abandoned_while_panicking();
             }

@@ -15,7 +15,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
 use super::RunRecord;
 use super::with_current;
-use crate::cpu::{EFLAGS_AC, EFLAGS_DF, EFLAGS_TF};
+use crate::cpu;
 
 /// Bytes kept free above the spot where [`fault_return`] starts, below the
 /// top of the alternate signal stack (or of the instance's stack).
@@ -72,34 +72,26 @@ pub(crate) unsafe fn redirect_to_host(uc: &mut libc::ucontext_t, record: &RunRec
     // SAFETY: uc_sigmask is an initialised sigset_t the kernel wrote.
     let after = record.host_mask().unwrap_or_else(|| unsafe { SigSet::from_sigset_t_unchecked(uc.uc_sigmask) });
     let way_back_sp = free_alt_stack_top(uc).map(|top| (top - TRAMPOLINE_HEADROOM) & !15);
-    let gregs = &mut uc.uc_mcontext.gregs;
+    let flags = record.host_flags();
     match way_back_sp {
-        Some(sp) => {
-            // `instance_way_back` aligns rsp and calls `fault_return`; its
-            // return address column is undefined, so unwinders stop there
-            // without a word written here (the top of the alternate stack
-            // holds this handler's own signal frame until sigreturn).
-            gregs[libc::REG_RIP as usize] = way_back_entry() as i64;
-            gregs[libc::REG_RSP as usize] = sp as i64;
-        }
+        // `instance_way_back` aligns the stack pointer and calls
+        // `fault_return`; its return address column is undefined, so
+        // unwinders stop there without a word written here (the top of the
+        // alternate stack holds this handler's own signal frame until
+        // sigreturn).
+        Some(sp) => cpu::resume_at(uc, way_back_entry(), sp, flags),
+        // Continue in `fault_return()` on the instance's stack, as if it
+        // had been called with a return address of 0, so that unwinders
+        // stop there.
         None => {
-            // Continue in `fault_return()` on the instance's stack, as if
-            // it had been called: rsp + 8 is 16-aligned at entry, and the
-            // return address slot holds 0 so that unwinders stop there.
-            let entry_sp = (record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15).wrapping_sub(8);
-            // SAFETY: entry_sp lies in the usable part of the instance's
-            // stack (the stack is at least a page, far more than the
-            // headroom), which is mapped read/write and no longer in use by
-            // the abandoned guest.
-            unsafe { (entry_sp as *mut u64).write(0) };
-            gregs[libc::REG_RIP as usize] = fault_return as extern "C" fn() -> ! as usize as i64;
-            gregs[libc::REG_RSP as usize] = entry_sp as i64;
+            let top = record.top().wrapping_sub(TRAMPOLINE_HEADROOM) & !15;
+            // SAFETY: the words below `top` lie in the usable part of the
+            // instance's stack (the stack is at least a page, far more than
+            // the headroom and the trampoline area), which is mapped
+            // read/write and no longer in use by the abandoned guest.
+            unsafe { cpu::resume_as_call(uc, fault_return as extern "C" fn() -> ! as usize, top, flags) };
         }
     }
-    gregs[libc::REG_RBP as usize] = 0;
-    // The ABI wants the direction flag clear at calls; a trap flag or the
-    // alignment check left set by the guest must not follow the host.
-    gregs[libc::REG_EFL as usize] &= !(EFLAGS_DF | EFLAGS_TF | EFLAGS_AC) as i64;
     if way_back_sp.is_some() {
         record.set_on_way_back(true);
         uc.uc_sigmask = *after.as_ref();
@@ -129,12 +121,13 @@ fn free_alt_stack_top(uc: &libc::ucontext_t) -> Option<usize> {
     (lo < here && here < hi).then_some(hi)
 }
 
+// Where the way back starts on the alternate signal stack (see
+// `redirect_to_host`): entered by the handler's sigreturn, with the stack
+// pointer 16-aligned near the top of that stack. Calls `fault_return`, which
+// never returns. The return address column is undefined so that unwinders
+// stop here.
+#[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
-    // Where the way back starts on the alternate signal stack (see
-    // `redirect_to_host`): entered by the handler's sigreturn, with rsp
-    // 16-aligned near the top of that stack. Calls `fault_return`, which
-    // never returns. The return address column is undefined so that
-    // unwinders stop here.
     ".p2align 4",
     ".globl instance_way_back",
     ".hidden instance_way_back",
@@ -149,6 +142,28 @@ core::arch::global_asm!(
     ".size instance_way_back, .-instance_way_back",
     way_back = sym fault_return,
     options(att_syntax),
+);
+
+// aarch64: entered by sigreturn, not by a branch, so with BTYPE clear (the
+// redirect clears it); `bti c` all the same, for a BTI-guarded build.
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".p2align 4",
+    ".globl instance_way_back",
+    ".hidden instance_way_back",
+    ".type instance_way_back, %function",
+    "instance_way_back:",
+    ".cfi_startproc",
+    ".cfi_undefined x30",
+    "hint #34", // bti c
+    "mov x9, sp",
+    "and x9, x9, #-16",
+    "mov sp, x9",
+    "bl {way_back}",
+    "udf #0",
+    ".cfi_endproc",
+    ".size instance_way_back, .-instance_way_back",
+    way_back = sym fault_return,
 );
 
 unsafe extern "C" {
@@ -172,11 +187,9 @@ pub(crate) fn restore_mask_after_redirect(record: &RunRecord) {
 /// the same thread, its run still current): switches to the host context
 /// of the current run.
 extern "C" fn fault_return() -> ! {
-    // The guest may have left values on the x87 register stack, which the
-    // ABI wants empty at calls. `fninit` empties it (and resets the control
-    // word, which `Context::set` loads again from the host's context).
-    // SAFETY: fninit only changes x87 state.
-    unsafe { core::arch::asm!("fninit", options(nomem, nostack, preserves_flags)) };
+    // What the guest may have left on that sigreturn cannot clear: the x87
+    // register stack (x86_64), streaming mode (aarch64).
+    cpu::leave_guest_modes();
     with_current(|record| match record {
         // SAFETY: the record is the run the handler found current (the
         // redirect left it so); its host context was saved by the `swap`
@@ -191,13 +204,14 @@ extern "C" fn fault_return() -> ! {
 
 // ---- the kill pad -----------------------------------------------------------
 
+// Where a guest lands when a kill arrived while its host was switching
+// into it: entered through the guest's resume word instead of the guest's
+// own code (x86_64: a `jmp` with rsp just above that word; aarch64: `ret
+// x10` with sp just above the word's 16-byte slot). Realigns the stack for
+// a call and calls `kill_landing`, which never returns. The return address
+// column is undefined so that unwinders stop here.
+#[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
-    // Where a guest lands when a kill arrived while its host was switching
-    // into it: entered by a `jmp` through the guest's resume word, with rsp
-    // just above that word. Realigns the stack for a call (rsp + 8 must be
-    // a multiple of 16 at the callee's entry) and calls `kill_landing`,
-    // which never returns. The return address column is undefined so that
-    // unwinders stop here.
     ".p2align 4",
     ".globl instance_kill_pad",
     ".hidden instance_kill_pad",
@@ -205,6 +219,7 @@ core::arch::global_asm!(
     "instance_kill_pad:",
     ".cfi_startproc",
     ".cfi_undefined rip",
+    // rsp + 8 must be a multiple of 16 at the callee's entry.
     "and $-16, %rsp",
     "call {landing}",
     "ud2",
@@ -212,6 +227,28 @@ core::arch::global_asm!(
     ".size instance_kill_pad, .-instance_kill_pad",
     landing = sym kill_landing,
     options(att_syntax),
+);
+
+// aarch64: `ret` is no BTI-checked branch; `bti c` all the same, for a
+// BTI-guarded build.
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".p2align 4",
+    ".globl instance_kill_pad",
+    ".hidden instance_kill_pad",
+    ".type instance_kill_pad, %function",
+    "instance_kill_pad:",
+    ".cfi_startproc",
+    ".cfi_undefined x30",
+    "hint #34", // bti c
+    "mov x9, sp",
+    "and x9, x9, #-16",
+    "mov sp, x9",
+    "bl {landing}",
+    "udf #0",
+    ".cfi_endproc",
+    ".size instance_kill_pad, .-instance_kill_pad",
+    landing = sym kill_landing,
 );
 
 unsafe extern "C" {

@@ -141,8 +141,9 @@ impl<'a> Region<'a> {
     pub(crate) fn enter(record: &'a RunRecord) -> Region<'a> {
         record.enter_region();
         // Host code follows: a guest's alignment check or direction flag
-        // must not reach it.
-        crate::cpu::clear_guest_flags();
+        // (x86_64), or its PSTATE bits and streaming mode (aarch64), must
+        // not reach it.
+        crate::cpu::restore_host_flags(record.host_flags());
         Region { record }
     }
 

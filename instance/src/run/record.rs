@@ -16,6 +16,7 @@ use context::Context;
 use nix::sys::signal::SigSet;
 
 use super::slots::{Expect, ResumeSlot, YieldSlot};
+use crate::cpu::HostFlags;
 use crate::fault::FaultReport;
 use crate::kill::KillState;
 
@@ -58,6 +59,10 @@ pub(crate) struct RunRecord {
     /// A handler redirected the guest to the host by way of the alternate
     /// signal stack, and the host has not stopped the run yet.
     on_way_back: Cell<bool>,
+    /// The CPU flags of the host that entered the guest (nothing on x86_64;
+    /// PSTATE.DIT/SSBS/TCO on aarch64), put back after the guest switches
+    /// back, in host regions and by a handler's redirect.
+    host_flags: Cell<HostFlags>,
 }
 
 impl RunRecord {
@@ -78,6 +83,7 @@ impl RunRecord {
             host_mask: Cell::new(None),
             mask_after_redirect: Cell::new(None),
             on_way_back: Cell::new(false),
+            host_flags: Cell::new(HostFlags::UNSET),
         }
     }
 
@@ -139,6 +145,17 @@ impl RunRecord {
 
     pub(crate) fn set_host_mask(&self, mask: Option<SigSet>) {
         self.host_mask.set(mask);
+    }
+
+    /// The flags the host entered the guest with (see `host_flags`).
+    pub(crate) fn host_flags(&self) -> HostFlags {
+        self.host_flags.get()
+    }
+
+    /// Written by the host before it switches into the guest; read by the
+    /// guest's host regions and handlers: never concurrently.
+    pub(crate) fn set_host_flags(&self, flags: HostFlags) {
+        self.host_flags.set(flags);
     }
 
     pub(crate) fn kill(&self) -> &KillState {

@@ -56,8 +56,8 @@ unsafe fn recover(signum: c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucon
 
 /// [`recover`] for the current run's `record`.
 fn recover_in(record: &RunRecord, signum: c_int, info: &libc::siginfo_t, uc: &mut libc::ucontext_t) -> bool {
-    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
-    let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+    let sp = crate::cpu::uc_sp(uc);
+    let pc = crate::cpu::uc_pc(uc);
     if !record.in_mapping(sp) {
         return false;
     }

@@ -127,7 +127,7 @@ fn accept_kill_in(record: &RunRecord, uc: &mut libc::ucontext_t) -> bool {
     // (uc_stack holds the alternate stack as configured when the signal
     // came; its flags do not say whether the thread was on it, the range
     // does, as the kernel's own test reads it.)
-    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
+    let sp = crate::cpu::uc_sp(uc);
     let alt = uc.uc_stack.ss_sp as usize;
     let on_alt = uc.uc_stack.ss_flags & libc::SS_DISABLE == 0 && sp > alt && sp - alt <= uc.uc_stack.ss_size;
     if record.on_way_back() {
@@ -203,7 +203,7 @@ unsafe fn divert_guest(record: &RunRecord, uc: &mut libc::ucontext_t) {
     // SAFETY: the guest context is heap-pinned and only read here; the host
     // code interrupted never writes it while switching in.
     let guest = unsafe { &*record.guest_ptr() };
-    if !record.in_mapping(guest.regs().rsp as usize) {
+    if !record.in_mapping(guest.regs().stack_pointer() as usize) {
         return;
     }
     let pad = kill_pad();

@@ -293,6 +293,7 @@ unsafe fn install_ours(signum: c_int) -> Result<(), Errno> {
 ///
 /// The tail jump leaves no frame of its own: `$handler` returns straight to
 /// the kernel's restorer, and unwinders see it as the signal frame's callee.
+#[cfg(target_arch = "x86_64")]
 macro_rules! ac_clearing_entry {
     ($entry:literal, $handler:path) => {
         core::arch::global_asm!(
@@ -314,6 +315,29 @@ macro_rules! ac_clearing_entry {
             concat!(".size ", $entry, ", .-", $entry),
             handler = sym $handler,
             options(att_syntax),
+        );
+    };
+}
+/// aarch64 has no alignment-check flag a guest can set (alignment checking
+/// is the kernel's SCTLR setting), so the entry only branches to
+/// `$handler`, keeping one shape of handler entry for both arches. The
+/// kernel enters a handler with BTYPE set as for a call (`blr`), so the
+/// entry begins with `bti c`.
+#[cfg(target_arch = "aarch64")]
+macro_rules! ac_clearing_entry {
+    ($entry:literal, $handler:path) => {
+        core::arch::global_asm!(
+            ".p2align 4",
+            concat!(".globl ", $entry),
+            concat!(".hidden ", $entry),
+            concat!(".type ", $entry, ", %function"),
+            concat!($entry, ":"),
+            ".cfi_startproc",
+            "hint #34", // bti c
+            "b {handler}",
+            ".cfi_endproc",
+            concat!(".size ", $entry, ", .-", $entry),
+            handler = sym $handler,
         );
     };
 }
