@@ -27,9 +27,9 @@ use crate::util::{self, cargo, root, under_ci};
 
 /// The Rust target.
 pub const TARGET: &str = "aarch64-unknown-linux-gnu";
-const CC: &str = "aarch64-linux-gnu-gcc";
-const QEMU: &str = "qemu-aarch64";
-const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+pub(crate) const CC: &str = "aarch64-linux-gnu-gcc";
+pub(crate) const QEMU: &str = "qemu-aarch64";
+pub(crate) const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
 /// The packages whose tests run under qemu.
 pub const PACKAGES: &[&str] = &["stackful-context-sys", "stackful-context"];
@@ -51,7 +51,7 @@ fn found(tool: &str, arg: &str) -> bool {
 }
 
 /// Whether the Rust standard library for [`TARGET`] is installed.
-fn rust_target_installed() -> bool {
+pub(crate) fn rust_target_installed() -> bool {
     let Ok(out) = Command::new("rustc").args(["--print", "target-libdir", "--target", TARGET]).output() else {
         return false;
     };
@@ -62,7 +62,7 @@ fn rust_target_installed() -> bool {
 }
 
 /// The cross environment for cargo.
-fn cross(cmd: &mut Command) -> &mut Command {
+pub(crate) fn cross(cmd: &mut Command) -> &mut Command {
     cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", CC)
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", format!("{QEMU} -L {SYSROOT}"))
         .env("CC_aarch64_unknown_linux_gnu", CC)
@@ -70,7 +70,7 @@ fn cross(cmd: &mut Command) -> &mut Command {
         .env("CARGO_TARGET_DIR", target_dir())
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     util::target_dir().join("aarch64")
 }
 
@@ -170,7 +170,7 @@ fn archive() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("no libcontext_sys.a under {}", build.display()))
 }
 
-fn tool_output(tool: &str, args: &[&str], file: &Path) -> Result<String, String> {
+pub(crate) fn tool_output(tool: &str, args: &[&str], file: &Path) -> Result<String, String> {
     let out = Command::new(tool).args(args).arg(file).output().map_err(|e| format!("could not run {tool}: {e}"))?;
     if !out.status.success() {
         return Err(format!("{tool} {args:?} {} failed: {}", file.display(), String::from_utf8_lossy(&out.stderr)));
