@@ -112,12 +112,12 @@ impl Drop for HostFpControl {
 ///
 /// ```
 /// let mut inst = instance::Instance::new(16 * 1024)?;
-/// // 1 MiB of host stack for a guest whose own stack is 16 KiB.
+/// // 256 KiB of host stack for a guest whose own stack is 16 KiB.
 /// let n = inst.run_closure(|| instance::on_host_stack(|| {
-///     let big = std::hint::black_box([1u8; 1 << 20]);
+///     let big = std::hint::black_box([1u8; 1 << 18]);
 ///     big.iter().map(|&b| b as u32).sum::<u32>()
 /// }))?;
-/// assert_eq!(n, 1 << 20);
+/// assert_eq!(n, 1 << 18);
 /// # Ok::<(), instance::Error>(())
 /// ```
 pub fn on_host_stack<T>(f: impl FnOnce() -> T) -> T {

@@ -1,6 +1,7 @@
 //! Reproducers from an adversarial review, kept as regression tests:
-//! signals and CPU flags. Each case runs in a child process.
-#![cfg(target_arch = "x86_64")]
+//! signals and CPU flags. Each case runs in a child process. The two CPU
+//! flag cases (EFLAGS.AC, EFLAGS.TF) are x86_64's; aarch64's flags are in
+//! `guest_pstate.rs`.
 
 mod common;
 
@@ -19,6 +20,7 @@ fn null_write() {
     unsafe { core::ptr::without_provenance_mut::<u64>(8).write_volatile(1) }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// Sets EFLAGS.AC in a raw guest, then calls the host function in rdi
 /// (`host_misaligned`) through `on_host_stack`, i.e. host code.
 extern "C" fn ac_then_host_code() -> u64 {
@@ -34,6 +36,7 @@ extern "C" fn ac_then_host_code() -> u64 {
 }
 
 /// Sets EFLAGS.TF (single step) in a raw guest.
+#[cfg(target_arch = "x86_64")]
 extern "C" fn tf_then_nops() -> u64 {
     // SAFETY: sets TF; the next instruction traps (SIGTRAP, TRAP_TRACE).
     unsafe { core::arch::asm!("pushfq; orl $0x100, (%rsp); popfq", "nop", "nop", options(att_syntax)) };
@@ -108,6 +111,7 @@ fn case(name: &str) {
             println!("{OK}");
         }
         // C3: AC left set by a raw guest reaches host code in on_host_stack.
+        #[cfg(target_arch = "x86_64")]
         "ac_into_on_host_stack" => {
             let mut inst = Instance::new(64 * 1024).unwrap();
             // SAFETY: extern "C" fn with no arguments that does not unwind.
@@ -116,6 +120,7 @@ fn case(name: &str) {
             println!("{OK}");
         }
         // C4: single-step trap flag in a guest: a breakpoint fault, host fine.
+        #[cfg(target_arch = "x86_64")]
         "tf_in_guest" => {
             let mut inst = Instance::new(64 * 1024).unwrap();
             for _ in 0..3 {
@@ -294,10 +299,12 @@ fn c2_guest_raise_sigbus_then_faults() {
     expect_ok("guest_raise_sigbus_then_faults");
 }
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn c3_ac_into_on_host_stack() {
     expect_ok("ac_into_on_host_stack");
 }
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn c4_tf_in_guest() {
     expect_ok("tf_in_guest");
 }

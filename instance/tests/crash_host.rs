@@ -43,13 +43,13 @@ fn run_faulting_guests() {
             read_from(UNMAPPED);
         }),
         (FaultKind::IllegalInstruction, || {
-            ud2();
+            illegal_instruction();
         }),
         (FaultKind::Arithmetic, || {
-            divide(1, std::hint::black_box(0));
+            arithmetic_fault();
         }),
         (FaultKind::Breakpoint, || {
-            int3();
+            breakpoint();
         }),
         (FaultKind::StackOverflow, || {
             rust_recursion(0);
@@ -128,6 +128,28 @@ extern "C" fn count(_sig: i32) {
     HOST_FAULTS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// A breakpoint's handler that counts and continues after it: x86_64's
+/// `int3` is a trap (pc is already past it), so a plain handler returns.
+#[cfg(target_arch = "x86_64")]
+fn counting_breakpoint_handler() -> (SigHandler, SaFlags) {
+    (SigHandler::Handler(count), SaFlags::empty())
+}
+
+/// aarch64's `brk` leaves pc at the instruction: a handler that returns
+/// without stepping over it would take the same breakpoint for ever.
+#[cfg(target_arch = "aarch64")]
+extern "C" fn count_and_skip(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: the kernel's ucontext of an SA_SIGINFO handler.
+    let uc = unsafe { &mut *uc.cast::<libc::ucontext_t>() };
+    uc.uc_mcontext.pc += 4;
+    HOST_FAULTS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[cfg(target_arch = "aarch64")]
+fn counting_breakpoint_handler() -> (SigHandler, SaFlags) {
+    (SigHandler::SigAction(count_and_skip), SaFlags::SA_SIGINFO)
+}
+
 fn install_before_ours(signal: Signal, handler: SigHandler, flags: SaFlags) {
     assert!(!instance::in_guest());
     // SAFETY: the handlers above are async-signal-safe.
@@ -150,15 +172,15 @@ fn child() {
         }
         "host_ud2" => {
             run_faulting_guests();
-            ud2();
+            illegal_instruction();
         }
         "host_div0" => {
             run_faulting_guests();
-            divide(1, std::hint::black_box(0));
+            arithmetic_fault();
         }
         "host_int3" => {
             run_faulting_guests();
-            int3();
+            breakpoint();
         }
         "host_bus" => {
             run_faulting_guests();
@@ -247,12 +269,13 @@ fn child() {
             null_deref();
         }
         "prev_plain_trap_counts" => {
-            install_before_ours(Signal::SIGTRAP, SigHandler::Handler(count), SaFlags::empty());
+            let (handler, flags) = counting_breakpoint_handler();
+            install_before_ours(Signal::SIGTRAP, handler, flags);
             static STOP: AtomicBool = AtomicBool::new(false);
             let guests = guest_thread(&STOP);
             run_faulting_guests();
             for i in 0..50 {
-                int3();
+                breakpoint();
                 assert_eq!(HOST_FAULTS.load(Ordering::SeqCst), i + 1);
             }
             STOP.store(true, Ordering::SeqCst);
@@ -266,7 +289,7 @@ fn child() {
             // A sent SIGTRAP is ignored, as it would be without us...
             raise(Signal::SIGTRAP).unwrap();
             // ...but the kernel never lets a CPU trap be ignored.
-            int3();
+            breakpoint();
         }
         "prev_resethand" => {
             install_before_ours(Signal::SIGSEGV, SigHandler::SigAction(mprotect_and_continue), SaFlags::SA_RESETHAND);

@@ -1,11 +1,11 @@
 //! Every fault kind, raised by a real instruction in a guest, comes back as
 //! a report with the right kind, signal and code; the instance then resets
-//! and runs again; the host's signal mask, MXCSR and x87 control word are
-//! exactly as before.
+//! and runs again; the host's signal mask and floating-point control (MXCSR
+//! and x87 control word on x86_64, FPCR on aarch64) are exactly as before.
 
-// Clippy 1.88 (the MSRV) calls `|| ud2()` a redundant closure, but an
+// Clippy 1.88 (the MSRV) calls `|| illegal_instruction()` a redundant closure, but an
 // `extern "C" fn` item is not `FnOnce` on current Rust, so its suggestion
-// (`run_closure(ud2)`) does not compile there.
+// (`run_closure(illegal_instruction)`) does not compile there.
 #![allow(clippy::redundant_closure)]
 
 mod common;
@@ -14,7 +14,6 @@ use common::guests::*;
 use context::Val;
 use instance::{Error, FaultKind, FaultReport, Instance, Operation, State};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-use test_support::fp::{fpucw, mxcsr, set_fpucw, set_mxcsr};
 
 const STACK: usize = 256 * 1024;
 
@@ -85,20 +84,27 @@ fn read_of_unmapped_address_is_a_memory_fault() {
 }
 
 #[test]
-fn ud2_is_an_illegal_instruction() {
+fn an_undefined_instruction_is_illegal() {
     common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
-    let r = raw_fault(&mut inst, ud2 as *const () as usize, &[]);
-    assert_eq!((r.kind, r.signal, r.code), (FaultKind::IllegalInstruction, Signal::SIGILL, ILL_ILLOPN));
+    let r = raw_fault(&mut inst, illegal_instruction as *const () as usize, &[]);
+    assert_eq!((r.kind, r.signal), (FaultKind::IllegalInstruction, Signal::SIGILL));
+    // x86_64's ud2 is ILL_ILLOPN; for aarch64's udf the kernel says
+    // ILL_ILLOPC and qemu ILL_ILLOPN: its code is not asserted there.
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(r.code, ILL_ILLOPN);
     // For SIGILL the kernel reports the instruction's address in si_addr.
     assert_eq!(r.addr, r.pc);
-    // SAFETY: reading two code bytes at the reported pc, inside `ud2`.
-    assert_eq!(unsafe { *(r.pc as *const [u8; 2]) }, [0x0f, 0x0b]);
-    let r = closure_fault(&mut inst, || ud2());
+    // SAFETY: reading the instruction's bytes at the reported pc, inside
+    // `illegal_instruction`'s code.
+    let at_pc = unsafe { std::slice::from_raw_parts(r.pc as *const u8, ILLEGAL_INSTRUCTION_BYTES.len()) };
+    assert_eq!(at_pc, ILLEGAL_INSTRUCTION_BYTES);
+    let r = closure_fault(&mut inst, || illegal_instruction());
     assert_eq!(r.kind, FaultKind::IllegalInstruction);
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn integer_division_by_zero_is_arithmetic() {
     common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
@@ -108,20 +114,58 @@ fn integer_division_by_zero_is_arithmetic() {
     // SAFETY: as above; `divide` does not fault for a non-zero divisor.
     assert_eq!(unsafe { inst.run(divide as *const () as usize, &[Val::U64(10), Val::U64(5)]) }.unwrap().as_u64(), 2);
     inst.reset().unwrap();
-    let r = closure_fault(&mut inst, || divide(1, std::hint::black_box(0)));
+    let r = closure_fault(&mut inst, || arithmetic_fault());
     assert_eq!(r.kind, FaultKind::Arithmetic);
 }
 
+/// aarch64 raises no SIGFPE for an integer division by zero (and qemu has
+/// no FP traps): the path is exercised with the signal queued to the
+/// guest's own thread, with the CPU's si_code.
 #[test]
-fn int3_is_a_breakpoint() {
+#[cfg(target_arch = "aarch64")]
+fn a_queued_sigfpe_is_arithmetic_and_division_by_zero_does_not_trap() {
     common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
-    let r = raw_fault(&mut inst, int3 as *const () as usize, &[]);
-    assert_eq!((r.kind, r.signal, r.code), (FaultKind::Breakpoint, Signal::SIGTRAP, SI_KERNEL));
-    // int3 is a trap: pc is the instruction after the 0xcc byte.
-    // SAFETY: reading one code byte just before the reported pc.
-    assert_eq!(unsafe { *((r.pc - 1) as *const u8) }, 0xcc);
-    let r = closure_fault(&mut inst, || int3());
+    let r = raw_fault(&mut inst, arithmetic_fault as *const () as usize, &[]);
+    assert_eq!((r.kind, r.signal, r.code), (FaultKind::Arithmetic, Signal::SIGFPE, FPE_INTDIV));
+    assert!(in_stack(&inst, r.sp));
+    let r = closure_fault(&mut inst, || arithmetic_fault());
+    assert_eq!(r.kind, FaultKind::Arithmetic);
+    // `udiv` by zero gives 0, no signal.
+    let q = inst.run_closure(|| std::hint::black_box(10u64).checked_div(std::hint::black_box(0))).unwrap();
+    assert_eq!(q, None);
+    let raw: u64 = inst
+        .run_closure(|| {
+            let (n, d) = (std::hint::black_box(10u64), std::hint::black_box(0u64));
+            let q: u64;
+            // SAFETY: udiv has no side effect; by zero it gives 0.
+            unsafe { core::arch::asm!("udiv {q}, {n}, {d}", q = out(reg) q, n = in(reg) n, d = in(reg) d) };
+            q
+        })
+        .unwrap();
+    assert_eq!(raw, 0);
+}
+
+#[test]
+fn a_breakpoint_is_a_breakpoint() {
+    common::deadline();
+    let mut inst = Instance::new(STACK).unwrap();
+    let r = raw_fault(&mut inst, breakpoint as *const () as usize, &[]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!((r.kind, r.signal, r.code), (FaultKind::Breakpoint, Signal::SIGTRAP, SI_KERNEL));
+        // int3 is a trap: pc is the instruction after the 0xcc byte.
+        // SAFETY: reading one code byte just before the reported pc.
+        assert_eq!(unsafe { *((r.pc - 1) as *const u8) }, 0xcc);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert_eq!((r.kind, r.signal, r.code), (FaultKind::Breakpoint, Signal::SIGTRAP, TRAP_BRKPT));
+        // brk leaves pc at the instruction itself (0xd4200000 = brk #0).
+        // SAFETY: reading the 4-byte instruction at the reported pc.
+        assert_eq!(unsafe { (r.pc as *const u32).read_unaligned() }, 0xd420_0000);
+    }
+    let r = closure_fault(&mut inst, || breakpoint());
     assert_eq!(r.kind, FaultKind::Breakpoint);
 }
 
@@ -230,9 +274,11 @@ fn truncated_file_mapping_is_a_bus_error() {
 fn error_display_names_the_fault() {
     common::deadline();
     let mut inst = Instance::new(STACK).unwrap();
-    let err = inst.run_closure(|| ud2()).unwrap_err();
+    let err = inst.run_closure(|| illegal_instruction()).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("the guest faulted: illegal instruction (SIGILL code 2) at address 0x"), "{text}");
+    let code = err.fault().unwrap().code;
+    let want = format!("the guest faulted: illegal instruction (SIGILL code {code}) at address 0x");
+    assert!(text.starts_with(&want), "{text}");
 }
 
 // ---- exact restoration of the host thread's state ------------------------
@@ -244,54 +290,101 @@ fn raw_mask() -> String {
     status.lines().find(|l| l.starts_with("SigBlk:")).unwrap().to_string()
 }
 
-/// The x87 tag word: 0xffff when the register stack is empty, as the ABI
-/// wants it at every call.
-fn x87_tags() -> u16 {
-    let mut env = [0u16; 14];
-    // SAFETY: fnstenv stores the 28-byte x87 environment into `env`; it
-    // also masks all x87 exceptions, so the saved control word (the first
-    // word) is loaded back.
-    unsafe { core::arch::asm!("fnstenv [{0}]", "fldcw [{0}]", in(reg) env.as_mut_ptr(), options(nostack)) };
-    env[4]
+/// The floating-point control state this test sets and checks, per arch.
+#[cfg(target_arch = "x86_64")]
+mod fp {
+    use test_support::fp::{fpucw, mxcsr, set_fpucw, set_mxcsr};
+
+    /// What a guest sets: flush-to-zero, round down, single precision.
+    pub fn guest_control() {
+        set_mxcsr(0x1f80 | 0x8000 | 0x2000);
+        set_fpucw(0x007f);
+    }
+
+    /// What the host thread runs with: round toward zero, double precision.
+    pub fn host_control() {
+        set_mxcsr(0x1f80 | 0x6000);
+        set_fpucw(0x027f);
+    }
+
+    /// The control state (MXCSR's control bits, the x87 control word).
+    pub fn control() -> (u32, u16) {
+        (mxcsr() & 0xffc0, fpucw())
+    }
+
+    /// The x87 tag word: 0xffff when the register stack is empty, as the
+    /// ABI wants it at every call.
+    pub fn x87_tags() -> u16 {
+        let mut env = [0u16; 14];
+        // SAFETY: fnstenv stores the 28-byte x87 environment into `env`;
+        // it also masks all x87 exceptions, so the saved control word (the
+        // first word) is loaded back.
+        unsafe { core::arch::asm!("fnstenv [{0}]", "fldcw [{0}]", in(reg) env.as_mut_ptr(), options(nostack)) };
+        env[4]
+    }
+
+    /// Extra state checks after a run: the x87 register stack is empty.
+    pub fn check(name: &str) {
+        assert_eq!(x87_tags(), 0xffff, "{name}: x87 register stack not empty");
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod fp {
+    use test_support::fp::{FPCR_FZ, FPCR_ROUND_DOWN, fpcr, set_fpcr};
+
+    /// What a guest sets: flush-to-zero, round down.
+    pub fn guest_control() {
+        set_fpcr(FPCR_FZ | FPCR_ROUND_DOWN);
+    }
+
+    /// What the host thread runs with: round toward zero, default NaN.
+    pub fn host_control() {
+        set_fpcr(0b11 << 22 | 1 << 25);
+    }
+
+    /// The control state (FPCR).
+    pub fn control() -> u64 {
+        fpcr()
+    }
+
+    /// Nothing more to check on aarch64 (no x87 stack).
+    pub fn check(_: &str) {}
 }
 
 /// What a guest does to its own thread state before it ends.
 fn scribble() {
-    set_mxcsr(0x1f80 | 0x8000 | 0x2000); // flush-to-zero, round down
-    set_fpucw(0x007f); // single precision
+    fp::guest_control();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::from(Signal::SIGUSR2)), None).unwrap();
 }
 
-/// Runs `outcome` on a thread with a non-default mask, MXCSR and x87
-/// control word and checks all three are bit-identical afterwards.
+/// Runs `outcome` on a thread with a non-default mask and floating-point
+/// control, and checks both are bit-identical afterwards.
 fn host_state_survives(name: &'static str, outcome: impl FnOnce(&mut Instance) + Send + 'static) {
     std::thread::spawn(move || {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGUSR1);
         mask.add(Signal::SIGWINCH);
         pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None).unwrap();
-        set_mxcsr(0x1f80 | 0x6000); // round toward zero
-        set_fpucw(0x027f); // double precision
-        let (m0, x0, c0) = (raw_mask(), mxcsr(), fpucw());
+        fp::host_control();
+        let (m0, c0) = (raw_mask(), fp::control());
         let mut inst = Instance::new(STACK).unwrap();
         outcome(&mut inst);
         assert_eq!(raw_mask(), m0, "{name}: signal mask changed");
-        assert_eq!(mxcsr() & 0xffc0, x0 & 0xffc0, "{name}: MXCSR control bits changed");
-        assert_eq!(fpucw(), c0, "{name}: x87 control word changed");
-        assert_eq!(x87_tags(), 0xffff, "{name}: x87 register stack not empty");
+        assert_eq!(fp::control(), c0, "{name}: floating-point control changed");
+        fp::check(name);
     })
     .join()
     .unwrap();
 }
 
 #[test]
-fn host_mask_mxcsr_and_x87_survive_every_outcome() {
+fn host_mask_and_fp_control_survive_every_outcome() {
     common::deadline();
     host_state_survives("return", |inst| {
         let v = inst
             .run_closure(|| {
-                set_mxcsr(0x1f80 | 0x8000);
-                set_fpucw(0x007f);
+                fp::guest_control();
                 5
             })
             .unwrap();
@@ -304,35 +397,35 @@ fn host_mask_mxcsr_and_x87_survive_every_outcome() {
     host_state_survives("panic", |inst| {
         let err = inst
             .run_closure(|| -> u32 {
-                set_mxcsr(0x1f80 | 0x8000);
-                set_fpucw(0x007f);
+                fp::guest_control();
                 std::panic::panic_any(17u32)
             })
             .unwrap_err();
         assert_eq!(err.into_panic().unwrap().payload().downcast_ref::<u32>(), Some(&17));
     });
-    let kinds: [(&str, FaultKind, fn()); 6] = [
+    let kinds: &[(&str, FaultKind, fn())] = &[
         ("unmapped read", FaultKind::MemoryFault, || {
             read_from(UNMAPPED);
         }),
-        ("ud2", FaultKind::IllegalInstruction, || {
-            ud2();
+        ("illegal instruction", FaultKind::IllegalInstruction, || {
+            illegal_instruction();
         }),
-        ("div0", FaultKind::Arithmetic, || {
-            divide(1, std::hint::black_box(0));
+        ("arithmetic", FaultKind::Arithmetic, || {
+            arithmetic_fault();
         }),
-        ("int3", FaultKind::Breakpoint, || {
-            int3();
+        ("breakpoint", FaultKind::Breakpoint, || {
+            breakpoint();
         }),
         ("overflow", FaultKind::StackOverflow, || {
             rust_recursion(0);
         }),
+        #[cfg(target_arch = "x86_64")]
         ("x87 stack left full", FaultKind::IllegalInstruction, || {
             // SAFETY: pushes three values on the x87 stack, then faults.
             unsafe { core::arch::asm!("fld1", "fld1", "fldz", "ud2", options(nomem, nostack)) };
         }),
     ];
-    for (name, kind, guest) in kinds {
+    for &(name, kind, guest) in kinds {
         host_state_survives(name, move |inst| {
             let err = inst
                 .run_closure(move || {
@@ -375,7 +468,7 @@ fn nested_fault_belongs_to_the_inner_instance() {
     let (inner_result, inner_state, after) = outer
         .run_closure(move || {
             let mut inner = Instance::with_stack(inner_stack);
-            let r = inner.run_closure(|| ud2()).map(|_| ());
+            let r = inner.run_closure(|| illegal_instruction()).map(|_| ());
             let state = inner.state();
             inner.reset().unwrap();
             let again = inner.run_closure(|| 11).unwrap();
@@ -399,7 +492,7 @@ fn outer_fault_after_inner_run_belongs_to_the_outer_instance() {
             let inner_overflow = inner.run_closure(|| rust_recursion(0)).unwrap_err();
             assert_eq!(inner_overflow.fault().unwrap().kind, FaultKind::StackOverflow);
             // Now the outer guest itself faults.
-            divide(1, std::hint::black_box(0))
+            arithmetic_fault()
         })
         .unwrap_err();
     let report = err.fault().unwrap();
@@ -444,11 +537,9 @@ fn faults_on_many_threads_stay_on_their_own_thread() {
                             assert_eq!(inst.run_closure(move || i * t).unwrap(), i * t);
                             continue;
                         }
-                        1 => (FaultKind::IllegalInstruction, inst.run_closure(|| ud2()).map(|_| ())),
+                        1 => (FaultKind::IllegalInstruction, inst.run_closure(|| illegal_instruction()).map(|_| ())),
                         2 => (FaultKind::MemoryFault, inst.run_closure(|| read_from(UNMAPPED)).map(|_| ())),
-                        _ => {
-                            (FaultKind::Arithmetic, inst.run_closure(|| divide(1, std::hint::black_box(0))).map(|_| ()))
-                        }
+                        _ => (FaultKind::Arithmetic, inst.run_closure(|| arithmetic_fault()).map(|_| ())),
                     };
                     let report = *want.1.unwrap_err().fault().unwrap();
                     assert_eq!(report.kind, want.0);

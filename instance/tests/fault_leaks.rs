@@ -3,9 +3,9 @@
 //!
 //! One test in its own binary, so nothing else maps or unmaps meanwhile.
 
-// Clippy 1.88 (the MSRV) calls `|| ud2()` a redundant closure, but an
+// Clippy 1.88 (the MSRV) calls `|| illegal_instruction()` a redundant closure, but an
 // `extern "C" fn` item is not `FnOnce` on current Rust, so its suggestion
-// (`run_closure(ud2)`) does not compile there.
+// (`run_closure(illegal_instruction)`) does not compile there.
 #![allow(clippy::redundant_closure)]
 
 mod common;
@@ -31,9 +31,9 @@ fn ten_thousand_faults_and_reruns_leak_nothing() {
         let (want, err) = match i % 8 {
             0 => (FaultKind::MemoryFault, inst.run_closure(move || write_to(p)).map(drop)),
             1 => (FaultKind::MemoryFault, inst.run_closure(|| read_from(UNMAPPED)).map(drop)),
-            2 => (FaultKind::IllegalInstruction, inst.run_closure(|| ud2()).map(drop)),
-            3 => (FaultKind::Arithmetic, inst.run_closure(|| divide(3, std::hint::black_box(0))).map(drop)),
-            4 => (FaultKind::Breakpoint, inst.run_closure(|| int3()).map(drop)),
+            2 => (FaultKind::IllegalInstruction, inst.run_closure(|| illegal_instruction()).map(drop)),
+            3 => (FaultKind::Arithmetic, inst.run_closure(|| arithmetic_fault()).map(drop)),
+            4 => (FaultKind::Breakpoint, inst.run_closure(|| breakpoint()).map(drop)),
             5 => (FaultKind::StackOverflow, inst.run_closure(|| rust_recursion(0)).map(drop)),
             // SAFETY: c_recursion is extern "C" (u64) -> u64.
             6 => (
@@ -66,7 +66,7 @@ fn ten_thousand_faults_and_reruns_leak_nothing() {
     // unmapped when the thread exits.
     let mut moved = other_thread_inst.take().unwrap();
     let alt = std::thread::spawn(move || {
-        let r = moved.run_closure(|| ud2()).map(drop);
+        let r = moved.run_closure(|| illegal_instruction()).map(drop);
         assert!(r.unwrap_err().fault().is_some());
         moved.reset().unwrap();
         moved.run_closure(current_alt_stack).unwrap()

@@ -83,7 +83,7 @@ fn a_raw_guest_overflows_its_stack_thousands_of_times_in_both_modes() {
     for mode in [ThreadSignalMode::Restore, ThreadSignalMode::Keep] {
         instance::set_thread_signal_mode(mode).unwrap();
         // The thread's alternate stack for runs is made by its first run.
-        assert_eq!(Instance::new(4096).unwrap().run_closure(|| 1).unwrap(), 1);
+        assert_eq!(Instance::new(instance::page_size()).unwrap().run_closure(|| 1).unwrap(), 1);
         let maps = common::maps_lines();
         let mut inst = Instance::new(64 * 1024).unwrap();
         let guard = (inst.stack().mapping_start(), inst.stack().base());

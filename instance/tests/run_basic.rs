@@ -54,7 +54,7 @@ fn raw_entry_gets_its_arguments_and_returns_its_value() {
 fn bad_input_is_a_typed_error() {
     common::deadline();
     assert!(matches!(Instance::new(0), Err(Error::Stack(StackError::ZeroSize))));
-    let mut inst = Instance::new(4096).unwrap();
+    let mut inst = Instance::new(instance::page_size()).unwrap();
     // SAFETY: the entry point is rejected before anything runs.
     let err = unsafe { inst.run(0, &[]) }.unwrap_err();
     assert!(matches!(err, Error::Context(context::Error::NullEntryPoint)), "{err:?}");
@@ -246,7 +246,7 @@ fn instances_move_between_threads_between_runs() {
 #[test]
 fn stack_comes_back_for_reuse() {
     common::deadline();
-    let pool = instance::StackPool::new(STACK, 4096, 4).unwrap();
+    let pool = instance::StackPool::new(STACK, instance::page_size(), 4).unwrap();
     let stack = pool.take().unwrap();
     let top = stack.top();
     let mut inst = Instance::with_stack(stack);

@@ -52,10 +52,10 @@ fn every_outcome(inst: &mut Instance) {
             read_from(UNMAPPED);
         }),
         (FaultKind::IllegalInstruction, || {
-            ud2();
+            illegal_instruction();
         }),
         (FaultKind::Breakpoint, || {
-            int3();
+            breakpoint();
         }),
         (FaultKind::StackOverflow, || {
             rust_recursion(0);

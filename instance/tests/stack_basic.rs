@@ -99,7 +99,7 @@ fn pool_gives_the_same_mapping_back() {
 #[test]
 fn pool_trim_gives_memory_back_and_keeps_mappings() {
     common::deadline();
-    let pool = StackPool::new(256 * 1024, 4096, 4).unwrap();
+    let pool = StackPool::new(256 * 1024, instance::page_size(), 4).unwrap();
     let mut stack = pool.take().unwrap();
     let base = stack.base();
     stack.as_words_mut().fill(1);

@@ -1,5 +1,6 @@
 //! 100,000 yield/resume round trips keep what the ABI promises both sides:
-//! rbx, rbp, r12–r15, rsp, the MXCSR control bits and the x87 control word.
+//! on x86_64 rbx, rbp, r12–r15, rsp, the MXCSR control bits and the x87
+//! control word; on aarch64 x19–x28, fp, sp, d8–d15 and FPCR.
 //!
 //! An assembly probe (test-support's) loads a pattern into every
 //! callee-saved register and both control registers, calls a function (the
@@ -34,21 +35,36 @@ unsafe fn inst_test_probe_call(
     unsafe { probe_call(f as *const (), arg, std::ptr::null(), pattern, found) }
 }
 
+/// Distinctive word `k` of round `i` of side `seed`.
+fn word(i: u64, seed: u64, k: usize) -> u64 {
+    (seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(k as u32 * 11) ^ (k as u64) << 56
+}
+
 /// A pattern for round `i` of side `seed`: distinctive words, and control
 /// registers with every exception masked but rounding modes, flush-to-zero,
 /// denormals-are-zero (MXCSR) and precision and rounding control (x87)
 /// varying.
+#[cfg(target_arch = "x86_64")]
 fn pattern(i: u64, seed: u64) -> Pattern {
-    let mut gp = [0u64; 6];
-    for (k, w) in gp.iter_mut().enumerate() {
-        *w = (seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(k as u32 * 11) ^ (k as u64) << 56;
-    }
+    let gp = std::array::from_fn(|k| word(i, seed, k));
     let r = i.wrapping_add(seed);
     let mxcsr =
         0x1f80 | (((r & 3) as u32) << 13) | if r & 4 != 0 { 0x8000 } else { 0 } | if r & 8 != 0 { 0x40 } else { 0 };
     let pc = [0u16, 2, 3][(r % 3) as usize];
     let fpucw = 0x007f | (pc << 8) | ((((r >> 4) & 3) as u16) << 10);
     Pattern { gp, mxcsr, fpucw, pad: 0 }
+}
+
+/// A pattern for round `i` of side `seed`: distinctive words in the general
+/// and d registers, and FPCR with its rounding mode, flush-to-zero, default
+/// NaN and alternative half-precision bits varying.
+#[cfg(target_arch = "aarch64")]
+fn pattern(i: u64, seed: u64) -> Pattern {
+    let gp = std::array::from_fn(|k| word(i, seed, k));
+    let fp = std::array::from_fn(|k| word(i, seed, k + 11));
+    let r = i.wrapping_add(seed);
+    let fpcr = (r << 22) & test_support::fp::FPCR_TESTABLE;
+    Pattern { gp, fp, fpcr }
 }
 
 const GUEST_SEED: u64 = 0x6a09_e667_f3bc_c908;

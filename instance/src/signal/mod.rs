@@ -430,13 +430,23 @@ unsafe fn keep_ours_installed(signum: c_int, prev: &Previous) {
 
 /// What the kernel would have done with no handler: put back `SIG_DFL` and
 /// let the signal take effect. A faulting instruction faults again when we
-/// return; a trap (`int3` leaves rip after it) or a sent signal would not
-/// recur, so it is raised again (blocked now, delivered at sigreturn).
+/// return, and the kernel then kills with the fault's own siginfo (what a
+/// core dump shows); a trap (x86_64's `int3` leaves rip after it), a sent
+/// signal, or on aarch64 a SIGFPE (which its CPUs raise for no integer
+/// instruction and most for no FP one: a SIGFPE with a fault's si_code was
+/// queued by `rt_tgsigqueueinfo`) would not recur, so it is raised again
+/// (blocked now, delivered at sigreturn).
 fn default_action(signum: c_int, code: c_int) {
     let Ok(signal) = Signal::try_from(signum) else { return };
     // SAFETY: SIG_DFL is always a valid disposition.
     let _ = unsafe { sigaction(signal, &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty())) };
-    if code <= 0 || signal == Signal::SIGTRAP {
+    if code <= 0 || !recurs_on_return(signal) {
         let _ = raise(signal);
     }
+}
+
+/// Whether the CPU raises `signal` again when the handler of a CPU-raised
+/// one returns.
+fn recurs_on_return(signal: Signal) -> bool {
+    if cfg!(target_arch = "x86_64") { signal != Signal::SIGTRAP } else { signal != Signal::SIGFPE }
 }

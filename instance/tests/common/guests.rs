@@ -16,6 +16,7 @@ pub const ILL_ILLOPN: i32 = 2;
 pub const FPE_INTDIV: i32 = 1;
 pub const BUS_ADRERR: i32 = 2;
 pub const SI_KERNEL: i32 = 0x80;
+pub const TRAP_BRKPT: i32 = 1;
 
 /// An unmapped address: below the kernel's mmap_min_addr.
 pub const UNMAPPED: usize = 0x10;
@@ -80,11 +81,12 @@ pub extern "C" fn write_to(addr: usize) -> u64 {
     0
 }
 
-// `store_one(addr)`: its first instruction stores 1 at `addr`, so a fault it
-// raises has its pc exactly at the function's address, whatever the compiler
-// does with Rust code (an `extern "C" fn` whose store goes through
-// `write_volatile` faults inside core's `write_volatile` when that is not
-// inlined, as in Rust 1.88's debug builds).
+// `store_one(addr)`: its first instruction stores a non-zero word at
+// `addr`, so a fault it raises has its pc exactly at the function's address,
+// whatever the compiler does with Rust code (an `extern "C" fn` whose store
+// goes through `write_volatile` faults inside core's `write_volatile` when
+// that is not inlined, as in Rust 1.88's debug builds).
+#[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
     ".text",
     ".p2align 4",
@@ -98,9 +100,23 @@ core::arch::global_asm!(
     ".cfi_endproc",
     ".size instance_test_store_one, . - instance_test_store_one",
 );
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl instance_test_store_one",
+    ".type instance_test_store_one, %function",
+    "instance_test_store_one:",
+    ".cfi_startproc",
+    "    str x0, [x0]", // the faulting store (of the address): pc == the symbol
+    "    mov x0, #0",   // returns 0
+    "    ret",
+    ".cfi_endproc",
+    ".size instance_test_store_one, . - instance_test_store_one",
+);
 
 unsafe extern "C" {
-    /// Stores 1 at `addr` with the function's first instruction; returns 0.
+    /// Stores at `addr` with the function's first instruction; returns 0.
     #[link_name = "instance_test_store_one"]
     fn store_one_entry(addr: usize) -> u64;
 }
@@ -116,21 +132,47 @@ pub extern "C" fn read_from(addr: usize) -> u64 {
     unsafe { (addr as *const u64).read_volatile() }
 }
 
-/// Executes `ud2`.
-pub extern "C" fn ud2() -> u64 {
+/// Executes an undefined instruction (`ud2` on x86_64, `udf #0` on
+/// aarch64): SIGILL.
+pub extern "C" fn illegal_instruction() -> u64 {
     // SAFETY: raises SIGILL, which the instance catches.
-    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("ud2", options(nomem, nostack))
+    };
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("udf #0", options(nomem, nostack))
+    };
     0
 }
 
-/// Executes `int3`.
-pub extern "C" fn int3() -> u64 {
+/// The bytes of [`illegal_instruction`]'s instruction, as found at the
+/// reported pc.
+#[cfg(target_arch = "x86_64")]
+pub const ILLEGAL_INSTRUCTION_BYTES: &[u8] = &[0x0f, 0x0b];
+#[cfg(target_arch = "aarch64")]
+pub const ILLEGAL_INSTRUCTION_BYTES: &[u8] = &[0, 0, 0, 0];
+
+/// Executes a breakpoint instruction (`int3` on x86_64, `brk #0` on
+/// aarch64): SIGTRAP.
+pub extern "C" fn breakpoint() -> u64 {
     // SAFETY: raises SIGTRAP, which the instance catches.
-    unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("int3", options(nomem, nostack))
+    };
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("brk #0", options(nomem, nostack))
+    };
     0
 }
 
 /// Divides `n` by `d` with the `div` instruction (no Rust zero check).
+#[cfg(target_arch = "x86_64")]
 pub extern "C" fn divide(n: u64, d: u64) -> u64 {
     let q: u64;
     // SAFETY: `div` with d = 0 raises SIGFPE, which the instance catches.
@@ -138,6 +180,45 @@ pub extern "C" fn divide(n: u64, d: u64) -> u64 {
         core::arch::asm!("div {d}", d = in(reg) d, inout("rax") n => q, inout("rdx") 0u64 => _, options(nomem, nostack))
     };
     q
+}
+
+/// An arithmetic fault (SIGFPE, FPE_INTDIV): on x86_64 an integer division
+/// by zero. aarch64 raises no SIGFPE for it (`udiv` by zero gives 0, and
+/// qemu implements no FP trap), so there the guest queues the signal the
+/// CPU would have raised to its own thread, with the same si_code:
+/// `rt_tgsigqueueinfo` delivers it before the system call returns, while
+/// the guest runs, as a fault would be.
+pub extern "C" fn arithmetic_fault() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        divide(1, black_box(0))
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        queue_to_self(libc::SIGFPE, FPE_INTDIV);
+        0
+    }
+}
+
+/// Queues `signal` with si_code `code` to the calling thread.
+#[cfg(target_arch = "aarch64")]
+pub fn queue_to_self(signal: i32, code: i32) {
+    // SAFETY: a zeroed siginfo is a valid value; the fields set are the
+    // ones rt_tgsigqueueinfo reads; the call only queues a signal to this
+    // thread (a positive si_code is accepted for one's own thread).
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        info.si_signo = signal;
+        info.si_code = code;
+        let r = libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            signal,
+            &mut info as *mut libc::siginfo_t,
+        );
+        assert_eq!(r, 0, "rt_tgsigqueueinfo: {}", std::io::Error::last_os_error());
+    }
 }
 
 /// A C-style recursion with a 1 KiB frame and no end: overflows any stack.
@@ -167,8 +248,14 @@ pub extern "C" fn add(a: u64, b: u64) -> u64 {
 pub extern "C" fn null_deref() -> u64 {
     let v: u64;
     // SAFETY: the point is to fault.
+    #[cfg(target_arch = "x86_64")]
     unsafe {
         core::arch::asm!("mov {v}, qword ptr [{p}]", v = out(reg) v, p = in(reg) 0usize, options(nostack, readonly))
+    };
+    // SAFETY: the point is to fault.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("ldr {v}, [{p}]", v = out(reg) v, p = in(reg) 0usize, options(nostack, readonly))
     };
     v
 }
