@@ -32,7 +32,7 @@ pub(crate) const QEMU: &str = "qemu-aarch64";
 pub(crate) const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
 /// The packages whose tests run under qemu.
-pub const PACKAGES: &[&str] = &["stackful-context-sys", "stackful-context"];
+pub const PACKAGES: &[&str] = &["stackful-context-sys", "stackful-context", "stackful-instance"];
 
 /// The routines `context_sys.h` declares: each must be a global function of
 /// the aarch64 object.
