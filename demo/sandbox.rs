@@ -40,26 +40,68 @@ extern "C" fn read_from(addr: usize) -> u64 {
     unsafe { (addr as *const u64).read_volatile() }
 }
 
-extern "C" fn ud2() -> u64 {
+/// The undefined instruction and the breakpoint of this architecture, as
+/// the table names them.
+#[cfg(target_arch = "x86_64")]
+const ILLEGAL: &str = "ud2";
+#[cfg(target_arch = "aarch64")]
+const ILLEGAL: &str = "udf #0";
+#[cfg(target_arch = "x86_64")]
+const BREAKPOINT: &str = "int3";
+#[cfg(target_arch = "aarch64")]
+const BREAKPOINT: &str = "brk #0";
+
+extern "C" fn illegal_instruction() -> u64 {
     // SAFETY: raises SIGILL on purpose.
-    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("ud2", options(nomem, nostack))
+    };
+    // SAFETY: raises SIGILL on purpose.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("udf #0", options(nomem, nostack))
+    };
     0
 }
 
-extern "C" fn int3() -> u64 {
+extern "C" fn breakpoint() -> u64 {
     // SAFETY: raises SIGTRAP on purpose.
-    unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("int3", options(nomem, nostack))
+    };
+    // SAFETY: raises SIGTRAP on purpose.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("brk #0", options(nomem, nostack))
+    };
     0
 }
 
+/// `n / d` by the CPU's own unsigned division instruction: on x86_64 `div`
+/// by zero raises SIGFPE; on aarch64 `udiv` by zero gives 0 and raises
+/// nothing.
 extern "C" fn divide(n: u64, d: u64) -> u64 {
     let q: u64;
     // SAFETY: `div` by zero raises SIGFPE on purpose.
+    #[cfg(target_arch = "x86_64")]
     unsafe {
         core::arch::asm!("div {d}", d = in(reg) d, inout("rax") n => q, inout("rdx") 0u64 => _, options(nomem, nostack))
     };
+    // SAFETY: `udiv` only computes.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("udiv {q}, {n}, {d}", q = out(reg) q, n = in(reg) n, d = in(reg) d, options(nomem, nostack))
+    };
     q
 }
+
+/// What integer division by zero ends in on this architecture.
+#[cfg(target_arch = "x86_64")]
+const DIVISION_BY_ZERO: Expect = Expect::Fault(FaultKind::Arithmetic);
+#[cfg(target_arch = "aarch64")]
+const DIVISION_BY_ZERO: Expect = Expect::Value(0);
 
 #[inline(never)]
 #[allow(unconditional_recursion)]
@@ -164,8 +206,9 @@ fn with_timeout(mut runner: Runner) -> Runner {
     })
 }
 
-// Clippy 1.88 calls `|| ud2()` a redundant closure, but an `extern "C" fn`
-// item is not `FnOnce` (the suggested `ud2` does not compile on 1.95).
+// Clippy 1.88 calls `|| illegal_instruction()` a redundant closure, but an `extern "C" fn`
+// item is not `FnOnce` (the suggested `illegal_instruction` does not compile on
+// 1.95).
 #[allow(clippy::redundant_closure)]
 fn main() {
     let page = instance::page_size();
@@ -201,19 +244,19 @@ fn main() {
             run: raw(read_from as extern "C" fn(_) -> _, vec![Val::USize(0x10)]),
         },
         Case {
-            name: "ud2",
+            name: ILLEGAL,
             expect: Expect::Fault(FaultKind::IllegalInstruction),
-            run: raw(ud2 as extern "C" fn() -> _, vec![]),
+            run: raw(illegal_instruction as extern "C" fn() -> _, vec![]),
         },
         Case {
             name: "integer division by zero",
-            expect: Expect::Fault(FaultKind::Arithmetic),
+            expect: DIVISION_BY_ZERO,
             run: raw(divide as extern "C" fn(_, _) -> _, vec![Val::U64(7), Val::U64(0)]),
         },
         Case {
-            name: "int3",
+            name: BREAKPOINT,
             expect: Expect::Fault(FaultKind::Breakpoint),
-            run: raw(int3 as extern "C" fn() -> _, vec![]),
+            run: raw(breakpoint as extern "C" fn() -> _, vec![]),
         },
         Case {
             name: "C-style recursion",
@@ -236,7 +279,7 @@ fn main() {
             expect: Expect::Value(1),
             run: closure(|| {
                 let mut inner = Instance::new(STACK).unwrap();
-                u64::from(inner.run_closure(|| ud2()).is_err_and(|e| e.fault().is_some()))
+                u64::from(inner.run_closure(|| illegal_instruction()).is_err_and(|e| e.fault().is_some()))
             }),
         },
         Case {

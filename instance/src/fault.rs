@@ -14,14 +14,15 @@ pub enum FaultKind {
     /// SIGSEGV anywhere else: an unmapped address, or one without the
     /// needed permission.
     MemoryFault,
-    /// SIGILL: an undefined or privileged instruction (`ud2`, ...).
+    /// SIGILL: an undefined or privileged instruction (`ud2`, `udf`, ...).
     IllegalInstruction,
     /// SIGFPE: integer division by zero or overflow, or an unmasked
-    /// floating-point exception.
+    /// floating-point exception (x86_64; aarch64 raises none of these, see
+    /// the crate docs' "What differs between x86_64 and aarch64").
     Arithmetic,
     /// SIGBUS: e.g. an access past the end of a file mapping.
     BusError,
-    /// SIGTRAP: a breakpoint (`int3`) or a trap flag.
+    /// SIGTRAP: a breakpoint (`int3`, `brk`) or a trap flag.
     Breakpoint,
 }
 
@@ -65,7 +66,7 @@ pub struct FaultReport {
     /// instruction for SIGILL/SIGFPE; 0 where the kernel gives none.
     pub addr: usize,
     /// The instruction pointer when the signal was raised (for `int3`, the
-    /// instruction after it).
+    /// instruction after it; for aarch64's `brk`, the `brk` itself).
     pub pc: usize,
     /// The stack pointer when the signal was raised.
     pub sp: usize,

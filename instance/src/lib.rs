@@ -1,6 +1,6 @@
 //! Run native code on a guard-page stack of its own and get back to the
 //! host safely when it returns, panics, faults or overflows its stack
-//! (x86_64 Linux).
+//! (x86_64 and aarch64 Linux).
 //!
 //! This is the instance layer of a sandboxing runtime, built on the
 //! `context` crate:
@@ -86,7 +86,7 @@
 //! not unwind a faulted guest's frames (they are abandoned, see
 //! [`Instance::run_closure`]; a killed guest's frames are abandoned the same
 //! way), it does not interrupt a closure outside [`terminable`] regions,
-//! and it supports only x86_64 Linux.
+//! and it supports only Linux, on x86_64 and aarch64.
 //!
 //! # Stack sizing and guards
 //!
@@ -120,7 +120,7 @@
 //!   top page: `-fstack-clash-protection` for C and C++ (gcc and clang; not
 //!   gcc's default on every distribution, Debian's included), and the
 //!   equivalent option of whatever compiler produces guest code. Rust
-//!   probes frames larger than a page by default on x86_64.
+//!   probes frames larger than a page by default on x86_64 and aarch64.
 //! * Or give the guest a guard larger than its largest frame:
 //!   [`Instance::with_guard`], [`Stack::with_guard`], or the guard argument
 //!   of [`StackPool::new`]. Guests known to probe can use a one-page guard.
@@ -168,8 +168,9 @@
 //! `getauxval(AT_MINSIGSTKSZ)`, with a guard page) and puts the thread's
 //! previous one back afterwards. A recovered fault returns from the handler
 //! through the kernel's sigreturn, so the signal mask, the alternate stack
-//! and the FPU state are restored by the kernel; the host's MXCSR and x87
-//! control word are the same after every run as before it, and its signal
+//! and the FPU state are restored by the kernel; the host's floating-point
+//! control (MXCSR and the x87 control word; FPCR on aarch64) is the same
+//! after every run as before it, and its signal
 //! mask is after a fault (a guest that changes the mask and returns leaves
 //! it changed, as any function called by the host would).
 //!
@@ -188,11 +189,38 @@
 //! whose termination was requested; every other delivery is counted
 //! ([`kill_signal_counts`]) and ignored.
 //!
-//! Both handlers enter through a few instructions of assembly that clear
-//! EFLAGS.AC before any Rust code runs (Linux keeps a guest's alignment
-//! check set in the handler, where it would turn the handler's first
-//! misaligned access into SIGBUS), and the host clears AC and DF after
-//! every switch back from a guest.
+//! On x86_64 both handlers enter through a few instructions of assembly
+//! that clear EFLAGS.AC before any Rust code runs (Linux keeps a guest's
+//! alignment check set in the handler, where it would turn the handler's
+//! first misaligned access into SIGBUS), and the host clears AC and DF
+//! after every switch back from a guest; what aarch64 does instead is in
+//! the next section.
+//!
+//! # What differs between x86_64 and aarch64
+//!
+//! The API and the outcomes are the same on both; what the CPU does is not.
+//!
+//! | | x86_64 | aarch64 |
+//! |---|---|---|
+//! | [`FaultKind::Arithmetic`] | `div`/`idiv` by zero or overflow; an unmasked SSE or x87 exception | never raised by the CPU: integer division by zero gives 0 and Linux enables no floating-point trap, so only a SIGFPE sent to the thread (`rt_tgsigqueueinfo` with a positive `si_code`) while the guest runs comes back as one |
+//! | [`FaultKind::Breakpoint`] | `int3`: [`FaultReport::pc`] is the byte after it | `brk`: `pc` is the `brk` itself |
+//! | [`FaultKind::IllegalInstruction`] | `ud2`, ... | `udf`, ...; the `si_code` differs between kernels (qemu-user gives `ILL_ILLOPN`, Linux `ILL_ILLOPC`) |
+//! | state a guest may leave that the host gets back as it was | EFLAGS.AC, DF (cleared), TF (cleared on a fault); MXCSR and x87 control word | PSTATE.DIT, SSBS and TCO (the host's values, for those the kernel reports in `AT_HWCAP`/`AT_HWCAP2`; BTYPE cleared when a fault or kill is redirected); SME streaming mode and ZA turned off (`smstop`); FPCR |
+//! | after a fault or kill, before the host runs | the x87 stack emptied (`fninit`), the host's MXCSR and control word | the host's FPCR; no x87 |
+//! | the handlers' entry | clears EFLAGS.AC first | `bti c` (the entry is reached by an indirect branch) |
+//! | page size | 4 KiB | 4, 16 or 64 KiB, read from the system ([`page_size`]) |
+//!
+//! A SIGFPE that is not a guest's, and meets no handler installed before
+//! ours, is raised again with the default action rather than returned
+//! from: on aarch64 no instruction would raise it again. The flags and
+//! modes above are the host's business: after a yield, or inside a
+//! [`host_region`], the guest continues with the host's, not with the ones
+//! it set (a guest that wants DIT or streaming mode sets it again after
+//! each). Where the CPU lacks one of DIT, SSBS, TCO or SME the library
+//! never touches its register. The aarch64 build is tested under
+//! qemu-user, which reports MTE and SME but not DIT or SSBS: the DIT and
+//! SSBS paths are the same code as TCO's and are not run by the tests
+//! there.
 //!
 //! A signal we forward to the handler installed before ours may change the
 //! disposition (Rust std's SIGSEGV handler installs `SIG_DFL` for a fault
