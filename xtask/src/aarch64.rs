@@ -117,12 +117,14 @@ pub fn run() -> Result<(), String> {
     }
     let counts = test_packages()?;
     check_object()?;
-    check_bti_link()?;
-    crate::debug::gdb_aarch64()?;
     println!("aarch64: tests run under {QEMU}, per package:");
     for (pkg, (passed, ignored)) in &counts {
         println!("  {pkg:<24} {passed:>5} passed {ignored:>4} ignored");
     }
+    let a = archive()?;
+    println!("aarch64 abi: {}", abi::check_archive(&AARCH64, &a)?);
+    check_bti_link(&a)?;
+    crate::debug::gdb_aarch64()?;
     println!("aarch64: {:.1} s in all", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -207,7 +209,7 @@ fn check_object() -> Result<(), String> {
         return Err(format!("aarch64 object {}:\n  {}", a.display(), bad.join("\n  ")));
     }
     println!("aarch64 object: AArch64 ELF; {} global routines, each `bti c` first; BTI property note", ROUTINES.len());
-    abi::check_archive(&AARCH64, &a)
+    Ok(())
 }
 
 /// How `readelf -n` shows a GNU property note that marks BTI.
@@ -220,8 +222,7 @@ const BTI_NOTE: &str = "AArch64 feature: BTI";
 /// archive (`-nostdlib`): the cross sysroot's crt files carry no BTI note,
 /// so a link with them always warns, and an executable forced to BTI dies
 /// of SIGILL under qemu in their code before `main`.
-fn check_bti_link() -> Result<(), String> {
-    let a = archive()?;
+fn check_bti_link(a: &Path) -> Result<(), String> {
     let dir = crate::layout::scratch_dir()?;
     let mut bad = Vec::new();
     for (label, file, flags) in [
@@ -229,7 +230,7 @@ fn check_bti_link() -> Result<(), String> {
         ("-z force-bti", "libcontext_sys_bti_forced.so", &["-nostdlib", "-Wl,-z,text", "-Wl,-z,force-bti"][..]),
     ] {
         let so = dir.join(file);
-        let said = abi::link_shared(&AARCH64, &a, flags, &so)?;
+        let said = abi::link_shared(&AARCH64, a, flags, &so)?;
         let notes = tool_output("readelf", &["-n"], &so)?;
         bad.extend(bti_link_problems(&said, &notes).into_iter().map(|p| format!("{label} link: {p}")));
     }
