@@ -67,8 +67,9 @@ fn gdb_frame_function(line: &str) -> Option<String> {
     Some(name.trim().to_string())
 }
 
-/// How long one gdb session may take before it and its inferior are
-/// killed: a few seconds natively, under 1 s under qemu when it works.
+/// How long one gdb session may take before gdb is killed (and, under
+/// qemu, qemu with it), so a hang cannot stall CI. A session takes about
+/// 0.5 s under qemu and a few seconds natively.
 const GDB_LIMIT: Duration = Duration::from_secs(60);
 
 /// The frames gdb must show from the breakpoint in a child whose parent is
