@@ -627,6 +627,50 @@ mod tests {
         assert_eq!(gdb_frame_function("Breakpoint 1, child_breakpoint_here (x=20)"), None);
     }
 
+    /// gdb-multiarch's `bt` on qemu-aarch64's stub, from the debug build.
+    const AARCH64_LINKED: &str = "\
+Breakpoint 1, gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+53\t    black_box(x) * 2
+#0  gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#1  0x0000005500009614 in gdb_backtrace::child_entry (x=20) at context/examples/gdb_backtrace.rs:58
+#2  0x0000005500011bf8 in context_sys_start () at /w/context-sys/src/context_sys_aarch64.S:392
+#3  0x00000055000099ac in context::context::Context::swap (from=0x55000718c0, to=0x5500071a40) at context/src/context.rs:400
+#4  gdb_backtrace::host_enters_child (entry=0x5500009600 <gdb_backtrace::child_entry>) at context/examples/gdb_backtrace.rs:104
+#5  0x000000550000a210 in gdb_backtrace::main () at context/examples/gdb_backtrace.rs:136
+[Inferior 1 (process 1) killed]
+";
+
+    #[test]
+    fn aarch64_backtraces_from_qemu_pass_and_their_failures_do_not() {
+        let frames: Vec<String> = AARCH64_LINKED.lines().filter_map(gdb_frame_function).collect();
+        assert_eq!(frames.len(), 6);
+        assert!(check_gdb_frames(AARCH64_LINKED, &frames, LINKED_FRAMES, false).is_ok());
+        // The child's stack mmap'd above qemu's main stack: gdb gives up
+        // at the step back to the host.
+        let stopped = "\
+Breakpoint 1, gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#0  gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#1  0x0000005500009614 in gdb_backtrace::child_entry (x=20) at context/examples/gdb_backtrace.rs:58
+#2  0x0000005500011bf8 in context_sys_start () at /w/context-sys/src/context_sys_aarch64.S:392
+Backtrace stopped: previous frame inner to this frame (corrupt stack?)
+";
+        let frames: Vec<String> = stopped.lines().filter_map(gdb_frame_function).collect();
+        assert!(check_gdb_frames(stopped, &frames, LINKED_FRAMES, false).is_err());
+        // An unlinked child's backtrace must end at the start routine, not
+        // run on into whatever its never-saved parent block holds.
+        let unlinked = "\
+Breakpoint 1, gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#0  gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#1  0x0000005500009a94 in gdb_backtrace::unlinked_child_entry (x=20) at context/examples/gdb_backtrace.rs:87
+#2  0x0000005500011c54 in context_sys_start () at /w/context-sys/src/context_sys_aarch64.S:407
+";
+        let frames: Vec<String> = unlinked.lines().filter_map(gdb_frame_function).collect();
+        assert!(check_gdb_frames(unlinked, &frames, UNLINKED_FRAMES, true).is_ok());
+        let run_on = format!("{unlinked}#3  0x0000000000000000 in main ()\n");
+        let frames: Vec<String> = run_on.lines().filter_map(gdb_frame_function).collect();
+        assert!(check_gdb_frames(&run_on, &frames, UNLINKED_FRAMES, true).is_err());
+    }
+
     #[test]
     fn gdb_checks_demand_order_and_a_clean_end() {
         let frames: Vec<String> = ["f", "m::g", "h"].iter().map(|s| s.to_string()).collect();
