@@ -11,18 +11,28 @@
 //!    runner), in `target/aarch64` so the x86_64 build cache stays valid,
 //!    and prints how many tests ran per package.
 //! 3. Checks the aarch64 object of context-sys as built: an AArch64 ELF,
-//!    every routine of the header a global FUNC, each beginning with `bti
-//!    c`, covered by an FDE, a GNU property note with BTI, and a
-//!    non-executable stack note.
+//!    every routine of the header beginning with `bti c`, and a GNU
+//!    property note with BTI; then the archive checks `cargo xtask abi`
+//!    makes for x86_64 ([`crate::abi::check_archive`] with
+//!    [`crate::abi::AARCH64`]: the linked routines are sized global FUNCs
+//!    with exact FDEs, only `context_sys_start` names a personality, the
+//!    stack note is not executable, nothing undefined but `abort`, and the
+//!    archive links into a shared object with `-z text`); and that a link
+//!    of the archive alone keeps the BTI mark and gives no warning with
+//!    `-z force-bti`.
 //! 4. A C-only smoke test (`xtask/c/aarch64_smoke.c`): the header's steps
 //!    in C against the aarch64 assembly, built with the cross compiler and
 //!    run under qemu.
+//! 5. gdb's backtrace from inside a child context, as `cargo xtask gdb`
+//!    checks it natively, with `gdb-multiarch` attached to qemu's gdb stub
+//!    ([`crate::debug::gdb_aarch64`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::abi::{self, AARCH64};
 use crate::util::{self, cargo, root, under_ci};
 
 /// The Rust target.
@@ -111,6 +121,10 @@ pub fn run() -> Result<(), String> {
     for (pkg, (passed, ignored)) in &counts {
         println!("  {pkg:<24} {passed:>5} passed {ignored:>4} ignored");
     }
+    let a = archive()?;
+    println!("aarch64 abi: {}", abi::check_archive(&AARCH64, &a)?);
+    check_bti_link(&a)?;
+    crate::debug::gdb_aarch64()?;
     println!("aarch64: {:.1} s in all", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -181,56 +195,66 @@ pub(crate) fn tool_output(tool: &str, args: &[&str], file: &Path) -> Result<Stri
 fn check_object() -> Result<(), String> {
     let a = archive()?;
     let header = tool_output("readelf", &["-h"], &a)?;
-    let symbols = tool_output("readelf", &["-sW"], &a)?;
     let notes = tool_output("readelf", &["-n"], &a)?;
-    let sections = tool_output("readelf", &["-SW"], &a)?;
-    let frames = tool_output("readelf", &["--debug-dump=frames"], &a)?;
     let disasm = tool_output("aarch64-linux-gnu-objdump", &["-d"], &a)?;
     let mut bad = Vec::new();
     if !header.contains("AArch64") {
         bad.push("the archive's object is not an AArch64 ELF".to_string());
     }
-    bad.extend(check_symbols(&symbols, ROUTINES));
     bad.extend(check_bti_entries(&disasm, ROUTINES));
-    bad.extend(check_fdes(&symbols, &frames, ROUTINES));
-    if !notes.contains("AArch64 feature: BTI") {
+    if !notes.contains(BTI_NOTE) {
         bad.push("no GNU property note with the BTI feature".to_string());
     }
-    bad.extend(check_gnu_stack(&sections));
     if !bad.is_empty() {
         return Err(format!("aarch64 object {}:\n  {}", a.display(), bad.join("\n  ")));
     }
+    println!("aarch64 object: AArch64 ELF; {} global routines, each `bti c` first; BTI property note", ROUTINES.len());
+    Ok(())
+}
+
+/// How `readelf -n` shows a GNU property note that marks BTI.
+const BTI_NOTE: &str = "AArch64 feature: BTI";
+
+/// Links the archive alone into a shared object, once plainly and once
+/// with `-z force-bti`: the first must keep the BTI mark (the linker ANDs
+/// its inputs' marks, so every object of the archive must carry it), the
+/// second must not warn (ld names each input without the mark). Only the
+/// archive (`-nostdlib`): the cross sysroot's crt files carry no BTI note,
+/// so a link with them always warns, and an executable forced to BTI dies
+/// of SIGILL under qemu in their code before `main`.
+fn check_bti_link(a: &Path) -> Result<(), String> {
+    let dir = crate::layout::scratch_dir()?;
+    let mut bad = Vec::new();
+    for (label, file, flags) in [
+        ("plain", "libcontext_sys_bti_plain.so", &["-nostdlib", "-Wl,-z,text"][..]),
+        ("-z force-bti", "libcontext_sys_bti_forced.so", &["-nostdlib", "-Wl,-z,text", "-Wl,-z,force-bti"][..]),
+    ] {
+        let so = dir.join(file);
+        let said = abi::link_shared(&AARCH64, a, flags, &so)?;
+        let notes = tool_output("readelf", &["-n"], &so)?;
+        bad.extend(bti_link_problems(&said, &notes).into_iter().map(|p| format!("{label} link: {p}")));
+    }
+    if !bad.is_empty() {
+        return Err(format!("aarch64 BTI link of {}:\n  {}", a.display(), bad.join("\n  ")));
+    }
     println!(
-        "aarch64 object: AArch64 ELF; {} global routines, each `bti c` first and covered by an FDE; BTI property note; non-executable stack",
-        ROUTINES.len()
+        "aarch64 BTI link: the archive alone links with its BTI mark kept, and with -z force-bti without a warning"
     );
     Ok(())
 }
 
-/// `readelf -sW` rows: (name, value, size, type, bind, ndx).
-fn symbol_rows(symbols: &str) -> impl Iterator<Item = (String, u64, u64, String, String, String)> + '_ {
-    symbols.lines().filter_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() < 8 || !f[0].ends_with(':') {
-            return None;
-        }
-        let value = u64::from_str_radix(f[1], 16).ok()?;
-        let size = f[2].parse().ok()?;
-        Some((f[7].to_string(), value, size, f[3].to_string(), f[4].to_string(), f[6].to_string()))
-    })
-}
-
-/// Every routine is a defined global FUNC.
-pub fn check_symbols(symbols: &str, routines: &[&str]) -> Vec<String> {
-    routines
-        .iter()
-        .filter(|r| {
-            !symbol_rows(symbols).any(|(name, _, size, ty, bind, ndx)| {
-                name == **r && ty == "FUNC" && bind == "GLOBAL" && ndx != "UND" && size > 0
-            })
-        })
-        .map(|r| format!("{r} is not a defined global function"))
-        .collect()
+/// The problems of one link: every warning the linker printed, and a
+/// missing BTI mark in the output's `readelf -n`.
+pub fn bti_link_problems(linker_said: &str, notes: &str) -> Vec<String> {
+    let mut bad: Vec<String> = linker_said
+        .lines()
+        .filter(|l| l.contains("warning:"))
+        .map(|l| format!("the linker warned: {}", l.trim()))
+        .collect();
+    if !notes.contains(BTI_NOTE) {
+        bad.push("the output has no GNU property note with BTI".to_string());
+    }
+    bad
 }
 
 /// The first instruction of each routine in `objdump -d` output is `bti c`.
@@ -250,43 +274,6 @@ pub fn check_bti_entries(disasm: &str, routines: &[&str]) -> Vec<String> {
         }
     }
     bad
-}
-
-/// Each routine's address range lies inside one FDE's pc range
-/// (`readelf --debug-dump=frames` rows `... FDE cie=... pc=LO..HI`).
-pub fn check_fdes(symbols: &str, frames: &str, routines: &[&str]) -> Vec<String> {
-    let ranges: Vec<(u64, u64)> = frames
-        .lines()
-        .filter_map(|l| {
-            let pc = l.split("pc=").nth(1)?;
-            let (lo, hi) = pc.trim().split_once("..")?;
-            Some((u64::from_str_radix(lo, 16).ok()?, u64::from_str_radix(hi.trim(), 16).ok()?))
-        })
-        .collect();
-    routines
-        .iter()
-        .filter(|r| {
-            !symbol_rows(symbols)
-                .filter(|(name, ..)| name == **r)
-                .any(|(_, value, size, ..)| ranges.iter().any(|(lo, hi)| *lo <= value && value + size <= *hi))
-        })
-        .map(|r| format!("{r} is not covered by an FDE"))
-        .collect()
-}
-
-/// `.note.GNU-stack` is present and not executable (`readelf -SW` flags).
-pub fn check_gnu_stack(sections: &str) -> Vec<String> {
-    match sections.lines().find(|l| l.contains(".note.GNU-stack")) {
-        None => vec!["no .note.GNU-stack section: the linker may make the stack executable".to_string()],
-        Some(l) => {
-            // After the name: type, address, offset, size, entry size, then
-            // the flags column (absent when no flag is set), link, info,
-            // alignment.
-            let f: Vec<&str> = l.split_whitespace().skip_while(|w| !w.starts_with(".note.GNU-stack")).skip(6).collect();
-            let flags = if f.len() == 4 { f[0] } else { "" };
-            if flags.contains('X') { vec![format!(".note.GNU-stack is executable ({flags})")] } else { Vec::new() }
-        }
-    }
 }
 
 /// Builds `xtask/c/aarch64_smoke.c` with the aarch64 assembly and runs it
@@ -322,21 +309,6 @@ fn smoke_c() -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const SYMBOLS: &str = "\
-Symbol table '.symtab' contains 4 entries:
-   Num:    Value          Size Type    Bind   Vis      Ndx Name
-     0: 0000000000000000     0 NOTYPE  LOCAL  DEFAULT  UND 
-     1: 0000000000000000   144 FUNC    GLOBAL DEFAULT    1 context_sys_swap
-     2: 0000000000000090    80 FUNC    GLOBAL DEFAULT    1 context_sys_set
-     3: 0000000000000000     0 NOTYPE  GLOBAL DEFAULT  UND abort
-";
-
-    #[test]
-    fn symbols_must_be_defined_global_functions() {
-        assert!(check_symbols(SYMBOLS, &["context_sys_swap", "context_sys_set"]).is_empty());
-        assert_eq!(check_symbols(SYMBOLS, &["abort", "context_sys_start"]).len(), 2);
-    }
-
     #[test]
     fn the_first_instruction_must_be_bti_c() {
         let good =
@@ -351,19 +323,18 @@ Symbol table '.symtab' contains 4 entries:
     }
 
     #[test]
-    fn every_routine_needs_an_fde_covering_it() {
-        let frames = "00000014 00000000000000b8 00000018 FDE cie=00000000 pc=0000000000000000..0000000000000090\n";
-        assert!(check_fdes(SYMBOLS, frames, &["context_sys_swap"]).is_empty());
-        assert_eq!(check_fdes(SYMBOLS, frames, &["context_sys_set"]).len(), 1);
-    }
-
-    #[test]
-    fn the_stack_note_must_exist_and_not_be_executable() {
-        let ok = "  [ 9] .note.GNU-stack   PROGBITS        0000000000000000 000340 000000 00      0   0  1\n";
-        assert!(check_gnu_stack(ok).is_empty());
-        let exec = "  [ 9] .note.GNU-stack   PROGBITS        0000000000000000 000340 000000 00   X  0   0  1\n";
-        assert_eq!(check_gnu_stack(exec).len(), 1);
-        assert_eq!(check_gnu_stack("  [ 1] .text PROGBITS 0 40 10 00 AX 0 0 16\n").len(), 1);
+    fn a_bti_link_must_keep_the_mark_and_not_warn() {
+        let notes = "Displaying notes found in: .note.gnu.property\n  Owner                Data size \tDescription\n  GNU                  0x00000010\tNT_GNU_PROPERTY_TYPE_0\n      Properties: AArch64 feature: BTI\n";
+        assert!(bti_link_problems("", notes).is_empty());
+        let warned = "/usr/bin/aarch64-linux-gnu-ld: nobti.o: warning: BTI turned on by -z force-bti when all inputs do not have BTI in NOTE section.\n";
+        let found = bti_link_problems(warned, notes);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].contains("nobti.o"), "{found:?}");
+        let unmarked =
+            "Displaying notes found in: .note.gnu.build-id\n  GNU                  0x00000014\tNT_GNU_BUILD_ID\n";
+        assert_eq!(bti_link_problems("", unmarked).len(), 1);
+        let pac_only = "      Properties: AArch64 feature: PAC\n";
+        assert_eq!(bti_link_problems("", pac_only).len(), 1);
     }
 
     #[test]

@@ -13,9 +13,14 @@
 //!   own without a personality: the routine that aborts an unwind trying
 //!   to leave an entry function;
 //! * the object has a `.note.GNU-stack` section without the executable flag;
+//! * it references no undefined symbol but [`EXPECTED_UNDEFINED`];
 //! * no relocation against code needs patching text at load time: the
 //!   archive links into a shared object with `-z text`, which has no
 //!   `TEXTREL` and a non-executable `GNU_STACK`.
+//!
+//! Those archive checks are the same for every architecture, parametrised
+//! by an [`Arch`] (tool names, the absolute relocation types): `cargo
+//! xtask aarch64` runs them on the aarch64 archive with [`AARCH64`].
 //!
 //! Then it builds `context-tests-c/c/harness.c` with the assembly and no
 //! Rust, at `-O0` and `-O2`, and runs it; and runs the `abi_probes` test
@@ -31,6 +36,59 @@ use crate::layout::{self, HEADER, defined_functions, output, scratch_dir};
 use crate::util;
 
 const ASM: &str = "context-sys/src/context_sys_x86_64.S";
+
+/// What the archive checks need to know of one architecture.
+#[derive(Debug)]
+pub struct Arch {
+    /// For messages and scratch file names.
+    pub name: &'static str,
+    /// The C compiler driver that links for it.
+    pub cc: &'static str,
+    pub ar: &'static str,
+    /// `readelf` reads any ELF; it is named here for symmetry.
+    pub readelf: &'static str,
+    /// For `--dwarf=frames`: the host's `objdump` does not apply aarch64
+    /// relocations to `.eh_frame` in an object (it prints each FDE's pc as
+    /// the raw place of its relocation), so each architecture has its own.
+    pub objdump: &'static str,
+    /// Relocation types that patch an absolute address into the section
+    /// they apply to: in code, those need a writable text segment at load
+    /// time.
+    pub absolute_relocs: &'static [&'static str],
+}
+
+pub const X86_64: Arch = Arch {
+    name: "x86_64",
+    cc: "cc",
+    ar: "ar",
+    readelf: "readelf",
+    objdump: "objdump",
+    absolute_relocs: &["R_X86_64_64", "R_X86_64_32", "R_X86_64_32S"],
+};
+
+pub const AARCH64: Arch = Arch {
+    name: "aarch64",
+    cc: crate::aarch64::CC,
+    ar: "aarch64-linux-gnu-ar",
+    readelf: "readelf",
+    objdump: "aarch64-linux-gnu-objdump",
+    absolute_relocs: &[
+        "R_AARCH64_ABS64",
+        "R_AARCH64_ABS32",
+        "R_AARCH64_ABS16",
+        "R_AARCH64_MOVW_UABS_G0",
+        "R_AARCH64_MOVW_UABS_G0_NC",
+        "R_AARCH64_MOVW_UABS_G1",
+        "R_AARCH64_MOVW_UABS_G1_NC",
+        "R_AARCH64_MOVW_UABS_G2",
+        "R_AARCH64_MOVW_UABS_G2_NC",
+        "R_AARCH64_MOVW_UABS_G3",
+    ],
+};
+
+/// The undefined symbols the assembly may reference: the personality
+/// routine of `context_sys_start` calls `abort` after writing its message.
+pub const EXPECTED_UNDEFINED: &[&str] = &["abort"];
 const SYS_LIB: &str = "context-sys/src/lib.rs";
 const HARNESS: &str = "context-tests-c/c/harness.c";
 
@@ -221,15 +279,54 @@ fn personality_problems(name: &str, frames: &str, relocs: &str, syms: &str) -> V
     problems
 }
 
-/// Relocation types that patch an absolute address into the section they
-/// apply to: in code, those need a writable text segment at load time.
-const ABSOLUTE_RELOCS: [&str; 3] = ["R_X86_64_64", "R_X86_64_32", "R_X86_64_32S"];
+/// Every global symbol an object references without defining it, from
+/// `readelf -sW` (`UND` rows; weak ones too, which a link may leave
+/// unresolved).
+pub fn undefined_globals(readelf_syms: &str) -> Vec<String> {
+    readelf_syms
+        .lines()
+        .filter_map(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            (w.len() >= 8 && w[0].ends_with(':') && matches!(w[4], "GLOBAL" | "WEAK") && w[6] == "UND")
+                .then(|| w[7].split('@').next().unwrap_or(w[7]).to_string())
+        })
+        .collect()
+}
+
+/// The problem with the `.note.GNU-stack` section of `readelf -SW`, if any.
+pub fn gnu_stack_problem(sections: &str) -> Option<String> {
+    let Some(line) = sections.lines().find(|l| l.contains(".note.GNU-stack")) else {
+        return Some("no .note.GNU-stack section, so the linker would make the stack executable".to_string());
+    };
+    // `[Nr] Name Type Address Off Size ES Flg Lk Inf Al`: the flags column
+    // (absent when no flag is set) is the only one that can hold an `X`.
+    let after_name = line.split(".note.GNU-stack").nth(1).unwrap_or("");
+    let flags = after_name.split_whitespace().nth(5).unwrap_or("");
+    flags.contains('X').then(|| format!(".note.GNU-stack is marked executable (flags `{flags}`)"))
+}
+
+/// Relocations of `readelf -rW` of one of `types` in a section of code
+/// (`.rela.text*`, `.rel.text*`): (section, type, the whole row).
+pub fn text_relocations(relocs: &str, types: &[&str]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut section = "";
+    for line in relocs.lines() {
+        if let Some(rest) = line.strip_prefix("Relocation section '") {
+            section = rest.split('\'').next().unwrap_or("");
+        } else if (section.starts_with(".rela.text") || section.starts_with(".rel.text"))
+            && let Some(ty) = line.split_whitespace().nth(2).filter(|t| types.contains(t))
+        {
+            out.push((section.to_string(), ty.to_string(), line.trim().to_string()));
+        }
+    }
+    out
+}
 
 /// Checks one object file; returns the problems found.
-pub fn check_object(obj: &Path, linked: &[String], header: &str) -> Result<Vec<String>, String> {
+pub fn check_object(arch: &Arch, obj: &Path, linked: &[String], header: &str) -> Result<Vec<String>, String> {
     let name = obj.file_name().map_or_else(|| obj.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut problems = Vec::new();
-    let syms = output(Command::new("readelf").arg("-sW").arg(obj))?;
+    let syms = output(Command::new(arch.readelf).arg("-sW").arg(obj))?;
     let funcs = defined_functions(&syms);
     let globals = global_symbols(&syms);
 
@@ -253,7 +350,14 @@ pub fn check_object(obj: &Path, linked: &[String], header: &str) -> Result<Vec<S
         }
     }
 
-    let frames = output(Command::new("objdump").arg("--dwarf=frames").arg(obj))?;
+    for sym in undefined_globals(&syms) {
+        if !EXPECTED_UNDEFINED.contains(&sym.as_str()) {
+            problems
+                .push(format!("{name}: references the undefined symbol {sym} (expected only {EXPECTED_UNDEFINED:?})"));
+        }
+    }
+
+    let frames = output(Command::new(arch.objdump).arg("--dwarf=frames").arg(obj))?;
     let fdes = fde_ranges(&frames);
     for (sym, &(start, size)) in &funcs {
         let covering: Vec<&(u64, u64)> = fdes.iter().filter(|(a, b)| *a <= start && start < *b).collect();
@@ -266,46 +370,25 @@ pub fn check_object(obj: &Path, linked: &[String], header: &str) -> Result<Vec<S
         }
     }
 
-    let relocs = output(Command::new("readelf").arg("-rW").arg(obj))?;
+    let relocs = output(Command::new(arch.readelf).arg("-rW").arg(obj))?;
     if funcs.contains_key(START) {
         problems.extend(personality_problems(&name, &frames, &relocs, &syms));
     }
 
-    let sections = output(Command::new("readelf").arg("-SW").arg(obj))?;
-    match sections.lines().find(|l| l.contains(".note.GNU-stack")) {
-        None => {
-            problems.push(format!("{name}: no .note.GNU-stack section, so the linker would make the stack executable"))
-        }
-        Some(line) => {
-            // `[Nr] Name Type Address Off Size ES Flg Lk Inf Al`: the flags
-            // column is the only one that can hold an `X`.
-            let after_name = line.split(".note.GNU-stack").nth(1).unwrap_or("");
-            let flags = after_name.split_whitespace().nth(5).unwrap_or("");
-            if flags.contains('X') {
-                problems.push(format!("{name}: .note.GNU-stack is marked executable (flags `{flags}`)"));
-            }
-        }
-    }
-
-    let mut section = String::new();
-    for line in relocs.lines() {
-        if let Some(rest) = line.strip_prefix("Relocation section '") {
-            section = rest.split('\'').next().unwrap_or("").to_string();
-        } else if (section.starts_with(".rela.text") || section.starts_with(".rel.text"))
-            && let Some(ty) = line.split_whitespace().nth(2).filter(|t| ABSOLUTE_RELOCS.contains(t))
-        {
-            problems.push(format!("{name}: text relocation {ty} in {section}: `{}`", line.trim()));
-        }
+    let sections = output(Command::new(arch.readelf).arg("-SW").arg(obj))?;
+    problems.extend(gnu_stack_problem(&sections).map(|p| format!("{name}: {p}")));
+    for (section, ty, row) in text_relocations(&relocs, arch.absolute_relocs) {
+        problems.push(format!("{name}: text relocation {ty} in {section}: `{row}`"));
     }
     Ok(problems)
 }
 
 /// Extracts the members of `archive` into a fresh directory.
-fn unpack(archive: &Path) -> Result<Vec<PathBuf>, String> {
-    let dir = scratch_dir()?.join("context_sys_objects");
+fn unpack(arch: &Arch, archive: &Path) -> Result<Vec<PathBuf>, String> {
+    let dir = scratch_dir()?.join(format!("context_sys_objects_{}", arch.name));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-    util::run(Command::new("ar").arg("x").arg(archive).current_dir(&dir))?;
+    util::run(Command::new(arch.ar).arg("x").arg(archive).current_dir(&dir))?;
     let mut objs: Vec<PathBuf> = fs::read_dir(&dir)
         .map_err(|e| format!("could not list {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -318,29 +401,30 @@ fn unpack(archive: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(objs)
 }
 
-/// Links the archive into a shared object the way a C program or another
-/// language's runtime would, refusing text relocations, and checks the
-/// result's dynamic section and program headers.
-fn check_shared_object(archive: &Path) -> Result<Vec<String>, String> {
-    let so = scratch_dir()?.join("libcontext_sys_check.so");
-    let linked = output(
-        Command::new("cc")
-            .args(["-shared", "-Wl,-z,text", "-Wl,-z,noexecstack", "-Wl,--whole-archive"])
-            .arg(archive)
-            .args(["-Wl,--no-whole-archive", "-o"])
-            .arg(&so),
-    );
-    if let Err(e) = linked {
-        return Ok(vec![format!(
-            "linking the archive into a shared object with -z text failed (text relocations?): {e}"
-        )]);
-    }
+/// Links the whole archive into the shared object `so` with `arch.cc
+/// -shared` and `flags`; returns what the linker printed (its warnings), or
+/// the error.
+pub fn link_shared(arch: &Arch, archive: &Path, flags: &[&str], so: &Path) -> Result<String, String> {
+    let out = Command::new(arch.cc)
+        .arg("-shared")
+        .args(flags)
+        .arg("-Wl,--whole-archive")
+        .arg(archive)
+        .args(["-Wl,--no-whole-archive", "-o"])
+        .arg(so)
+        .output()
+        .map_err(|e| format!("could not run {}: {e}", arch.cc))?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(said) } else { Err(format!("{} -shared {flags:?} failed: {said}", arch.cc)) }
+}
+
+/// The problems of a linked shared object, from its `readelf -dW` (dynamic
+/// section) and `readelf -lW` (program headers).
+pub fn shared_object_problems(dynamic: &str, headers: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let dynamic = output(Command::new("readelf").arg("-dW").arg(&so))?;
     if dynamic.contains("TEXTREL") {
         problems.push("the shared object has TEXTREL: some code needs patching at load time".to_string());
     }
-    let headers = output(Command::new("readelf").arg("-lW").arg(&so))?;
     match headers.lines().find(|l| l.trim_start().starts_with("GNU_STACK")) {
         None => problems.push("the shared object has no GNU_STACK program header".to_string()),
         Some(l) if l.contains("RWE") => {
@@ -348,7 +432,22 @@ fn check_shared_object(archive: &Path) -> Result<Vec<String>, String> {
         }
         Some(_) => {}
     }
-    Ok(problems)
+    problems
+}
+
+/// Links the archive into a shared object the way a C program or another
+/// language's runtime would, refusing text relocations, and checks the
+/// result's dynamic section and program headers.
+fn check_shared_object(arch: &Arch, archive: &Path) -> Result<Vec<String>, String> {
+    let so = scratch_dir()?.join(format!("libcontext_sys_check_{}.so", arch.name));
+    if let Err(e) = link_shared(arch, archive, &["-Wl,-z,text", "-Wl,-z,noexecstack"], &so) {
+        return Ok(vec![format!(
+            "linking the archive into a shared object with -z text failed (text relocations?): {e}"
+        )]);
+    }
+    let dynamic = output(Command::new(arch.readelf).arg("-dW").arg(&so))?;
+    let headers = output(Command::new(arch.readelf).arg("-lW").arg(&so))?;
+    Ok(shared_object_problems(&dynamic, &headers))
 }
 
 /// Builds and runs the C-only harness at each optimisation level.
@@ -378,12 +477,10 @@ fn run_c_harness() -> Result<(), String> {
     Ok(())
 }
 
-pub fn run() -> Result<(), String> {
+/// Every archive check of the module docs on `archive` as built for
+/// `arch`; returns a one-line summary when all pass.
+pub fn check_archive(arch: &Arch, archive: &Path) -> Result<String, String> {
     let root = util::root();
-    let (archive, build_error) = layout::context_sys_archive()?;
-    if let Some(e) = build_error {
-        return Err(e);
-    }
     let lib_rs = fs::read_to_string(root.join(SYS_LIB)).map_err(|e| format!("could not read {SYS_LIB}: {e}"))?;
     let linked = linked_names(&lib_rs);
     if linked.is_empty() {
@@ -391,16 +488,15 @@ pub fn run() -> Result<(), String> {
     }
     let header = fs::read_to_string(root.join(HEADER)).map_err(|e| format!("could not read {HEADER}: {e}"))?;
 
-    println!("abi: {}", archive.display());
     let mut problems = Vec::new();
-    let objs = unpack(&archive)?;
+    let objs = unpack(arch, archive)?;
     // `linked` must be found somewhere; check per object only what it defines.
     let mut defined = Vec::new();
     for obj in &objs {
-        let syms = output(Command::new("readelf").arg("-sW").arg(obj))?;
+        let syms = output(Command::new(arch.readelf).arg("-sW").arg(obj))?;
         let here: Vec<String> = defined_functions(&syms).into_keys().collect();
         let mine: Vec<String> = linked.iter().filter(|n| here.contains(n)).cloned().collect();
-        problems.extend(check_object(obj, &mine, &header)?);
+        problems.extend(check_object(arch, obj, &mine, &header)?);
         defined.extend(here);
     }
     for name in &linked {
@@ -408,15 +504,30 @@ pub fn run() -> Result<(), String> {
             problems.push(format!("{name}, which context-sys links, is defined in no object of the archive"));
         }
     }
-    problems.extend(check_shared_object(&archive)?);
+    problems.extend(check_shared_object(arch, archive)?);
     if !problems.is_empty() {
-        return Err(format!("{} problem(s) with the built assembly:\n  {}", problems.len(), problems.join("\n  ")));
+        return Err(format!(
+            "{} problem(s) with the built {} assembly:\n  {}",
+            problems.len(),
+            arch.name,
+            problems.join("\n  ")
+        ));
     }
-    println!(
-        "  ok: {} routines ({}) are sized FUNCs with exact FDEs; only {START}'s names a personality ({PERSONALITY}, exact FDE); GNU-stack non-executable; no text relocations",
+    Ok(format!(
+        "{} routines ({}) are sized FUNCs with exact FDEs; only {START}'s names a personality ({PERSONALITY}, exact FDE); GNU-stack non-executable; undefined only {}; no text relocations (links with -z text)",
         linked.len(),
-        linked.join(", ")
-    );
+        linked.join(", "),
+        EXPECTED_UNDEFINED.join(", ")
+    ))
+}
+
+pub fn run() -> Result<(), String> {
+    let (archive, build_error) = layout::context_sys_archive()?;
+    if let Some(e) = build_error {
+        return Err(e);
+    }
+    println!("abi: {}", archive.display());
+    println!("  ok: {}", check_archive(&X86_64, &archive)?);
 
     println!("abi: C-only harness ({HARNESS})");
     run_c_harness()?;
@@ -460,6 +571,62 @@ mod tests {
                       00000000000000be  0000000100000002 R_X86_64_PC32          0000000000000000 .text + 140\n\
                       00000000000000d0  0000000100000002 R_X86_64_PC32          0000000000000000 .text - 10\n";
         assert_eq!(eh_frame_relocs(relocs), [(0xbe, ".text".to_string(), 0x140), (0xd0, ".text".to_string(), -0x10)]);
+    }
+
+    #[test]
+    fn undefined_globals_are_listed_without_versions() {
+        let syms = "\
+   Num:    Value          Size Type    Bind   Vis      Ndx Name
+     0: 0000000000000000     0 NOTYPE  LOCAL  DEFAULT  UND 
+    17: 0000000000000000   144 FUNC    GLOBAL DEFAULT    1 context_sys_swap
+    20: 0000000000000000     0 NOTYPE  GLOBAL DEFAULT  UND abort
+    21: 0000000000000000     0 FUNC    WEAK   DEFAULT  UND __cxa_finalize@GLIBC_2.17
+";
+        assert_eq!(undefined_globals(syms), ["abort", "__cxa_finalize"]);
+        assert!(undefined_globals("    1: 0000000000000000   144 FUNC    GLOBAL DEFAULT    1 f\n").is_empty());
+    }
+
+    #[test]
+    fn the_stack_note_must_exist_and_not_be_executable() {
+        let ok = "  [ 7] .note.GNU-stack   PROGBITS        0000000000000000 000378 000000 00      0   0  1\n";
+        assert_eq!(gnu_stack_problem(ok), None);
+        let exec = "  [ 7] .note.GNU-stack   PROGBITS        0000000000000000 000378 000000 00   X  0   0  1\n";
+        assert!(gnu_stack_problem(exec).is_some_and(|p| p.contains("executable")));
+        assert!(gnu_stack_problem("  [ 1] .text PROGBITS 0000000000000000 000040 000258 00  AX  0   0  8\n").is_some());
+    }
+
+    #[test]
+    fn absolute_relocations_count_only_in_code() {
+        let relocs = "\
+Relocation section '.rela.text' at offset 0xd10 contains 3 entries:
+    Offset             Info             Type               Symbol's Value  Symbol's Name + Addend
+000000000000018c  0000000600000113 R_AARCH64_ADR_PREL_PG_HI21 0000000000000000 .rodata + 0
+00000000000001c8  000000140000011b R_AARCH64_CALL26       0000000000000000 abort + 0
+Relocation section '.rela.debug_info' at offset 0xd70 contains 22 entries:
+0000000000000010  0000000100000101 R_AARCH64_ABS64        0000000000000000 .text + 0
+";
+        assert!(text_relocations(relocs, AARCH64.absolute_relocs).is_empty());
+        let bad = format!(
+            "{relocs}Relocation section '.rela.text.hot' at offset 0x10 contains 1 entry:\n\
+                           0000000000000008  0000000100000101 R_AARCH64_ABS64        0000000000000000 .rodata + 0\n"
+        );
+        let found = text_relocations(&bad, AARCH64.absolute_relocs);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].0.as_str(), found[0].1.as_str()), (".rela.text.hot", "R_AARCH64_ABS64"));
+        // x86_64's types are not aarch64's.
+        assert!(text_relocations(&bad, X86_64.absolute_relocs).is_empty());
+    }
+
+    #[test]
+    fn a_shared_object_needs_no_textrel_and_a_non_executable_stack() {
+        let dynamic = " 0x0000000070000001 (AARCH64_BTI_PLT)    \n 0x0000000000000000 (NULL)               0x0\n";
+        let headers = "  GNU_STACK      0x000000 0x0000000000000000 0x0000000000000000 0x000000 0x000000 RW  0x10\n";
+        assert!(shared_object_problems(dynamic, headers).is_empty());
+        let textrel = " 0x0000000000000016 (TEXTREL)            0x0\n";
+        assert_eq!(shared_object_problems(textrel, headers).len(), 1);
+        let exec = "  GNU_STACK      0x000000 0x0000000000000000 0x0000000000000000 0x000000 0x000000 RWE 0x10\n";
+        assert_eq!(shared_object_problems(dynamic, exec).len(), 1);
+        assert_eq!(shared_object_problems(dynamic, "  LOAD 0x0 0x0 0x0 0x8 0x8 R E 0x10000\n").len(), 1);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Debugger checks: `cargo xtask gdb` (a child's backtrace in gdb) and
-//! `cargo xtask valgrind` (the tests under memcheck).
+//! `cargo xtask valgrind` (the tests under memcheck); and the same
+//! backtrace checks for aarch64, with `gdb-multiarch` attached to
+//! `qemu-aarch64`'s gdb stub, which `cargo xtask aarch64` runs.
 //!
 //! Both need a system tool. Where it is missing they say so and pass, so a
 //! laptop without gdb can still run `cargo xtask ci`; with `CI` set in the
@@ -8,9 +10,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::util::{cargo, root};
+use crate::aarch64;
+use crate::util::{self, KillOnDrop, cargo, root};
 
 /// The example that `gdb` drives (context/examples/gdb_backtrace.rs).
 const GDB_EXAMPLE: &str = "gdb_backtrace";
@@ -64,24 +67,102 @@ fn gdb_frame_function(line: &str) -> Option<String> {
     Some(name.trim().to_string())
 }
 
-/// Runs the example under gdb, stopped at `child_breakpoint_here`, and
+/// How long one gdb session may take before gdb is killed (and, under
+/// qemu, qemu with it), so a hang cannot stall CI. A session takes about
+/// 0.5 s under qemu and a few seconds natively.
+const GDB_LIMIT: Duration = Duration::from_secs(60);
+
+/// The frames gdb must show from the breakpoint in a child whose parent is
+/// the host: through the start routine into the host's `main`.
+const LINKED_FRAMES: &[&str] =
+    &["child_breakpoint_here", "child_entry", "context_sys_start", "host_enters_child", "main"];
+
+/// The frames of the child entered from a context that was never saved
+/// into: the backtrace must end at the start routine.
+const UNLINKED_FRAMES: &[&str] = &["child_breakpoint_here", "unlinked_child_entry", "context_sys_start"];
+
+/// Runs a gdb session (`gdb` is the whole command, its `-ex` steps stop at
+/// `child_breakpoint_here` and then `bt`) within [`GDB_LIMIT`], and
 /// returns gdb's whole output and the functions `bt` listed.
-fn gdb_backtrace(exe: &Path, arg: &str) -> Result<(String, Vec<String>), String> {
-    let out = Command::new("gdb")
-        .args(["-nx", "-batch"])
-        .args(["-ex", "set pagination off", "-ex", "break child_breakpoint_here"])
-        .args(["-ex", &format!("run {arg}"), "-ex", "bt", "-ex", "kill"])
-        .arg(exe)
-        .env("DEBUGINFOD_URLS", "")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("could not start gdb: {e}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+fn gdb_session(gdb: &mut Command) -> Result<(String, Vec<String>), String> {
+    let (status, text) = util::output_within(gdb.env("DEBUGINFOD_URLS", ""), GDB_LIMIT)?;
+    if status.is_none() {
+        return Err(format!("gdb did not finish within {} s and was killed:\n{text}", GDB_LIMIT.as_secs()));
+    }
     if !text.contains("Breakpoint 1, ") {
         return Err(format!("gdb never stopped at child_breakpoint_here:\n{text}"));
     }
     let frames = text.lines().filter_map(gdb_frame_function).collect();
     Ok((text, frames))
+}
+
+/// Runs the example under gdb, stopped at `child_breakpoint_here`, and
+/// returns gdb's whole output and the functions `bt` listed.
+fn gdb_backtrace(exe: &Path, arg: &str) -> Result<(String, Vec<String>), String> {
+    gdb_session(
+        Command::new("gdb")
+            .args(["-nx", "-batch"])
+            .args(["-ex", "set pagination off", "-ex", "break child_breakpoint_here"])
+            .args(["-ex", &format!("run {arg}"), "-ex", "bt", "-ex", "kill"])
+            .arg(exe),
+    )
+}
+
+/// The malloc tunable under which the example runs in qemu: its 128 KiB
+/// child stack then comes from the heap, below the main stack as an mmap'd
+/// block is natively. qemu-user maps blocks above the guest's main stack,
+/// and gdb ends a backtrace whose caller's frame lies below the callee's
+/// ("previous frame inner to this frame (corrupt stack?)") at the step
+/// from the child's stack to the host's.
+const QEMU_MALLOC_TUNABLE: &str = "glibc.malloc.mmap_threshold=4194304";
+
+/// Runs the aarch64 example under `qemu-aarch64 -g PORT` and attaches
+/// `gdb-multiarch`; returns what [`gdb_session`] does. qemu is killed when
+/// this returns, whatever happened.
+fn qemu_gdb_backtrace(exe: &Path, arg: &str) -> Result<(String, Vec<String>), String> {
+    let port = util::free_port()?;
+    let log_path = crate::layout::scratch_dir()?.join(format!("qemu_gdb_{port}.log"));
+    let log = std::fs::File::create(&log_path).map_err(|e| format!("could not create {}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| format!("{e}"))?;
+    let mut qemu = Command::new(aarch64::QEMU);
+    qemu.args(["-L", aarch64::SYSROOT, "-g", &port.to_string()]).arg(exe);
+    if !arg.is_empty() {
+        qemu.arg(arg);
+    }
+    let qemu = KillOnDrop(
+        qemu.env("GLIBC_TUNABLES", QEMU_MALLOC_TUNABLE)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", aarch64::QEMU))?,
+    );
+    // gdb retries the connection (`tcp auto-retry`) until qemu listens.
+    let result = gdb_session(
+        Command::new("gdb-multiarch")
+            .args(["-nx", "-batch"])
+            .args(["-ex", "set pagination off", "-ex", &format!("set sysroot {}", aarch64::SYSROOT)])
+            .args(["-ex", &format!("target remote 127.0.0.1:{port}"), "-ex", "break child_breakpoint_here"])
+            .args(["-ex", "continue", "-ex", "bt", "-ex", "kill"])
+            .arg(exe),
+    );
+    drop(qemu);
+    let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    result.map_err(|e| format!("{e}\nqemu said:\n{said}"))
+}
+
+/// The linked and the unlinked child's backtraces, each got by `backtrace`
+/// (given the example's argument) and checked against [`LINKED_FRAMES`]
+/// and [`UNLINKED_FRAMES`]; returns the frames of each.
+fn check_backtraces(
+    backtrace: impl Fn(&str) -> Result<(String, Vec<String>), String>,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let (text, linked) = backtrace("")?;
+    check_gdb_frames(&text, &linked, LINKED_FRAMES, false).map_err(|e| format!("linked child: {e}"))?;
+    let (text, unlinked) = backtrace("unlinked")?;
+    check_gdb_frames(&text, &unlinked, UNLINKED_FRAMES, true).map_err(|e| format!("unlinked child: {e}"))?;
+    Ok((linked, unlinked))
 }
 
 /// Checks that `frames` holds `expected` in this order, starting at frame 0,
@@ -112,18 +193,27 @@ fn check_gdb_frames(text: &str, frames: &[String], expected: &[&str], last: bool
     Ok(())
 }
 
-/// Builds the example in one profile and returns its path.
-fn build_example(release: bool) -> Result<PathBuf, String> {
+/// Builds the example in one profile, natively or for aarch64, and
+/// returns its path.
+fn build_example(release: bool, for_aarch64: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
     cmd.args(["build", "-p", "stackful-context", "--example", GDB_EXAMPLE, "--message-format=json"]);
     if release {
         cmd.arg("--release");
+    }
+    if for_aarch64 {
+        aarch64::cross(cmd.args(["--target", aarch64::TARGET]));
     }
     artifacts(&mut cmd)?
         .into_iter()
         .find(|a| a.kind.iter().any(|k| k == "example") && a.target == GDB_EXAMPLE)
         .map(|a| a.executable)
         .ok_or_else(|| format!("cargo built no `{GDB_EXAMPLE}` example"))
+}
+
+/// The first `n` frames, innermost first, for a summary line.
+fn chain(frames: &[String], n: usize) -> String {
+    frames[..n.min(frames.len())].join(" <- ")
 }
 
 /// `cargo xtask gdb`: in a debug and a release build of the example, a
@@ -136,18 +226,32 @@ pub fn gdb() -> Result<(), String> {
     }
     for release in [false, true] {
         let profile = if release { "release" } else { "debug" };
-        let exe = build_example(release)?;
-
-        let (text, frames) = gdb_backtrace(&exe, "")?;
-        let linked = ["child_breakpoint_here", "child_entry", "context_sys_start", "host_enters_child", "main"];
-        check_gdb_frames(&text, &frames, &linked, false).map_err(|e| format!("{profile}, linked child: {e}"))?;
-        println!("gdb ({profile}), linked child: {} <- ...", frames[..linked.len().min(frames.len())].join(" <- "));
-
-        let (text, frames) = gdb_backtrace(&exe, "unlinked")?;
-        let unlinked = ["child_breakpoint_here", "unlinked_child_entry", "context_sys_start"];
-        check_gdb_frames(&text, &frames, &unlinked, true).map_err(|e| format!("{profile}, unlinked child: {e}"))?;
-        println!("gdb ({profile}), unlinked child: {}", frames.join(" <- "));
+        let exe = build_example(release, false)?;
+        let (linked, unlinked) =
+            check_backtraces(|arg| gdb_backtrace(&exe, arg)).map_err(|e| format!("{profile}, {e}"))?;
+        println!("gdb ({profile}), linked child: {} <- ...", chain(&linked, LINKED_FRAMES.len()));
+        println!("gdb ({profile}), unlinked child: {}", unlinked.join(" <- "));
     }
+    Ok(())
+}
+
+/// The checks of [`gdb`] on the aarch64 build of the example, run under
+/// qemu-aarch64 with gdb-multiarch attached to its gdb stub; one summary
+/// line. Without gdb-multiarch: SKIPPED, or an error under CI.
+pub fn gdb_aarch64() -> Result<(), String> {
+    if !tool_available("gdb-multiarch", "the aarch64 gdb backtrace through a child context (under qemu)")? {
+        return Ok(());
+    }
+    let t = Instant::now();
+    let mut seen = Vec::new();
+    for release in [false, true] {
+        let profile = if release { "release" } else { "debug" };
+        let exe = build_example(release, true)?;
+        let (linked, unlinked) = check_backtraces(|arg| qemu_gdb_backtrace(&exe, arg))
+            .map_err(|e| format!("aarch64 gdb ({profile}), {e}"))?;
+        seen.push(format!("{profile}: {} | unlinked: {}", linked.join(" <- "), unlinked.join(" <- ")));
+    }
+    println!("aarch64 gdb (gdb-multiarch on qemu's stub, {:.1} s): {}", t.elapsed().as_secs_f64(), seen.join("; "));
     Ok(())
 }
 
@@ -521,6 +625,50 @@ mod tests {
         );
         assert_eq!(gdb_frame_function("#3  0x0000000000000000 in ?? ()").as_deref(), Some("??"));
         assert_eq!(gdb_frame_function("Breakpoint 1, child_breakpoint_here (x=20)"), None);
+    }
+
+    /// gdb-multiarch's `bt` on qemu-aarch64's stub, from the debug build.
+    const AARCH64_LINKED: &str = "\
+Breakpoint 1, gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+53\t    black_box(x) * 2
+#0  gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#1  0x0000005500009614 in gdb_backtrace::child_entry (x=20) at context/examples/gdb_backtrace.rs:58
+#2  0x0000005500011bf8 in context_sys_start () at /w/context-sys/src/context_sys_aarch64.S:392
+#3  0x00000055000099ac in context::context::Context::swap (from=0x55000718c0, to=0x5500071a40) at context/src/context.rs:400
+#4  gdb_backtrace::host_enters_child (entry=0x5500009600 <gdb_backtrace::child_entry>) at context/examples/gdb_backtrace.rs:104
+#5  0x000000550000a210 in gdb_backtrace::main () at context/examples/gdb_backtrace.rs:136
+[Inferior 1 (process 1) killed]
+";
+
+    #[test]
+    fn aarch64_backtraces_from_qemu_pass_and_their_failures_do_not() {
+        let frames: Vec<String> = AARCH64_LINKED.lines().filter_map(gdb_frame_function).collect();
+        assert_eq!(frames.len(), 6);
+        assert!(check_gdb_frames(AARCH64_LINKED, &frames, LINKED_FRAMES, false).is_ok());
+        // The child's stack mmap'd above qemu's main stack: gdb gives up
+        // at the step back to the host.
+        let stopped = "\
+Breakpoint 1, gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#0  gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#1  0x0000005500009614 in gdb_backtrace::child_entry (x=20) at context/examples/gdb_backtrace.rs:58
+#2  0x0000005500011bf8 in context_sys_start () at /w/context-sys/src/context_sys_aarch64.S:392
+Backtrace stopped: previous frame inner to this frame (corrupt stack?)
+";
+        let frames: Vec<String> = stopped.lines().filter_map(gdb_frame_function).collect();
+        assert!(check_gdb_frames(stopped, &frames, LINKED_FRAMES, false).is_err());
+        // An unlinked child's backtrace must end at the start routine, not
+        // run on into whatever its never-saved parent block holds.
+        let unlinked = "\
+Breakpoint 1, gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#0  gdb_backtrace::child_breakpoint_here (x=20) at context/examples/gdb_backtrace.rs:53
+#1  0x0000005500009a94 in gdb_backtrace::unlinked_child_entry (x=20) at context/examples/gdb_backtrace.rs:87
+#2  0x0000005500011c54 in context_sys_start () at /w/context-sys/src/context_sys_aarch64.S:407
+";
+        let frames: Vec<String> = unlinked.lines().filter_map(gdb_frame_function).collect();
+        assert!(check_gdb_frames(unlinked, &frames, UNLINKED_FRAMES, true).is_ok());
+        let run_on = format!("{unlinked}#3  0x0000000000000000 in main ()\n");
+        let frames: Vec<String> = run_on.lines().filter_map(gdb_frame_function).collect();
+        assert!(check_gdb_frames(&run_on, &frames, UNLINKED_FRAMES, true).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Running commands, timing named steps, and reading the workspace manifest.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// The workspace root (the parent of this crate's directory).
 pub fn root() -> PathBuf {
@@ -26,6 +27,81 @@ pub fn cargo() -> Command {
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd.status().map_err(|e| format!("could not start {cmd:?}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+}
+
+/// Runs `cmd` with no input and returns how it ended and what it printed
+/// (its stdout, then its stderr); a run still going after `limit` is
+/// killed and ends as `None`, so a hung tool cannot stall CI.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Result<(Option<ExitStatus>, String), String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    // Read both pipes while waiting (a child that fills one would block);
+    // the readers report through a channel, so that a descendant still
+    // holding a pipe open after a kill cannot block us either.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] =
+        [child.stdout.take().map(|p| Box::new(p) as _), child.stderr.take().map(|p| Box::new(p) as _)];
+    for (i, pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            let _ = tx.send((i, bytes));
+        });
+    }
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => break None,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("could not wait for {cmd:?}: {e}"));
+            }
+        }
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut printed = [Vec::new(), Vec::new()];
+    let grace = Instant::now() + Duration::from_secs(5);
+    for _ in 0..2 {
+        match rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+            Ok((i, bytes)) => printed[i] = bytes,
+            Err(_) => break,
+        }
+    }
+    let text = printed.iter().map(|b| String::from_utf8_lossy(b)).collect();
+    Ok((status, text))
+}
+
+/// A child process that is killed (and reaped) when this is dropped, so
+/// that no early return leaves it running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port on the loopback interface that was free a moment ago (the
+/// system picked it), for a server to listen on.
+pub fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("could not pick a port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| format!("could not pick a port: {e}"))
 }
 
 /// Whether `CI` is set: then a check that cannot run is an error, not a skip.
@@ -140,6 +216,29 @@ rust-version = \"0.0\"
         assert_eq!(workspace_package_field(manifest, "rust-version").as_deref(), Some("1.88"));
         assert_eq!(workspace_package_field(manifest, "version").as_deref(), Some("0.1.0"));
         assert_eq!(workspace_package_field(manifest, "edition"), None);
+    }
+
+    #[test]
+    fn output_within_returns_what_was_printed_or_kills_at_the_limit() {
+        let (status, text) =
+            output_within(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(20))
+                .unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(3));
+        assert_eq!(text, "out\nerr\n");
+        let t = Instant::now();
+        let (status, text) =
+            output_within(Command::new("sh").args(["-c", "echo started; exec sleep 30"]), Duration::from_millis(300))
+                .unwrap();
+        assert_eq!(status, None, "a run past its limit is killed");
+        assert_eq!(text, "started\n");
+        assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_free_port_can_be_listened_on() {
+        let port = free_port().unwrap();
+        assert_ne!(port, 0);
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     }
 
     #[test]
