@@ -9,7 +9,8 @@
 //!    still runs under qemu.
 //! 2. Cross-builds and runs the tests of [`PACKAGES`] under qemu (cargo's
 //!    runner), in `target/aarch64` so the x86_64 build cache stays valid,
-//!    and prints how many tests ran per package.
+//!    and prints how many tests ran per package and how long each took;
+//!    then runs the sandbox demonstration (`demo/sandbox.rs`) under qemu.
 //! 3. Checks the aarch64 object of context-sys as built: an AArch64 ELF,
 //!    every routine of the header beginning with `bti c`, and a GNU
 //!    property note with BTI; then the archive checks `cargo xtask abi`
@@ -118,9 +119,10 @@ pub fn run() -> Result<(), String> {
     let counts = test_packages()?;
     check_object()?;
     println!("aarch64: tests run under {QEMU}, per package:");
-    for (pkg, (passed, ignored)) in &counts {
-        println!("  {pkg:<24} {passed:>5} passed {ignored:>4} ignored");
+    for (pkg, (passed, ignored, secs)) in &counts {
+        println!("  {pkg:<24} {passed:>5} passed {ignored:>4} ignored {secs:>7.1} s");
     }
+    sandbox()?;
     let a = archive()?;
     println!("aarch64 abi: {}", abi::check_archive(&AARCH64, &a)?);
     check_bti_link(&a)?;
@@ -130,10 +132,12 @@ pub fn run() -> Result<(), String> {
 }
 
 /// Runs the tests of each of [`PACKAGES`] under qemu; returns (passed,
-/// ignored) per package, from libtest's summary lines.
-fn test_packages() -> Result<BTreeMap<String, (u64, u64)>, String> {
+/// ignored) per package, from libtest's summary lines, and the seconds its
+/// build and run took.
+fn test_packages() -> Result<BTreeMap<String, (u64, u64, f64)>, String> {
     let mut counts = BTreeMap::new();
     for p in PACKAGES {
+        let t = Instant::now();
         let mut cmd = cargo();
         cmd.args(["test", "--target", TARGET, "-p", p]);
         let out = cross(&mut cmd).stderr(Stdio::piped()).stdout(Stdio::piped()).output().map_err(|e| format!("{e}"))?;
@@ -148,9 +152,28 @@ fn test_packages() -> Result<BTreeMap<String, (u64, u64)>, String> {
         if passed == 0 {
             return Err(format!("aarch64: no test of {p} ran under qemu"));
         }
-        counts.insert(p.to_string(), (passed, ignored));
+        counts.insert(p.to_string(), (passed, ignored, t.elapsed().as_secs_f64()));
     }
     Ok(counts)
+}
+
+/// The sandbox demonstration (`demo/sandbox.rs`, debug build) under qemu:
+/// it exits 0 and says so only when every case ended as it should on this
+/// architecture.
+fn sandbox() -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--target", TARGET, "-p", "instance", "--example", "sandbox"]);
+    let out = cross(&mut cmd).output().map_err(|e| format!("{e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("every case ended as expected") {
+        return Err(format!(
+            "aarch64: the sandbox demonstration failed ({}):\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    println!("aarch64: the sandbox demonstration under {QEMU}: every case ended as expected");
+    Ok(())
 }
 
 /// (passed, ignored) summed over every `test result:` line of cargo test's

@@ -48,7 +48,9 @@ commands:
   abi       the built assembly's symbols, FDEs, GNU-stack note and relocations;
             the C-only harness; the callee-saved/MXCSR/x87/alignment probes
   aarch64   cross-build for aarch64-unknown-linux-gnu and run the tests under
-            qemu-aarch64; check the aarch64 object (bti c, FDEs, BTI note); a C smoke test
+            qemu-aarch64 and the sandbox demo; check the aarch64 object and archive
+            (bti c, FDEs, BTI note, the abi checks, a force-bti link); gdb-multiarch
+            backtraces through qemu's gdb stub; a C smoke test
 ";
 
 /// Runs a command that takes no arguments but `--help`, which prints
