@@ -44,7 +44,6 @@ mod defines;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use test_support::repo::{files_with_extension, root, strip_comments};
 
@@ -674,6 +673,7 @@ fn both_probe_files_define_the_same_well_formed_routines() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_bench_assembly_assembles() {
+    use std::process::Command;
     let files = files_with_extension(&root().join("context-tests-c/bench-c"), "S");
     assert!(!files.is_empty(), "no .S under context-tests-c/bench-c");
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tidy_asm");
