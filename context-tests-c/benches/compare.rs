@@ -48,6 +48,9 @@ use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 
 use ops::Op;
 use ops::{c_baseline, context_ops as cx, instance_ops as inst, stack_ops as st};
+#[cfg(target_arch = "aarch64")]
+use test_support::fp::{fpsr, set_fpsr};
+#[cfg(target_arch = "x86_64")]
 use test_support::fp::{mxcsr, set_mxcsr};
 
 /// Times `op.run()`; the set-up in `op` was done before and is not timed.
@@ -55,8 +58,9 @@ fn bench<O: Op>(g: &mut BenchmarkGroup<'_, WallTime>, who: &str, mut op: O) {
     g.bench_function(who, |b| b.iter(|| op.run()));
 }
 
-/// The two conditions of the SSE floating-point status flags (MXCSR's
-/// sticky exception bits) under which every switch-based group runs.
+/// The two conditions of the floating-point status flags (MXCSR's sticky
+/// exception bits; aarch64: FPSR's cumulative ones) under which every
+/// switch-based group runs.
 ///
 /// On Intel cores an `ldmxcsr` that changes MXCSR costs ~55 ns, status bits
 /// included; a switch that loaded the other side's whole MXCSR would pay it
@@ -84,7 +88,7 @@ impl Fp {
     /// Makes the op (whose constructor prepares its child with the
     /// thread's MXCSR) under this condition.
     fn prepare<O>(self, make: impl FnOnce() -> O) -> O {
-        set_mxcsr(mxcsr() & !MXCSR_STATUS);
+        clear_status_flags();
         if self == Fp::Equal {
             raise_inexact();
         }
@@ -96,7 +100,26 @@ impl Fp {
     }
 }
 
+/// MXCSR's six sticky exception flags.
+#[cfg(target_arch = "x86_64")]
 const MXCSR_STATUS: u32 = 0x3f;
+
+/// Clears the thread's floating-point status flags.
+#[cfg(target_arch = "x86_64")]
+fn clear_status_flags() {
+    set_mxcsr(mxcsr() & !MXCSR_STATUS);
+}
+
+/// FPSR's cumulative exception flags: IOC, DZC, OFC, UFC, IXC (bits 0-4)
+/// and IDC (bit 7).
+#[cfg(target_arch = "aarch64")]
+const FPSR_STATUS: u64 = 0x9f;
+
+/// Clears the thread's floating-point status flags.
+#[cfg(target_arch = "aarch64")]
+fn clear_status_flags() {
+    set_fpsr(fpsr() & !FPSR_STATUS);
+}
 
 /// One inexact division: sets MXCSR's precision flag.
 fn raise_inexact() {

@@ -48,9 +48,19 @@ pub const STRUCTS: [SharedStruct; 2] = [
     },
 ];
 
-/// The boot frame's `gp` array holds the integer argument registers in the
-/// System V order; `CONTEXT_SYS_BOOT_<REG>` is `gp[<position>]`.
+/// On x86_64 the boot frame's `gp` array holds the integer argument
+/// registers in the System V order; `CONTEXT_SYS_BOOT_<REG>` is
+/// `gp[<position>]`. (Its floating ones are `CONTEXT_SYS_BOOT_XMM<n>`,
+/// `xmm[n]`; on aarch64 the integer ones are `CONTEXT_SYS_BOOT_X<n>`,
+/// `gp[n]`, and the floating ones `CONTEXT_SYS_BOOT_D<n>`, `fp[n]`.)
 const ARG_REGISTERS: [&str; 6] = ["RDI", "RSI", "RDX", "RCX", "R8", "R9"];
+
+/// `<letters><n>` with `n` a number: (the array, n) if the letters are
+/// `prefix`.
+fn numbered(suffix: &str, prefix: &str, array: &str) -> Option<(String, Option<usize>)> {
+    let n = suffix.strip_prefix(prefix)?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| (array.to_string(), n.parse().ok()))
+}
 
 /// One field as a define of the header names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +93,17 @@ impl Field {
 pub fn field(name: &str) -> Option<Field> {
     let s = STRUCTS.iter().find(|s| name.starts_with(s.field_prefix) && name != s.size && name != s.align)?;
     let suffix = &name[s.field_prefix.len()..];
-    let (member, index) = match (s.c_name, suffix.strip_prefix("XMM")) {
-        ("context_sys_boot_frame", Some(n)) => ("xmm".to_string(), Some(n.parse().ok()?)),
-        ("context_sys_boot_frame", None) if ARG_REGISTERS.contains(&suffix) => {
-            ("gp".to_string(), ARG_REGISTERS.iter().position(|r| *r == suffix))
-        }
-        _ => (suffix.to_ascii_lowercase(), None),
+    let boot = s.c_name == "context_sys_boot_frame";
+    let (member, index) = if !boot {
+        (suffix.to_ascii_lowercase(), None)
+    } else if let Some(element) =
+        numbered(suffix, "XMM", "xmm").or_else(|| numbered(suffix, "X", "gp")).or_else(|| numbered(suffix, "D", "fp"))
+    {
+        element
+    } else if ARG_REGISTERS.contains(&suffix) {
+        ("gp".to_string(), ARG_REGISTERS.iter().position(|r| *r == suffix))
+    } else {
+        (suffix.to_ascii_lowercase(), None)
     };
     Some(Field { strukt: s.c_name, rust_struct: s.rust_name, member, index, define: name.to_string() })
 }

@@ -84,7 +84,7 @@ int64_t ctc_mix24(int8_t a, uint8_t b, float c, int16_t d, double e, uint16_t f,
 }
 
 /* Sixteen floating parameters then eight integers: the last eight floats
- * and the last two integers go on the stack, floats first.  Returns a
+ * go on the stack, and on x86_64 the last two integers after them.  Returns a
  * double computed with ordinary (rounded) arithmetic. */
 double ctc_fp16_int8(float a0, double a1, float a2, double a3, float a4, double a5, float a6, double a7, float a8,
                      double a9, float a10, double a11, float a12, double a13, float a14, double a15, int8_t b0,
@@ -96,7 +96,8 @@ double ctc_fp16_int8(float a0, double a1, float a2, double a3, float a4, double 
     return f * 0.5 + i;
 }
 
-/* Twenty-four pointers: six in registers, eighteen on the stack. */
+/* Twenty-four pointers: six (aarch64: eight) in registers, the rest on the
+ * stack. */
 uint64_t ctc_ptr24(void *p0, void *p1, void *p2, void *p3, void *p4, void *p5, void *p6, void *p7, void *p8,
                    void *p9, void *p10, void *p11, void *p12, void *p13, void *p14, void *p15, void *p16, void *p17,
                    void *p18, void *p19, void *p20, void *p21, void *p22, void *p23) {
@@ -138,7 +139,7 @@ void *ctc_ret_ptr(void *base, size_t offset) {
     return (char *)base + offset;
 }
 
-/* Two INTEGER eightbytes: returned in rax:rdx. */
+/* Two INTEGER eightbytes: returned in rax:rdx (aarch64: x0:x1). */
 struct ctc_pair_u64 {
     uint64_t lo;
     uint64_t hi;
@@ -149,7 +150,7 @@ struct ctc_pair_u64 ctc_ret_pair(uint64_t a, uint64_t b, double scale) {
     return r;
 }
 
-/* Four int32 packed into two INTEGER eightbytes: rax:rdx. */
+/* Four int32 packed into two INTEGER eightbytes: rax:rdx (aarch64: x0:x1). */
 struct ctc_i32x4 {
     int32_t a, b, c, d;
 };
@@ -159,7 +160,9 @@ struct ctc_i32x4 ctc_ret_i32x4(int32_t x, int16_t y, int8_t z) {
     return r;
 }
 
-/* An INTEGER eightbyte then an SSE one: rax and xmm0. */
+/* An INTEGER eightbyte then an SSE one: rax and xmm0.  On aarch64 a
+ * 16-byte struct that is not a homogeneous float aggregate comes back in
+ * x0:x1 whole, the double's bits in x1. */
 struct ctc_int_dbl {
     int64_t i;
     double d;
@@ -170,7 +173,8 @@ struct ctc_int_dbl ctc_ret_int_dbl(int64_t i, double d) {
     return r;
 }
 
-/* An SSE eightbyte then an INTEGER one: xmm0 and rax. */
+/* An SSE eightbyte then an INTEGER one: xmm0 and rax (aarch64: x0:x1,
+ * the double's bits in x0). */
 struct ctc_dbl_int {
     double d;
     int64_t i;
@@ -181,13 +185,14 @@ struct ctc_dbl_int ctc_ret_dbl_int(double d, int64_t i) {
     return r;
 }
 
-/* A 128-bit integer: rax:rdx, low half in rax. */
+/* A 128-bit integer: rax:rdx, low half in rax (aarch64: x0:x1, low in x0). */
 unsigned __int128 ctc_ret_u128(uint64_t hi, uint64_t lo) {
     unsigned __int128 v = ((unsigned __int128)hi << 64) | lo;
     return v * 3 + 1;
 }
 
-/* ---- variadic children: the caller must set al to bound the vector registers ---- */
+/* ---- variadic children: on x86_64 the caller must set al to bound the vector
+ * registers; on aarch64 Linux variadic arguments go where named ones would ---- */
 
 int64_t ctc_va_sum(int count, ...) {
     va_list ap;
@@ -274,7 +279,8 @@ void ctc_yield_forever(struct ctc_yielder *y) {
 
 /* A schedule of switches: workers 1..=n take turns in `order`; index 0 is
  * the host.  Every switch goes through ctc_swap_checked, so each worker
- * also checks its registers, MXCSR and x87 control word survived. */
+ * also checks its callee-saved registers and floating-point control state
+ * survived. */
 struct ctc_sched {
     struct context_sys_regs *ctx[CTC_SCHED_MAX + 1];
     const uint8_t *order;
@@ -286,15 +292,21 @@ struct ctc_sched {
     uint64_t log[CTC_SCHED_LOG];
 };
 
-/* The MXCSR and x87 control word worker `me` runs with: each worker picks a
- * different rounding mode and, for odd workers, flush-to-zero. */
-static uint32_t ctc_sched_mxcsr(uint64_t me) {
-    return 0x1f80u | (uint32_t)((me & 3) << 13) | ((me & 1) ? 0x8040u : 0);
-}
-
-static uint16_t ctc_sched_fpucw(uint64_t me) {
+/* ctc_swap_checked with the control state worker `me` runs with: each
+ * worker picks a different rounding mode and, for odd workers,
+ * flush-to-zero (x86_64: MXCSR with DAZ too, and an x87 control word;
+ * aarch64: FPCR).  Worker 0, the host, runs with the thread's defaults. */
+static uint64_t ctc_sched_swap(struct context_sys_regs *from, const struct context_sys_regs *to, uint64_t seed,
+                               uint64_t me) {
+#if defined(__x86_64__)
     static const uint16_t cw[4] = {0x037f, 0x077f, 0x0b7f, 0x0e7f};
-    return cw[me & 3];
+    uint32_t mxcsr = 0x1f80u | (uint32_t)((me & 3) << 13) | ((me & 1) ? 0x8040u : 0);
+    return ctc_swap_checked(from, to, seed, me == 0 ? 0x1f80 : mxcsr, me == 0 ? 0x037f : cw[me & 3]);
+#elif defined(__aarch64__)
+    /* FPCR.RMode is bits 23:22, FPCR.FZ bit 24. */
+    uint64_t fpcr = ((me & 3) << 22) | ((me & 1) ? (UINT64_C(1) << 24) : 0);
+    return ctc_swap_checked(from, to, seed, fpcr);
+#endif
 }
 
 /* The next worker to run, counted as resumed before it runs. */
@@ -316,7 +328,7 @@ void ctc_sched_worker(struct ctc_sched *s, uint64_t me) {
         if (runs != s->resumes[me]) s->lost[me] |= 1u << 16;
         uint64_t next = ctc_sched_next(s);
         uint64_t seed = (me << 56) ^ (runs * 0x9e3779b97f4a7c15u);
-        s->lost[me] |= ctc_swap_checked(s->ctx[me], s->ctx[next], seed, ctc_sched_mxcsr(me), ctc_sched_fpucw(me));
+        s->lost[me] |= ctc_sched_swap(s->ctx[me], s->ctx[next], seed, me);
     }
 }
 
@@ -325,7 +337,7 @@ void ctc_sched_worker(struct ctc_sched *s, uint64_t me) {
 uint64_t ctc_sched_run(struct ctc_sched *s, uint64_t seed) {
     uint64_t first = ctc_sched_next(s);
     if (first == 0) return 0;
-    s->lost[0] |= ctc_swap_checked(s->ctx[0], s->ctx[first], seed, 0x1f80, 0x037f);
+    s->lost[0] |= ctc_sched_swap(s->ctx[0], s->ctx[first], seed, 0);
     return s->lost[0];
 }
 
@@ -337,10 +349,17 @@ void ctc_leave_by_set(struct context_sys_regs *to, uint64_t *ran) {
     context_sys_set(to);
 }
 
-/* Spoils the saved state of *to (rbx ^= rbx_xor, MXCSR ^= mxcsr_xor) and
- * continues in it: the probes must notice. */
-void ctc_corrupt_and_set(struct context_sys_regs *to, uint64_t rbx_xor, uint32_t mxcsr_xor) {
-    to->rbx ^= rbx_xor;
-    to->mxcsr ^= mxcsr_xor;
+/* Spoils the saved state of *to (its first callee-saved register and its
+ * floating-point control state: x86_64 rbx ^= reg_xor, MXCSR ^= ctl_xor;
+ * aarch64 x19 ^= reg_xor, FPCR ^= ctl_xor) and continues in it: the probes
+ * must notice. */
+void ctc_corrupt_and_set(struct context_sys_regs *to, uint64_t reg_xor, uint32_t ctl_xor) {
+#if defined(__x86_64__)
+    to->rbx ^= reg_xor;
+    to->mxcsr ^= ctl_xor;
+#elif defined(__aarch64__)
+    to->x19 ^= reg_xor;
+    to->fpcr ^= ctl_xor;
+#endif
     context_sys_set(to);
 }

@@ -12,10 +12,12 @@ use core::ffi::{c_char, c_int, c_void};
 
 use context_sys::ContextRegs;
 
+use crate::FpControl;
 use crate::consts;
 
 /// An `unsigned __int128` as the C ABI returns it: the low half in the first
-/// integer return register (rax), the high half in the second (rdx).
+/// integer return register (rax; aarch64: x0), the high half in the second
+/// (rdx; x1).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct U128Halves {
@@ -63,7 +65,9 @@ pub fn record() -> CtcRecord {
     unsafe { *ctc_record_this_thread() }
 }
 
-/// What the probe child saw at entry and what it is told (`struct ctc_probe`).
+/// What the probe child saw at entry and what it is told (`struct ctc_probe`,
+/// x86_64 section of `c/ctc.h`).
+#[cfg(target_arch = "x86_64")]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct CtcProbe {
@@ -101,33 +105,129 @@ pub struct CtcProbe {
     pub spilled: [u64; 24],
 }
 
+/// What the probe child saw at entry and what it is told (`struct ctc_probe`,
+/// aarch64 section of `c/ctc.h`).
+#[cfg(target_arch = "aarch64")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CtcProbe {
+    /// sp at the child's first instruction (it points at the first stack
+    /// argument).
+    pub entry_sp: u64,
+    /// x0..x7 at entry.
+    pub gp: [u64; 8],
+    /// Padding (keeps `v` at a multiple of 16 for `stp q`).
+    pub pad0: u64,
+    /// q0..q7 at entry, low 64 bits first.
+    pub v: [[u64; 2]; 8],
+    /// FPCR at entry.
+    pub entry_fpcr: u64,
+    /// The child's own register block.
+    pub this: *mut ContextRegs,
+    /// The block it switches back to once.
+    pub parent: *mut ContextRegs,
+    /// Seeds its register patterns and its return values.
+    pub seed: u64,
+    /// FPCR the child runs with while suspended.
+    pub child_fpcr: u64,
+    /// How many stack arguments to copy into `spilled`.
+    pub nspill: u64,
+    /// `LOST_*` bits the child found when it was resumed.
+    pub child_mask: u64,
+    /// The stack arguments as the child saw them.
+    pub spilled: [u64; 24],
+}
+
 impl CtcProbe {
     /// A probe for a child whose register block is `this` and whose parent is
-    /// `parent`.
+    /// `parent`; the child runs with the default control state.
     pub fn new(this: *mut ContextRegs, parent: *mut ContextRegs) -> CtcProbe {
-        CtcProbe {
+        let mut p = CtcProbe {
+            #[cfg(target_arch = "x86_64")]
             entry_rsp: 0,
+            #[cfg(target_arch = "x86_64")]
             gp: [0; 6],
+            #[cfg(target_arch = "x86_64")]
             rax: 0,
+            #[cfg(target_arch = "x86_64")]
             xmm: [[0; 2]; 8],
+            #[cfg(target_arch = "x86_64")]
             entry_mxcsr: 0,
+            #[cfg(target_arch = "x86_64")]
             entry_fpucw: 0,
+            #[cfg(target_arch = "x86_64")]
             pad0: 0,
+            #[cfg(target_arch = "x86_64")]
+            child_mxcsr: 0,
+            #[cfg(target_arch = "x86_64")]
+            child_fpucw: 0,
+            #[cfg(target_arch = "x86_64")]
+            pad1: 0,
+            #[cfg(target_arch = "aarch64")]
+            entry_sp: 0,
+            #[cfg(target_arch = "aarch64")]
+            gp: [0; 8],
+            #[cfg(target_arch = "aarch64")]
+            pad0: 0,
+            #[cfg(target_arch = "aarch64")]
+            v: [[0; 2]; 8],
+            #[cfg(target_arch = "aarch64")]
+            entry_fpcr: 0,
+            #[cfg(target_arch = "aarch64")]
+            child_fpcr: 0,
             this,
             parent,
             seed: 0,
-            child_mxcsr: 0x1f80,
-            child_fpucw: 0x037f,
-            pad1: 0,
             nspill: 0,
             child_mask: u64::MAX,
             spilled: [0; 24],
+        };
+        p.set_child_control(FpControl::DEFAULT);
+        p
+    }
+
+    /// The stack pointer at the child's first instruction.
+    pub fn entry_sp(&self) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        return self.entry_rsp;
+        #[cfg(target_arch = "aarch64")]
+        return self.entry_sp;
+    }
+
+    /// The eight floating argument registers at entry, whole (xmm0..xmm7;
+    /// aarch64: q0..q7), low 64 bits first.
+    pub fn fp_regs(&self) -> &[[u64; 2]; 8] {
+        #[cfg(target_arch = "x86_64")]
+        return &self.xmm;
+        #[cfg(target_arch = "aarch64")]
+        return &self.v;
+    }
+
+    /// The floating-point control state at entry.
+    pub fn entry_control(&self) -> FpControl {
+        #[cfg(target_arch = "x86_64")]
+        return FpControl { mxcsr: self.entry_mxcsr, fpucw: self.entry_fpucw };
+        #[cfg(target_arch = "aarch64")]
+        return FpControl { fpcr: self.entry_fpcr };
+    }
+
+    /// Sets the control state the child runs with while suspended.
+    pub fn set_child_control(&mut self, ctl: FpControl) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.child_mxcsr = ctl.mxcsr;
+            self.child_fpucw = ctl.fpucw;
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            self.child_fpcr = ctl.fpcr;
         }
     }
 }
 
 /// Compile-time proof that the mirror matches the offsets the probe's
 /// assembly uses (which C checks against `struct ctc_probe`).
+#[cfg(target_arch = "x86_64")]
 const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(offset_of!(CtcProbe, entry_rsp) as u64 == consts::PROBE_ENTRY_RSP);
@@ -143,6 +243,27 @@ const _: () = {
     assert!(offset_of!(CtcProbe, seed) as u64 == consts::PROBE_SEED);
     assert!(offset_of!(CtcProbe, child_mxcsr) as u64 == consts::PROBE_CHILD_MXCSR);
     assert!(offset_of!(CtcProbe, child_fpucw) as u64 == consts::PROBE_CHILD_FPUCW);
+    assert!(offset_of!(CtcProbe, nspill) as u64 == consts::PROBE_NSPILL);
+    assert!(offset_of!(CtcProbe, child_mask) as u64 == consts::PROBE_CHILD_MASK);
+    assert!(offset_of!(CtcProbe, spilled) as u64 == consts::PROBE_SPILLED);
+    assert!(size_of::<CtcProbe>() as u64 == consts::PROBE_SIZE);
+};
+
+/// As above, for the aarch64 mirror.
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(CtcProbe, entry_sp) as u64 == consts::PROBE_ENTRY_SP);
+    assert!(offset_of!(CtcProbe, gp) as u64 == consts::PROBE_X0);
+    assert!(offset_of!(CtcProbe, gp) as u64 + 7 * 8 == consts::PROBE_X7);
+    assert!(offset_of!(CtcProbe, pad0) as u64 == consts::PROBE_PAD0);
+    assert!(offset_of!(CtcProbe, v) as u64 == consts::PROBE_V0);
+    assert!(offset_of!(CtcProbe, v) as u64 + 7 * 16 == consts::PROBE_V7);
+    assert!(offset_of!(CtcProbe, entry_fpcr) as u64 == consts::PROBE_ENTRY_FPCR);
+    assert!(offset_of!(CtcProbe, this) as u64 == consts::PROBE_SELF);
+    assert!(offset_of!(CtcProbe, parent) as u64 == consts::PROBE_PARENT);
+    assert!(offset_of!(CtcProbe, seed) as u64 == consts::PROBE_SEED);
+    assert!(offset_of!(CtcProbe, child_fpcr) as u64 == consts::PROBE_CHILD_FPCR);
     assert!(offset_of!(CtcProbe, nspill) as u64 == consts::PROBE_NSPILL);
     assert!(offset_of!(CtcProbe, child_mask) as u64 == consts::PROBE_CHILD_MASK);
     assert!(offset_of!(CtcProbe, spilled) as u64 == consts::PROBE_SPILLED);
@@ -236,11 +357,48 @@ pub struct DblInt {
     pub i: i64,
 }
 
-#[allow(missing_docs)] // each function is documented in c/children.c or c/probes_x86_64.S
+// The probes of c/probes_x86_64.S whose signatures are x86_64's.
+#[cfg(target_arch = "x86_64")]
 unsafe extern "C" {
-    fn ctc_record_this_thread() -> *mut CtcRecord;
     fn ctc_set_fp_control(mxcsr: u32, fpucw: u16);
     fn ctc_get_fp_control() -> u64;
+    fn ctc_swap_checked(from: *mut ContextRegs, to: *const ContextRegs, seed: u64, mxcsr: u32, fpucw: u16) -> u64;
+}
+
+// The probes of c/probes_aarch64.S whose signatures are aarch64's.
+#[cfg(target_arch = "aarch64")]
+unsafe extern "C" {
+    fn ctc_set_fp_control(fpcr: u64);
+    fn ctc_get_fp_control() -> u64;
+    fn ctc_swap_checked(from: *mut ContextRegs, to: *const ContextRegs, seed: u64, fpcr: u64) -> u64;
+}
+
+/// `ctc_swap_checked` (c/probes_*.S): loads recognisable values into every
+/// callee-saved register and the control state `ctl`, switches from `from`
+/// to `to`, and when something resumes `from` returns the `LOST_*` bits of
+/// what changed (0 if nothing did), with the caller's registers and control
+/// state restored.
+///
+/// # Safety
+///
+/// `from` must be a register block that stays put and that something will
+/// switch back to (or this never returns); `to` must be a valid switch
+/// target (saved by a swap, or prepared by `Context::init`) whose stack is
+/// alive; and whoever resumes `from` must do so on this thread with this
+/// frame still live. For example, passing a `to` whose child has already
+/// returned resumes a dead stack.
+pub unsafe fn swap_checked(from: *mut ContextRegs, to: *const ContextRegs, seed: u64, ctl: FpControl) -> u64 {
+    // SAFETY: the caller's duties above are exactly the probe's.
+    #[cfg(target_arch = "x86_64")]
+    return unsafe { ctc_swap_checked(from, to, seed, ctl.mxcsr, ctl.fpucw) };
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    return unsafe { ctc_swap_checked(from, to, seed, ctl.fpcr) };
+}
+
+#[allow(missing_docs)] // each function is documented in c/children.c or c/probes_*.S
+unsafe extern "C" {
+    fn ctc_record_this_thread() -> *mut CtcRecord;
 
     pub fn ctc_mix24(
         a: i8,
@@ -367,28 +525,40 @@ unsafe extern "C" {
     pub fn ctc_yield_forever(y: *mut Yielder);
     pub fn ctc_sched_worker(s: *mut Sched, me: u64);
     pub fn ctc_sched_run(s: *mut Sched, seed: u64) -> u64;
-    pub fn ctc_swap_checked(from: *mut ContextRegs, to: *const ContextRegs, seed: u64, mxcsr: u32, fpucw: u16) -> u64;
     pub fn ctc_probe_child();
     pub fn ctc_leave_by_set(to: *mut ContextRegs, ran: *mut u64) -> !;
-    pub fn ctc_corrupt_and_set(to: *mut ContextRegs, rbx_xor: u64, mxcsr_xor: u32) -> !;
+    pub fn ctc_corrupt_and_set(to: *mut ContextRegs, reg_xor: u64, ctl_xor: u32) -> !;
     /// `FE_TONEAREST`, `FE_DOWNWARD`, `FE_UPWARD`, `FE_TOWARDZERO` as this C
     /// library spells them.
     pub static ctc_fe_modes: [c_int; 4];
 }
 
-/// The calling thread's MXCSR and x87 control word.
-pub(crate) fn fp_control() -> (u32, u16) {
-    // SAFETY: the routine only stores the two registers in its red zone.
-    let both = unsafe { ctc_get_fp_control() };
-    (both as u32, (both >> 32) as u16)
+/// The calling thread's floating-point control state.
+pub(crate) fn fp_control() -> FpControl {
+    // SAFETY: the routine only reads the control registers (x86_64: storing
+    // them in its red zone).
+    let raw = unsafe { ctc_get_fp_control() };
+    #[cfg(target_arch = "x86_64")]
+    return FpControl { mxcsr: raw as u32, fpucw: (raw >> 32) as u16 };
+    #[cfg(target_arch = "aarch64")]
+    return FpControl { fpcr: raw };
 }
 
-/// Sets the calling thread's MXCSR and x87 control word.
-pub(crate) fn set_fp_control(mxcsr: u32, fpucw: u16) {
-    // SAFETY: loading the control registers has no memory effect; a value
-    // with reserved MXCSR bits set would fault (#GP), which is a test bug
-    // that kills the test loudly rather than corrupting anything.
-    unsafe { ctc_set_fp_control(mxcsr, fpucw) }
+/// Sets the calling thread's floating-point control state.
+pub(crate) fn set_fp_control(ctl: FpControl) {
+    // SAFETY: loading the control registers has no memory effect. On x86_64
+    // a value with reserved MXCSR bits set would fault (#GP), which is a
+    // test bug that kills the test loudly rather than corrupting anything;
+    // on aarch64 FPCR bits the CPU lacks are ignored.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        ctc_set_fp_control(ctl.mxcsr, ctl.fpucw)
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        ctc_set_fp_control(ctl.fpcr)
+    }
 }
 
 /// The C library's four rounding-mode values: to nearest, downward, upward,

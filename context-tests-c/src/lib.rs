@@ -12,8 +12,9 @@
 //! * a few hundred generated recording children (see `build.rs`), each
 //!   recording the exact bits of the arguments it received, with a C wrapper
 //!   that calls it directly; [`GENERATED`] describes them.
-//! * `c/probes_x86_64.S`: probes for what C cannot see: callee-saved
-//!   registers, MXCSR and the x87 control word across a switch, and a fresh
+//! * `c/probes_x86_64.S` and `c/probes_aarch64.S`: probes for what C cannot
+//!   see: callee-saved registers and the floating-point control state
+//!   (MXCSR and the x87 control word; FPCR) across a switch, and a fresh
 //!   context's entry state (stack alignment, argument registers, stack
 //!   arguments).
 //! * `c/harness.c` and `c/layout.c`: C programs with no Rust at all, built
@@ -84,7 +85,8 @@ pub enum CType {
 }
 
 impl CType {
-    /// Whether values of this type travel in xmm registers.
+    /// Whether values of this type travel in floating registers (xmm;
+    /// aarch64: v).
     pub fn is_float(self) -> bool {
         matches!(self, CType::F32 | CType::F64)
     }
@@ -182,22 +184,75 @@ impl Stack {
     }
 }
 
-/// The calling thread's MXCSR and x87 control word.
-pub fn fp_control() -> (u32, u16) {
+/// The floating-point control state each context keeps for itself: on
+/// x86_64 the MXCSR and the x87 control word, on aarch64 FPCR.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpControl {
+    /// MXCSR (its status flags travel along, but are not preserved).
+    pub mxcsr: u32,
+    /// The x87 control word.
+    pub fpucw: u16,
+}
+
+/// The floating-point control state each context keeps for itself: on
+/// x86_64 the MXCSR and the x87 control word, on aarch64 FPCR.
+#[cfg(target_arch = "aarch64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpControl {
+    /// FPCR, all of it control state (the status flags are FPSR's).
+    pub fpcr: u64,
+}
+
+impl FpControl {
+    /// What a Linux thread starts with.
+    #[cfg(target_arch = "x86_64")]
+    pub const DEFAULT: FpControl = FpControl { mxcsr: 0x1f80, fpucw: 0x037f };
+    /// What a Linux thread starts with.
+    #[cfg(target_arch = "aarch64")]
+    pub const DEFAULT: FpControl = FpControl { fpcr: 0 };
+
+    /// Test control states, different for neighbouring `k`: every rounding
+    /// mode, and flush-to-zero (x86_64: with denormals-are-zero; aarch64:
+    /// with default-NaN) on half of them; on x86_64 every x87 precision and
+    /// rounding control too. All exceptions stay masked (aarch64: trap
+    /// enables are never set).
+    pub fn variant(k: usize) -> FpControl {
+        #[cfg(target_arch = "x86_64")]
+        return FpControl {
+            mxcsr: 0x1f80 | ((k as u32 & 3) << 13) | if k & 4 != 0 { 0x8040 } else { 0 },
+            fpucw: [0x037f, 0x027f, 0x0f7f, 0x077f, 0x0b7f, 0x007f][k % 6],
+        };
+        // FPCR.RMode is bits 23:22, FZ bit 24, DN bit 25.
+        #[cfg(target_arch = "aarch64")]
+        return FpControl { fpcr: ((k as u64 & 3) << 22) | if k & 4 != 0 { 3 << 24 } else { 0 } };
+    }
+
+    /// The part of the state a switch must preserve: on x86_64 the MXCSR
+    /// status flags are masked off; on aarch64 it is all of FPCR.
+    pub fn control_bits(self) -> FpControl {
+        #[cfg(target_arch = "x86_64")]
+        return FpControl { mxcsr: self.mxcsr & context_sys::layout::MXCSR_CONTROL_MASK as u32, ..self };
+        #[cfg(target_arch = "aarch64")]
+        return self;
+    }
+}
+
+/// The calling thread's floating-point control state.
+pub fn fp_control() -> FpControl {
     ffi::fp_control()
 }
 
-/// The calling thread's MXCSR control bits (its status flags masked off:
-/// they are not preserved across calls) and x87 control word.
-pub fn fp_control_bits() -> (u32, u16) {
-    let (mxcsr, fpucw) = ffi::fp_control();
-    (mxcsr & context_sys::layout::MXCSR_CONTROL_MASK as u32, fpucw)
+/// The calling thread's floating-point control state without its status
+/// flags (x86_64's MXCSR holds some; they are not preserved across calls).
+pub fn fp_control_bits() -> FpControl {
+    ffi::fp_control().control_bits()
 }
 
-/// Sets the calling thread's MXCSR and x87 control word.
-pub fn set_fp_control(mxcsr: u32, fpucw: u16) {
-    ffi::set_fp_control(mxcsr, fpucw)
+/// Sets the calling thread's floating-point control state.
+pub fn set_fp_control(ctl: FpControl) {
+    ffi::set_fp_control(ctl)
 }
 
-/// The MXCSR and x87 control word a Linux thread starts with.
-pub const DEFAULT_FP_CONTROL: (u32, u16) = (0x1f80, 0x037f);
+/// The control state a Linux thread starts with.
+pub const DEFAULT_FP_CONTROL: FpControl = FpControl::DEFAULT;

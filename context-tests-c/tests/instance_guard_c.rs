@@ -58,8 +58,10 @@ fn an_unprobed_60k_frame_is_a_stack_overflow_in_the_default_guard() {
 }
 
 /// Two stacks made one after the other, the first directly above the
-/// second (the kernel hands out addresses top-down, so this is what
-/// consecutive mappings usually are): `(upper, lower)`.
+/// second: `(upper, lower)`. Consecutive mappings usually touch, but in
+/// which order depends on who places them: the kernel hands out addresses
+/// top-down (the first mapping is the upper one), qemu-user's own
+/// allocator bottom-up (the first is the lower one). Both orders are tried.
 fn adjacent_pair(upper_size: usize, lower_size: usize) -> (Stack, Stack) {
     let mut made = Vec::new();
     for _ in 0..16 {
@@ -69,6 +71,12 @@ fn adjacent_pair(upper_size: usize, lower_size: usize) -> (Stack, Stack) {
             return (upper, lower);
         }
         // Keep the misses mapped so the next pair is not placed over them.
+        made.push((upper, lower));
+        let lower = Stack::new(lower_size).unwrap();
+        let upper = Stack::new(upper_size).unwrap();
+        if lower.top() == upper.mapping_start() {
+            return (upper, lower);
+        }
         made.push((upper, lower));
     }
     panic!("no two consecutive stacks were adjacent: {made:?}");

@@ -3,9 +3,10 @@
 //! Each worker is a C function on its own stack that, every time it runs,
 //! logs how many times it has run (a counter on its own stack), checks that
 //! against the schedule, and switches straight to the next worker through
-//! `ctc_swap_checked`, which loads recognisable values into rbx, rbp,
-//! r12–r15, a per-worker MXCSR and x87 control word, and checks them all when
-//! the worker is resumed. The host starts the schedule and is switched back
+//! `ctc_swap_checked`, which loads recognisable values into every
+//! callee-saved register (rbx, rbp, r12–r15; aarch64: x19–x28, fp, d8–d15)
+//! and a per-worker control state (MXCSR and x87 control word; FPCR), and
+//! checks them all when the worker is resumed. The host starts the schedule and is switched back
 //! to at its end.
 
 mod common;

@@ -44,7 +44,6 @@ mod defines;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use test_support::repo::{files_with_extension, root, strip_comments};
 
@@ -628,8 +627,53 @@ context_sys_start:
     assert!(bad[4].contains("offset must be a CONTEXT_SYS_BOOT_* name"), "{}", bad[4]);
 }
 
+/// The probes of `c/probes_<arch>.S`: the same global routines in both
+/// files (ctc.h declares one contract), each a well-formed routine
+/// (`.p2align`, `.globl`, `.type`, `.cfi_startproc` ... `.cfi_endproc`,
+/// `.size`), aarch64's beginning with `bti c` (it may be reached by `blr`),
+/// and both files ending with a non-executable stack note.
+#[test]
+fn both_probe_files_define_the_same_well_formed_routines() {
+    let mut globals = Vec::new();
+    for arch in ["x86_64", "aarch64"] {
+        let file = format!("context-tests-c/c/probes_{arch}.S");
+        let text = strip_comments(&std::fs::read_to_string(root().join(&file)).unwrap());
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let mut names: Vec<String> = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(name) = line.strip_prefix(".globl ") else { continue };
+            let name = name.trim();
+            let at = |what: &str| format!("{file}: {name}: {what}");
+            assert!(i > 0 && lines[i - 1].starts_with(".p2align"), "{}", at("no .p2align before .globl"));
+            assert!(lines[i + 1].starts_with(&format!(".type {name},")), "{}", at("no .type after .globl"));
+            assert_eq!(lines[i + 2], format!("{name}:"), "{}", at("the label does not follow .type"));
+            assert_eq!(lines[i + 3], ".cfi_startproc", "{}", at("the routine does not open its CFI"));
+            if arch == "aarch64" {
+                assert_eq!(lines[i + 4], "bti c", "{}", at("a global aarch64 routine must begin with `bti c`"));
+            }
+            let size = format!(".size {name}, .-{name}");
+            let end = lines[i..].iter().position(|l| *l == size).unwrap_or_else(|| panic!("{}", at("no .size")));
+            assert_eq!(lines[i + end - 1], ".cfi_endproc", "{}", at(".cfi_endproc does not end the routine"));
+            names.push(name.to_string());
+        }
+        assert!(
+            lines.iter().any(|l| l.starts_with(".section .note.GNU-stack")),
+            "{file} has no .note.GNU-stack section"
+        );
+        names.sort();
+        globals.push(names);
+    }
+    assert!(globals[0].len() >= 4, "{globals:?}");
+    assert_eq!(globals[0], globals[1], "probes_x86_64.S and probes_aarch64.S define different routines");
+}
+
+/// x86_64 only: the bench's sequences are x86_64 assembly, and on an
+/// aarch64 machine `cc` cannot assemble them (under qemu-user `cc` is the
+/// x86_64 host's, which x86_64 runs already check).
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn the_bench_assembly_assembles() {
+    use std::process::Command;
     let files = files_with_extension(&root().join("context-tests-c/bench-c"), "S");
     assert!(!files.is_empty(), "no .S under context-tests-c/bench-c");
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tidy_asm");

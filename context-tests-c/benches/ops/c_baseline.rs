@@ -33,7 +33,13 @@ pub struct Baseline {
 }
 
 const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-c/fault_baseline.c");
+/// The target the baseline is compiled for: the one this bench runs on
+/// (cc-rs then finds its compiler as cargo's cross set-up names it, e.g.
+/// `CC_aarch64_unknown_linux_gnu` under qemu-user).
+#[cfg(target_arch = "x86_64")]
 const TARGET: &str = "x86_64-unknown-linux-gnu";
+#[cfg(target_arch = "aarch64")]
+const TARGET: &str = "aarch64-unknown-linux-gnu";
 
 fn compile(dir: &Path) -> Result<PathBuf, String> {
     let so = dir.join("libcontext_tests_c_fault_baseline.so");

@@ -20,13 +20,10 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, mprotect, munmap};
 use super::Op;
 use super::context_ops::STACK_BYTES;
 
-/// The page size.
+/// The system's page size (4, 16 or 64 KiB on arm64 kernels: never
+/// assumed), as `instance` reads it.
 pub fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| usize::try_from(p).ok())
-        .unwrap_or(4096)
+    instance::page_size()
 }
 
 /// A guard region of `instance::DEFAULT_GUARD_SIZE` (rounded up to pages)

@@ -37,18 +37,49 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The C compiler: `$CC`, else `cc`.
+/// The C compiler for the architecture these tests run on:
+/// `$CC_<target>` (how cargo's cross set-up names the target's compiler,
+/// e.g. `CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc` when the tests
+/// run under qemu-user), else `$CC`, else `cc`.
 pub fn cc() -> Command {
     tool("CC", "cc")
 }
 
-/// The C++ compiler: `$CXX`, else `c++`.
+/// The C++ compiler, chosen like [`cc`]: `$CXX_<target>`, `$CXX`, `c++`.
 pub fn cxx() -> Command {
     tool("CXX", "c++")
 }
 
+/// The Rust target these tests were built for, as cargo's per-target
+/// variables spell it (`aarch64_unknown_linux_gnu`).
+fn target_suffix() -> String {
+    format!("{}_unknown_linux_gnu", std::env::consts::ARCH)
+}
+
 fn tool(var: &str, default: &str) -> Command {
-    Command::new(std::env::var_os(var).unwrap_or_else(|| OsString::from(default)))
+    let program = std::env::var_os(format!("{var}_{}", target_suffix()))
+        .or_else(|| std::env::var_os(var))
+        .unwrap_or_else(|| OsString::from(default));
+    Command::new(program)
+}
+
+/// A command that runs `exe`, a program built with [`cc`] for this
+/// architecture: directly, or through cargo's runner for the target
+/// (`$CARGO_TARGET_<TARGET>_RUNNER`, e.g. `qemu-aarch64 -L
+/// /usr/aarch64-linux-gnu`) when one is set, as it must be when these tests
+/// themselves run under qemu-user (nothing else can start the program).
+pub fn run_target(exe: &Path) -> Command {
+    let var = format!("CARGO_TARGET_{}_RUNNER", target_suffix().to_ascii_uppercase());
+    let runner = std::env::var(var).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    }
 }
 
 /// Runs `cmd` and returns what it did, failing the test if it could not be

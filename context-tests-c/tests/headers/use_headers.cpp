@@ -26,6 +26,14 @@ void (*const use_region_enter)() = &instance_host_region_enter;
 
 std::size_t regs_size() {
     context_sys_regs regs{};
+    /* The saved stack pointer's field is named after the architecture's
+     * register. */
+#if defined(__x86_64__)
     regs.rsp = context_sys_get_current_stack_pointer();
-    return sizeof regs + static_cast<std::size_t>(regs.rsp & 0);
+    uint64_t sp = regs.rsp;
+#else
+    regs.sp = context_sys_get_current_stack_pointer();
+    uint64_t sp = regs.sp;
+#endif
+    return sizeof regs + static_cast<std::size_t>(sp & 0);
 }
