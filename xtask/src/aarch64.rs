@@ -7,7 +7,9 @@
 //!    otherwise the step prints SKIPPED. A missing Rust target with the C
 //!    tools present is said in one loud line, and the C smoke test below
 //!    still runs under qemu.
-//! 2. Cross-builds and runs the tests of [`PACKAGES`] under qemu (cargo's
+//! 2. The layout check of `cargo xtask layout` for the aarch64 section of
+//!    the header ([`crate::layout::run_aarch64`]); then cross-builds and
+//!    runs clippy for aarch64 and the tests of [`PACKAGES`] under qemu (cargo's
 //!    runner), in `target/aarch64` so the x86_64 build cache stays valid,
 //!    and prints how many tests ran per package and how long each took;
 //!    then runs the sandbox demonstration (`demo/sandbox.rs`) under qemu.
@@ -43,7 +45,7 @@ pub(crate) const QEMU: &str = "qemu-aarch64";
 pub(crate) const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
 /// The packages whose tests run under qemu.
-pub const PACKAGES: &[&str] = &["stackful-context-sys", "stackful-context", "stackful-instance"];
+pub const PACKAGES: &[&str] = &["stackful-context-sys", "stackful-context", "stackful-instance", "context-tests-c"];
 
 /// The routines `context_sys.h` declares: each must be a global function of
 /// the aarch64 object.
@@ -116,6 +118,15 @@ pub fn run() -> Result<(), String> {
             Ok(())
         };
     }
+    // Before the tests, as on x86_64: a layout mistake crashes tests in
+    // ways that do not say which field.
+    crate::layout::run_aarch64()?;
+    // The code behind `cfg(target_arch = "aarch64")` gets the lints the
+    // x86_64 clippy step never sees.
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--target", TARGET, "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    util::run(cross(&mut clippy))?;
+    println!("aarch64: clippy --workspace --all-targets clean");
     let counts = test_packages()?;
     check_object()?;
     println!("aarch64: tests run under {QEMU}, per package:");
