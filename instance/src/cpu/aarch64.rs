@@ -1,6 +1,6 @@
 //! aarch64: the PSTATE bits a guest can change from EL0 that change what
 //! the host's code does (DIT, SSBS, TCO; BTYPE in an interrupted state),
-//! SME's streaming mode and ZA, the floating-point control register FPCR,
+//! SME's streaming mode, ZA and TPIDR2_EL0, the floating-point control register FPCR,
 //! and the interrupted registers of a ucontext (`pc`, `sp`, `regs`,
 //! `pstate`).
 //!
@@ -72,15 +72,25 @@ fn read_features() -> u64 {
     f
 }
 
+/// SVCR.SM: streaming SVE mode.
+const SVCR_SM: u64 = 1 << 0;
+/// SVCR.ZA: the ZA array is on.
+const SVCR_ZA: u64 = 1 << 1;
+
 /// The PSTATE bits among DIT, SSBS and TCO that the host runs with (only
-/// those the CPU has), read before a run enters its guest and put back
-/// after it.
+/// those the CPU has), and with SME its TPIDR2_EL0 (the SME ABI's lazy-save
+/// pointer: non-null while ZA holds the host's data, which a callee that
+/// wants ZA must save through the block it points at), read before a run
+/// enters its guest and put back after it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct HostFlags(u64);
+pub(crate) struct HostFlags {
+    pstate: u64,
+    tpidr2: u64,
+}
 
 impl HostFlags {
     /// Before the first run: none read yet.
-    pub(crate) const UNSET: HostFlags = HostFlags(0);
+    pub(crate) const UNSET: HostFlags = HostFlags { pstate: 0, tpidr2: 0 };
 }
 
 /// Reads the PSTATE bits of [`HostFlags`] that the CPU has.
@@ -111,28 +121,123 @@ fn read_pstate_bits(f: u64) -> u64 {
 /// The flags of the host about to enter a guest.
 #[inline(always)]
 pub(crate) fn host_flags() -> HostFlags {
-    HostFlags(read_pstate_bits(features()))
+    let f = features();
+    let tpidr2 = if f & FEATURE_SME != 0 { read_tpidr2() } else { 0 };
+    HostFlags { pstate: read_pstate_bits(f), tpidr2 }
 }
 
-/// Host, right after a guest switched back to it (returned or yielded), or
-/// entering a host region: puts back the host's DIT, SSBS and TCO where the
-/// guest changed them (a guest that turned the speculative-store-bypass
-/// mitigation or MTE's tag checks off must not turn them off for the host),
-/// and leaves SME's streaming mode and ZA if the guest left them on (in
-/// streaming mode most Advanced SIMD instructions, which the host's code
-/// uses freely, are undefined). Reads are cheap; a register is written only
-/// when it differs. (After a fault or kill the handler has already put them
-/// back in the interrupted state, see [`resume_at`] and
-/// [`leave_guest_modes`].)
+/// TPIDR2_EL0. The caller has checked that the CPU has SME.
+#[inline(always)]
+fn read_tpidr2() -> u64 {
+    let v: u64;
+    // SAFETY: TPIDR2_EL0 exists (HWCAP2_SME); reading it has no effect.
+    unsafe { core::arch::asm!("mrs {}, s3_3_c13_c0_5", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// SVCR. The caller has checked that the CPU has SME.
+#[inline(always)]
+fn read_svcr() -> u64 {
+    let v: u64;
+    // SAFETY: SVCR exists (HWCAP2_SME); reading it has no effect.
+    unsafe { core::arch::asm!("mrs {}, s3_3_c4_c2_2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Host, right after a guest switched back to it (returned, yielded, or
+/// left through a handler's way back), or entering a host region: puts back
+/// the host's DIT, SSBS and TCO where the guest changed them (a guest that
+/// turned the speculative-store-bypass mitigation or MTE's tag checks off
+/// must not turn them off for the host), and the host's SME state (see
+/// [`leave_guest_sme`]). Reads are cheap; a register is written only when
+/// it differs. (After a fault or kill the handler has already put the
+/// PSTATE bits back in the interrupted state, see [`resume_at`], and the
+/// way back has left streaming mode, see [`leave_guest_modes`].)
 #[inline(always)]
 pub(crate) fn restore_host_flags(host: HostFlags) {
     let f = features();
     let now = read_pstate_bits(f);
-    if now != host.0 {
-        write_pstate_bits(f, now ^ host.0, host.0);
+    if now != host.pstate {
+        write_pstate_bits(f, now ^ host.pstate, host.pstate);
     }
     if f & FEATURE_SME != 0 {
-        leave_streaming_mode();
+        leave_guest_sme(host.tpidr2);
+    }
+}
+
+/// Leaves the SME state a guest left for the host `host_tpidr2` (its
+/// TPIDR2_EL0 when it entered the guest):
+///
+/// * streaming mode off (in it most Advanced SIMD instructions, which the
+///   host's code uses freely, are undefined);
+/// * TPIDR2_EL0 null unless it is still the host's own: a guest's lazy-save
+///   pointer (or a made-up one) must not reach the host, whose next
+///   `__arm_tpidr2_save`/`__arm_za_disable` (glibc's `longjmp`, the
+///   unwinder) would store ZA through it;
+/// * ZA off, unless the host's own lazy save is still pending (TPIDR2 still
+///   the host's non-null block, ZA on: the guest did not touch ZA, which
+///   holds the host's data; turning it off would lose that data, since the
+///   host's caller, finding TPIDR2 still set, does not restore it).
+///
+/// A guest's own ZA contents and lazy-save state are discarded, not saved:
+/// a guest must not yield or call a host region with ZA live (commit its
+/// lazy save first, as `__arm_za_disable` does).
+#[inline(always)]
+fn leave_guest_sme(host_tpidr2: u64) {
+    let svcr = read_svcr();
+    let tpidr2 = read_tpidr2();
+    if svcr & (SVCR_SM | SVCR_ZA) == 0 && tpidr2 == 0 {
+        return;
+    }
+    leave_guest_sme_slow(svcr, tpidr2, host_tpidr2);
+}
+
+#[cold]
+fn leave_guest_sme_slow(svcr: u64, tpidr2: u64, host_tpidr2: u64) {
+    let host_dormant = host_tpidr2 != 0 && tpidr2 == host_tpidr2 && svcr & SVCR_ZA != 0;
+    if tpidr2 != 0 && !host_dormant {
+        // SAFETY: TPIDR2_EL0 exists (SME); null means no lazy save pending,
+        // which is true once ZA is off (below) or holds no one's data.
+        unsafe { core::arch::asm!("msr s3_3_c13_c0_5, xzr", options(nomem, nostack, preserves_flags)) };
+    }
+    let stop = if host_dormant { svcr & SVCR_SM } else { svcr & (SVCR_SM | SVCR_ZA) };
+    if stop != 0 {
+        smstop(stop);
+    }
+}
+
+/// `smstop` of the SVCR bits in `bits` (SM, ZA or both; not 0). The caller
+/// has checked that the CPU has SME.
+#[inline(always)]
+fn smstop(bits: u64) {
+    // SAFETY: `smstop`, `smstop sm`, `smstop za` (msr svcrsmza/svcrsm/
+    // svcrza, #0, written as their encodings for assemblers without SME)
+    // leave streaming mode and/or turn ZA off. Leaving streaming mode
+    // zeroes every vector register, callee-saved d8-d15 included, so all 32
+    // are declared clobbered (the compiler saves the host's d8-d15 around
+    // it), and the P registers and FFR, which no host value lives in across
+    // a call; the guest's Z, P and ZA contents are discarded.
+    unsafe {
+        if bits == SVCR_SM | SVCR_ZA {
+            core::arch::asm!(
+                ".inst 0xd503467f", // smstop
+                out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+                out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+                clobber_abi("C"),
+                options(nomem, nostack, preserves_flags),
+            )
+        } else if bits == SVCR_SM {
+            core::arch::asm!(
+                ".inst 0xd503427f", // smstop sm
+                out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+                out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+                clobber_abi("C"),
+                options(nomem, nostack, preserves_flags),
+            )
+        } else {
+            // ZA only: no vector register changes.
+            core::arch::asm!(".inst 0xd503447f", options(nomem, nostack, preserves_flags)) // smstop za
+        }
     }
 }
 
@@ -151,33 +256,6 @@ fn write_pstate_bits(f: u64, changed: u64, to: u64) {
     if changed & f & PSTATE_TCO != 0 {
         // SAFETY: TCO exists; the value is the host's own, read before.
         unsafe { core::arch::asm!("msr s3_3_c4_c2_7, {}", in(reg) to & PSTATE_TCO, options(nomem, nostack)) };
-    }
-}
-
-/// Leaves streaming SVE mode and turns ZA off if either is on (SVCR.SM,
-/// SVCR.ZA). The caller has checked that the CPU has SME.
-#[inline(always)]
-fn leave_streaming_mode() {
-    let svcr: u64;
-    // SAFETY: SVCR exists (HWCAP2_SME); reading it has no effect.
-    unsafe { core::arch::asm!("mrs {}, s3_3_c4_c2_2", out(reg) svcr, options(nomem, nostack, preserves_flags)) };
-    if svcr & 0b11 != 0 {
-        // SAFETY: `smstop` (msr svcrsmza, #0, written as its encoding for
-        // assemblers without SME) leaves streaming mode and turns ZA off.
-        // Leaving streaming mode zeroes every vector register, callee-saved
-        // d8-d15 included, so all 32 are declared clobbered (the compiler
-        // saves the host's d8-d15 around it), and the P registers and FFR,
-        // which no host value lives in across a call; the guest's Z, P and
-        // ZA contents are discarded.
-        unsafe {
-            core::arch::asm!(
-                ".inst 0xd503467f",
-                out("v8") _, out("v9") _, out("v10") _, out("v11") _,
-                out("v12") _, out("v13") _, out("v14") _, out("v15") _,
-                clobber_abi("C"),
-                options(nomem, nostack, preserves_flags),
-            )
-        };
     }
 }
 
@@ -209,11 +287,14 @@ pub(crate) fn load_fp_control(control: FpControl) {
 
 /// On the way back from a handler that abandoned a guest, before host code
 /// runs: the kernel's sigreturn restored the guest's streaming mode and ZA
-/// from the signal frame; leave them (see [`restore_host_flags`]).
+/// from the signal frame; leave streaming mode here (the way back's Rust
+/// code may use Advanced SIMD). ZA and TPIDR2_EL0 are left to
+/// [`restore_host_flags`], which the host runs right after the switch the
+/// way back makes to it, and which knows the host's TPIDR2.
 #[inline(always)]
 pub(crate) fn leave_guest_modes() {
-    if features() & FEATURE_SME != 0 {
-        leave_streaming_mode();
+    if features() & FEATURE_SME != 0 && read_svcr() & SVCR_SM != 0 {
+        smstop(SVCR_SM);
     }
 }
 
@@ -241,7 +322,7 @@ pub(crate) fn resume_at(uc: &mut libc::ucontext_t, pc: usize, sp: usize, host: H
     m.regs[29] = 0;
     m.regs[30] = 0;
     let mine = features() & (PSTATE_DIT | PSTATE_SSBS | PSTATE_TCO);
-    m.pstate = (m.pstate & !(PSTATE_BTYPE | mine)) | host.0;
+    m.pstate = (m.pstate & !(PSTATE_BTYPE | mine)) | host.pstate;
 }
 
 /// [`resume_at`] the function `f`, as if called with the stack pointer
