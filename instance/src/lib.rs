@@ -205,7 +205,7 @@
 //! | [`FaultKind::Arithmetic`] | `div`/`idiv` by zero or overflow; an unmasked SSE or x87 exception | never raised by the CPU: integer division by zero gives 0 and Linux enables no floating-point trap, so only a SIGFPE sent to the thread (`rt_tgsigqueueinfo` with a positive `si_code`) while the guest runs comes back as one |
 //! | [`FaultKind::Breakpoint`] | `int3`: [`FaultReport::pc`] is the byte after it | `brk`: `pc` is the `brk` itself |
 //! | [`FaultKind::IllegalInstruction`] | `ud2`, ... | `udf`, ...; the `si_code` differs between kernels (qemu-user gives `ILL_ILLOPN`, Linux `ILL_ILLOPC`) |
-//! | state a guest may leave that the host gets back as it was | EFLAGS.AC, DF (cleared), TF (cleared on a fault); MXCSR and x87 control word | PSTATE.DIT, SSBS and TCO (the host's values, for those the kernel reports in `AT_HWCAP`/`AT_HWCAP2`; BTYPE cleared when a fault or kill is redirected); SME streaming mode and ZA turned off (`smstop`); FPCR |
+//! | state a guest may leave that the host gets back as it was | EFLAGS.AC, DF (cleared), TF (cleared on a fault); MXCSR and x87 control word | PSTATE.DIT, SSBS and TCO (the host's values, for those the kernel reports in `AT_HWCAP`/`AT_HWCAP2`; BTYPE cleared when a fault or kill is redirected); SME streaming mode off, and ZA off and TPIDR2_EL0 (the lazy-save pointer) null unless they are still the host's own pending lazy save; FPCR |
 //! | after a fault or kill, before the host runs | the x87 stack emptied (`fninit`), the host's MXCSR and control word | the host's FPCR; no x87 |
 //! | the handlers' entry | clears EFLAGS.AC first | `bti c` (the entry is reached by an indirect branch) |
 //! | page size | 4 KiB | 4, 16 or 64 KiB, read from the system ([`page_size`]) |
@@ -216,7 +216,10 @@
 //! modes above are the host's business: after a yield, or inside a
 //! [`host_region`], the guest continues with the host's, not with the ones
 //! it set (a guest that wants DIT or streaming mode sets it again after
-//! each). Where the CPU lacks one of DIT, SSBS, TCO or SME the library
+//! each). A guest's ZA contents are discarded, not saved, by a yield or a
+//! host region: as the SME ABI requires around any call that does not
+//! share ZA, a guest commits its lazy save (or has nothing live in ZA)
+//! before it yields or calls host code. Where the CPU lacks one of DIT, SSBS, TCO or SME the library
 //! never touches its register. The aarch64 build is tested under
 //! qemu-user, which reports MTE and SME but not DIT or SSBS: the DIT and
 //! SSBS paths are the same code as TCO's and are not run by the tests
