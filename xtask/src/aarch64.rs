@@ -41,6 +41,8 @@ use crate::util::{self, cargo, root, under_ci};
 /// The Rust target.
 pub const TARGET: &str = "aarch64-unknown-linux-gnu";
 pub(crate) const CC: &str = "aarch64-linux-gnu-gcc";
+/// The cross C++ compiler (package g++-aarch64-linux-gnu).
+pub(crate) const CXX: &str = "aarch64-linux-gnu-g++";
 pub(crate) const QEMU: &str = "qemu-aarch64";
 pub(crate) const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
@@ -79,6 +81,8 @@ pub(crate) fn cross(cmd: &mut Command) -> &mut Command {
     cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", CC)
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", format!("{QEMU} -L {SYSROOT}"))
         .env("CC_aarch64_unknown_linux_gnu", CC)
+        // The C++ header tests of context-tests-c compile for the target.
+        .env("CXX_aarch64_unknown_linux_gnu", CXX)
         .env("AR_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-ar")
         .env("CARGO_TARGET_DIR", target_dir())
 }
@@ -92,6 +96,9 @@ pub fn run() -> Result<(), String> {
     if !found(CC, "--version") {
         missing.push(CC);
     }
+    if !found(CXX, "--version") {
+        missing.push(CXX);
+    }
     if !found(QEMU, "--version") {
         missing.push(QEMU);
     }
@@ -99,7 +106,10 @@ pub fn run() -> Result<(), String> {
         missing.push(SYSROOT);
     }
     if !missing.is_empty() {
-        let what = format!("{} (apt-get install gcc-aarch64-linux-gnu qemu-user; .ci/run does)", missing.join(", "));
+        let what = format!(
+            "{} (apt-get install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user; .ci/run does)",
+            missing.join(", ")
+        );
         if under_ci() {
             return Err(format!("aarch64: missing {what}, and CI is set"));
         }
