@@ -11,7 +11,12 @@ use common::Rng;
 use context::Val;
 use instance::{Instance, StackPool, page_size};
 
-const STACK: usize = 512 * 1024;
+/// The stack's size: 128 pages (512 KiB with 4 KiB pages), room for the
+/// deepest guest below (70 frames of 4 KiB) plus three pages and a hot part
+/// of 65 pages whatever the page size.
+fn stack_size() -> usize {
+    128 * page_size()
+}
 const SECRET: u64 = 0x5ec2_e75e_c2e7_0001;
 
 /// Recurses `depth` pages deep (touching each page of its frames), then
@@ -95,7 +100,7 @@ fn run_round(inst: &mut Instance, depth: usize, rng: &mut Rng, extra: u64) -> Ve
 fn secrets_at_every_depth_are_gone_after_each_of_many_resets_with_paged_out_pages() {
     common::deadline();
     let mut rng = Rng(0x5c2b_0001);
-    let mut inst = Instance::new(STACK).unwrap();
+    let mut inst = Instance::new(stack_size()).unwrap();
     // Three full scrubs and the quick ones between them; the guest's depth
     // changes at random, so it goes deeper and shallower than learned.
     for round in 0..3 * instance::QUICK_SCRUBS_PER_FULL as usize + 5 {
@@ -111,7 +116,7 @@ fn secrets_at_every_depth_are_gone_after_each_of_many_resets_with_paged_out_page
 fn secrets_at_every_depth_are_gone_from_a_pooled_stack_across_many_takers() {
     common::deadline();
     let mut rng = Rng(0x5c2b_0002);
-    let pool = StackPool::new(STACK, instance::DEFAULT_GUARD_SIZE, 2).unwrap();
+    let pool = StackPool::new(stack_size(), instance::DEFAULT_GUARD_SIZE, 2).unwrap();
     for round in 0..2 * instance::QUICK_SCRUBS_PER_FULL as usize + 5 {
         let mut inst = Instance::with_stack(pool.take().unwrap());
         inst.set_scrub_stack(round % 2 == 0);

@@ -58,7 +58,8 @@ fn bad_input_is_a_typed_error() {
     // SAFETY: the entry point is rejected before anything runs.
     let err = unsafe { inst.run(0, &[]) }.unwrap_err();
     assert!(matches!(err, Error::Context(context::Error::NullEntryPoint)), "{err:?}");
-    let too_many: Vec<Val> = (0..1000u64).map(Val::U64).collect();
+    // More 8-byte stack slots than one page holds, whatever the page size.
+    let too_many: Vec<Val> = (0..(instance::page_size() / 8 + 16) as u64).map(Val::U64).collect();
     // SAFETY: rejected before anything runs (the arguments do not fit).
     let err = unsafe { inst.run(many_ints as *const () as usize, &too_many) }.unwrap_err();
     assert!(matches!(err, Error::Context(context::Error::StackTooSmall { .. })), "{err:?}");
