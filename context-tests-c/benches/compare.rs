@@ -121,7 +121,7 @@ fn clear_status_flags() {
     set_fpsr(fpsr() & !FPSR_STATUS);
 }
 
-/// One inexact division: sets MXCSR's precision flag.
+/// One inexact division: sets the inexact flag (MXCSR.PE; aarch64: FPSR.IXC).
 fn raise_inexact() {
     let q = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
     std::hint::black_box(q);

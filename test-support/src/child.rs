@@ -96,7 +96,8 @@ const RUNNER_VAR: &str = "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER";
 #[cfg(target_arch = "x86_64")]
 const RUNNER_VAR: &str = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER";
 
-/// A command that runs `exe`, this test binary, the way cargo ran it: when
+/// A command that runs `exe`, this test binary (or any program built for
+/// the same target), the way cargo ran it: when
 /// the build's target has a runner configured (`qemu-aarch64 -L …` for
 /// the aarch64 tests on an x86_64 machine, where the kernel cannot execute
 /// the binary itself), through that runner, whose words are split on

@@ -225,13 +225,12 @@ rust-version = \"0.0\"
                 .unwrap();
         assert_eq!(status.and_then(|s| s.code()), Some(3));
         assert_eq!(text, "out\nerr\n");
-        let t = Instant::now();
         let (status, text) =
             output_within(Command::new("sh").args(["-c", "echo started; exec sleep 30"]), Duration::from_millis(300))
                 .unwrap();
+        // Killed, not waited for: `sleep 30` would have exited 0.
         assert_eq!(status, None, "a run past its limit is killed");
         assert_eq!(text, "started\n");
-        assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
     }
 
     #[test]

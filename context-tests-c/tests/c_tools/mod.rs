@@ -69,17 +69,7 @@ fn tool(var: &str, default: &str) -> Command {
 /// /usr/aarch64-linux-gnu`) when one is set, as it must be when these tests
 /// themselves run under qemu-user (nothing else can start the program).
 pub fn run_target(exe: &Path) -> Command {
-    let var = format!("CARGO_TARGET_{}_RUNNER", target_suffix().to_ascii_uppercase());
-    let runner = std::env::var(var).unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    match words.next() {
-        Some(program) => {
-            let mut cmd = Command::new(program);
-            cmd.args(words).arg(exe);
-            cmd
-        }
-        None => Command::new(exe),
-    }
+    test_support::child::self_command(exe)
 }
 
 /// Runs `cmd` and returns what it did, failing the test if it could not be
